@@ -1,0 +1,50 @@
+"""The ``hyperpod-autoscaler`` console script: one sub-command per module in this package, imported only when used
+(so ``plan`` does not pay for the sandbox's imports)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+#: sub-command -> (module, one-line help). Each module has ``register(parser)`` and ``run(args) -> int``.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "plan": ("hyperpod_autoscaler.cli.plan", "pack pending pods onto HyperPod instance groups and print the plan"),
+    "disruption": ("hyperpod_autoscaler.cli.disruption", "print disruption decisions and why each node is kept"),
+    "sandbox": ("hyperpod_autoscaler.cli.sandbox", "run the autoscaler on an embedded HyperPod + EKS sandbox"),
+    "drill": ("hyperpod_autoscaler.cli.drill", "start a drill execution and follow it to the end"),
+    "status": ("hyperpod_autoscaler.cli.status", "show what the autoscaler sees and why"),
+}
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hyperpod-autoscaler", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if only is None or only == name:
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as exc:
+                if exc.name != module_name:
+                    raise
+                continue
+            module.register(sub_parser)
+            sub_parser.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(only=command if command in COMMANDS else None)
+    args = parser.parse_args(argv)
+    run = getattr(args, "_run", None)
+    if run is None:
+        parser.print_help()
+        return 2
+    return int(run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Errors of the domain. Lambda tasks raise the project's own error types so that Step Functions Retry/Catch match them by
+name the same way in AWS and in tests (the exception class name becomes the task's errorType)."""
+
+from __future__ import annotations
+
+
+class AutoscalerError(Exception):
+    """Base of every error the project raises on purpose."""
+
+
+class InvalidObject(AutoscalerError):
+    """An object (CR, manifest, event, API answer) is malformed. Names the object and the field."""
+
+    def __init__(self, kind: str, name: str, field: str, message: str) -> None:
+        self.kind = kind
+        self.name = name
+        self.field = field
+        self.message = message
+        where = f"{kind} {name}" if name else kind
+        super().__init__(f"{where}: field {field}: {message}" if field else f"{where}: {message}")
+
+
+class ClusterBusy(AutoscalerError):
+    """The HyperPod cluster or group is being updated by someone else (ConflictException, status Updating)."""
+
+
+class Throttled(AutoscalerError):
+    """The API throttled us; retry with backoff."""
+
+
+class InsufficientCapacity(AutoscalerError):
+    """HyperPod could not launch instances of a group (no capacity in the zone, quota, launch failures)."""
+
+
+class NotFound(AutoscalerError):
+    """The cluster, group or node does not exist."""
+
+
+class InvalidRequest(AutoscalerError):
+    """The request was rejected as invalid (ValidationException and the like); retrying will not help."""
+
+
+class RegistrationTimeout(AutoscalerError):
+    """New nodes did not become Running and Ready within the registration timeout."""
+
+
+class DrainBlocked(AutoscalerError):
+    """A drain cannot proceed yet (a PodDisruptionBudget refused an eviction); retry later."""
+
+
+class DisruptionAborted(AutoscalerError):
+    """A disruption was stopped (karpenter.sh/do-not-disrupt on the node or one of its pods)."""
+
+
+class LeaseHeld(AutoscalerError):
+    """Another invocation holds the reconcile lease."""

@@ -1,0 +1,177 @@
+"""Turning raw Kubernetes documents (from YAML files or the API) into typed objects.
+
+Errors name the object and the field (``Pod default/web-1: field spec.containers[0].resources.requests: cpu: 'x' is not a
+quantity``). In lenient mode a bad object is skipped and its error collected, so one bad object never stops the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from .errors import InvalidObject
+from .k8s import DaemonSet, Node, Pod, PodDisruptionBudget
+from .karpenter import HyperpodNodeClass, NodePool
+
+#: (api group, kind) -> model. The core group is "".
+MODELS: dict[tuple[str, str], type[BaseModel]] = {
+    ("", "Pod"): Pod,
+    ("", "Node"): Node,
+    ("apps", "DaemonSet"): DaemonSet,
+    ("policy", "PodDisruptionBudget"): PodDisruptionBudget,
+    ("karpenter.sh", "NodePool"): NodePool,
+    ("karpenter.sagemaker.amazonaws.com", "HyperpodNodeClass"): HyperpodNodeClass,
+}
+
+
+def object_name(doc: Mapping[str, Any]) -> str:
+    raw_meta = doc.get("metadata")
+    meta: Mapping[str, Any] = raw_meta if isinstance(raw_meta, Mapping) else {}
+    name = str(meta.get("name") or "")
+    namespace = meta.get("namespace")
+    return f"{namespace}/{name}" if namespace else name
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif str(part).startswith(("function-", "tagged-union", "union[")):
+            continue
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def validation_error(kind: str, name: str, exc: ValidationError) -> InvalidObject:
+    """The first error of a pydantic ValidationError, as an InvalidObject naming the field."""
+    first = exc.errors()[0]
+    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    if first.get("type") == "missing":
+        message = "required field is missing"
+    return InvalidObject(kind, name, _field_path(tuple(first.get("loc", ()))), message)
+
+
+def parse_as(model: type[BaseModel], doc: Mapping[str, Any], kind: str | None = None) -> Any:
+    """Validate ``doc`` as ``model``; raises InvalidObject naming the object and field."""
+    kind = kind or str(doc.get("kind") or model.__name__)
+    if not isinstance(doc, Mapping):
+        raise InvalidObject(kind, "", "", "is not a mapping")
+    meta = doc.get("metadata")
+    if not isinstance(meta, Mapping) or not meta.get("name"):
+        raise InvalidObject(kind, "", "metadata.name", "required field is missing")
+    try:
+        return model.model_validate(doc)
+    except ValidationError as exc:
+        raise validation_error(kind, object_name(doc), exc) from None
+    except ValueError as exc:  # a validator raised outside pydantic's wrapping
+        raise InvalidObject(kind, object_name(doc), "", str(exc)) from None
+
+
+def _group(api_version: str) -> str:
+    return api_version.split("/", 1)[0] if "/" in api_version else ""
+
+
+def parse_object(doc: Mapping[str, Any]) -> Any:
+    """Parse one document by its apiVersion group and kind; raises InvalidObject for unknown kinds or bad fields."""
+    if not isinstance(doc, Mapping):
+        raise InvalidObject("document", "", "", f"is a {type(doc).__name__}, not a Kubernetes object")
+    kind = doc.get("kind")
+    api_version = doc.get("apiVersion")
+    if not isinstance(kind, str) or not kind:
+        raise InvalidObject("object", object_name(doc), "kind", "required field is missing")
+    if not isinstance(api_version, str) or not api_version:
+        raise InvalidObject(kind, object_name(doc), "apiVersion", "required field is missing")
+    model = MODELS.get((_group(api_version), kind))
+    if model is None:
+        raise InvalidObject(
+            kind, object_name(doc), "apiVersion", f"{api_version} {kind} is not a kind the autoscaler reads"
+        )
+    if kind == "NodePool" and api_version != "karpenter.sh/v1":
+        raise InvalidObject(
+            kind, object_name(doc), "apiVersion", f"{api_version} is not supported; use karpenter.sh/v1"
+        )
+    return parse_as(model, doc, kind)
+
+
+@dataclass
+class ClusterObjects:
+    """Everything a decision reads, typed. ``errors`` holds the objects skipped in lenient mode."""
+
+    pods: list[Pod] = field(default_factory=list)
+    nodes: list[Node] = field(default_factory=list)
+    daemonsets: list[DaemonSet] = field(default_factory=list)
+    pdbs: list[PodDisruptionBudget] = field(default_factory=list)
+    nodepools: list[NodePool] = field(default_factory=list)
+    nodeclasses: list[HyperpodNodeClass] = field(default_factory=list)
+    errors: list[InvalidObject] = field(default_factory=list)
+
+    def add(self, obj: Any) -> None:
+        if isinstance(obj, Pod):
+            self.pods.append(obj)
+        elif isinstance(obj, Node):
+            self.nodes.append(obj)
+        elif isinstance(obj, DaemonSet):
+            self.daemonsets.append(obj)
+        elif isinstance(obj, PodDisruptionBudget):
+            self.pdbs.append(obj)
+        elif isinstance(obj, NodePool):
+            self.nodepools.append(obj)
+        elif isinstance(obj, HyperpodNodeClass):
+            self.nodeclasses.append(obj)
+        else:
+            raise TypeError(f"not a cluster object: {type(obj).__name__}")
+
+    @property
+    def pending_pods(self) -> list[Pod]:
+        return [p for p in self.pods if p.is_pending]
+
+    @property
+    def bound_pods(self) -> list[Pod]:
+        return [p for p in self.pods if p.spec.node_name and not p.is_terminal]
+
+
+def flatten_documents(docs: Iterable[Any]) -> list[Any]:
+    """Expand ``kind: List`` (and ``*List``) documents; drop empty YAML documents."""
+    out: list[Any] = []
+    for doc in docs:
+        if doc is None:
+            continue
+        if (
+            isinstance(doc, Mapping)
+            and str(doc.get("kind", "")).endswith("List")
+            and isinstance(doc.get("items"), list)
+        ):
+            out.extend(flatten_documents(doc["items"]))
+        else:
+            out.append(doc)
+    return out
+
+
+def load_yaml_documents(text: str, source: str = "<input>") -> list[Any]:
+    try:
+        return flatten_documents(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        raise InvalidObject("file", source, "", f"not valid YAML: {exc}") from None
+
+
+def parse_objects(docs: Iterable[Any], strict: bool = True, ignore_unknown_kinds: bool = False) -> ClusterObjects:
+    """Parse documents into ClusterObjects. Strict: the first bad object raises. Lenient: it is skipped and recorded."""
+    result = ClusterObjects()
+    for doc in flatten_documents(docs):
+        if ignore_unknown_kinds and isinstance(doc, Mapping):
+            key = (_group(str(doc.get("apiVersion", ""))), str(doc.get("kind", "")))
+            if key not in MODELS:
+                continue
+        try:
+            result.add(parse_object(doc))
+        except InvalidObject as exc:
+            if strict:
+                raise
+            result.errors.append(exc)
+    return result

@@ -1,0 +1,110 @@
+"""The question every part of the autoscaler asks the packing engine, and its answer.
+
+Scale-up asks it with the pending pods; consolidation asks it with the pods of candidate nodes and those nodes removed;
+``hyperpod-autoscaler plan`` asks it offline. The engine lives in ``domain.scheduling``; these are its input and output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .catalog import Catalog
+from .hyperpod import ClusterView
+from .k8s import DaemonSet, Node, Pod
+from .karpenter import HyperpodNodeClass, NodePool
+
+
+@dataclass(frozen=True)
+class InflightClaim:
+    """Capacity already asked for and not yet a Ready node (a running provision execution). Counted as capacity so that
+    overlapping decisions never provision the same pods twice."""
+
+    claim_id: str
+    nodepool: str
+    instance_group: str
+    instance_type: str
+    zone: str
+    count: int
+    pods: tuple[str, ...] = ()
+
+
+@dataclass
+class PlanInput:
+    pods: list[Pod]
+    """Pods to place (pending pods for scale-up; candidates' pods for consolidation)."""
+    nodes: list[Node]
+    bound_pods: list[Pod]
+    """Pods already running on ``nodes`` (they use capacity and count for spread/affinity)."""
+    nodepools: list[NodePool]
+    nodeclasses: list[HyperpodNodeClass]
+    cluster: ClusterView
+    catalog: Catalog
+    daemonsets: list[DaemonSet] = field(default_factory=list)
+    inflight: list[InflightClaim] = field(default_factory=list)
+    unavailable_groups: dict[str, str] = field(default_factory=dict)
+    """Instance groups not to launch into now (group -> reason), e.g. a capacity backoff."""
+
+
+@dataclass
+class PlanOptions:
+    allow_new_nodes: bool = True
+    max_new_nodes: int | None = None
+    """Cap on new nodes in this plan (a global safety cap, or 1 for a consolidation replacement)."""
+    time_budget_seconds: float = 2.0
+    """Time the engine may spend improving a feasible solution (repack, merge, downsize)."""
+    improve: bool = True
+
+
+@dataclass
+class NodeClaim:
+    """One new node: the NodePool it satisfies, the instance group (and so type and zone) it is launched in, its pods."""
+
+    nodepool: str
+    instance_group: str
+    instance_type: str
+    zone: str
+    pods: list[str]
+    price: float
+
+    def to_contract(self) -> dict[str, Any]:
+        return {
+            "nodePool": self.nodepool,
+            "instanceGroup": self.instance_group,
+            "instanceType": self.instance_type,
+            "zone": self.zone,
+            "pods": list(self.pods),
+        }
+
+
+@dataclass
+class Plan:
+    node_claims: list[NodeClaim] = field(default_factory=list)
+    existing_nodes: dict[str, list[str]] = field(default_factory=dict)
+    """Node name (or ``inflight:<claim id>``) -> pods placed on it."""
+    unschedulable: dict[str, str] = field(default_factory=dict)
+    """Pod key -> the reason no NodePool or node can take it."""
+    nodepool_errors: dict[str, str] = field(default_factory=dict)
+    """NodePools not used and why (invalid class, unknown group, ...)."""
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def scale_up(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for claim in self.node_claims:
+            out[claim.instance_group] = out.get(claim.instance_group, 0) + 1
+        return dict(sorted(out.items()))
+
+    @property
+    def hourly_cost(self) -> float:
+        return round(sum(c.price for c in self.node_claims), 6)
+
+    def to_contract(self) -> dict[str, Any]:
+        """The ``plan --output json`` contract, exactly."""
+        return {
+            "nodeClaims": [c.to_contract() for c in self.node_claims],
+            "existingNodes": [{"node": n, "pods": list(p)} for n, p in self.existing_nodes.items() if p],
+            "unschedulable": [{"pod": k, "reason": r} for k, r in self.unschedulable.items()],
+            "scaleUp": self.scale_up,
+            "hourlyCost": self.hourly_cost,
+        }
