@@ -1,0 +1,73 @@
+"""The Kubernetes side as the services see it. The adapter (``adapters.kube``) implements it with the official client;
+tests run it against the Kubernetes API emulator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from ..domain.k8s import Node, Pod, Taint
+from ..domain.objects import ClusterObjects
+
+EvictionResult = Literal["evicted", "blocked", "gone"]
+"""evicted: the API accepted the eviction; blocked: 429, a PodDisruptionBudget refused it (retry later); gone: 404/409."""
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """What an Event is about."""
+
+    kind: str
+    name: str
+    namespace: str | None = None
+    uid: str | None = None
+    api_version: str = "v1"
+
+
+class ClusterPort(Protocol):
+    def snapshot(self) -> ClusterObjects:
+        """One consistent view for a decision: nodes read BEFORE pending pods (err toward under-provisioning); pods are the
+        provisionable pending pods plus the pods bound to nodes; bad objects are skipped into ``errors``."""
+        ...
+
+    def list_scaled_objects(self) -> list[dict[str, Any]]: ...
+
+    def get_node(self, name: str) -> Node | None: ...
+
+    def list_pods_on_node(self, node_name: str) -> list[Pod]: ...
+
+    def taint_node(self, node_name: str, taint: Taint) -> None:
+        """Add the taint if absent (idempotent)."""
+        ...
+
+    def remove_taint(self, node_name: str, key: str) -> None:
+        """Remove every taint with this key (idempotent; a missing node is not an error)."""
+        ...
+
+    def cordon(self, node_name: str) -> None: ...
+
+    def uncordon(self, node_name: str) -> None: ...
+
+    def evict(self, namespace: str, name: str) -> EvictionResult:
+        """policy/v1 Eviction: 429 -> "blocked", 404/409 -> "gone"."""
+        ...
+
+    def delete_pod(self, namespace: str, name: str, grace_period_seconds: int | None = None) -> None: ...
+
+    def record_event(self, ref: ObjectRef, reason: str, message: str, type_: str = "Normal") -> None:
+        """Create a Kubernetes Event (deduplicated by ref + reason + message within a short window)."""
+        ...
+
+    def set_nodepool_conditions(self, name: str, conditions: list[dict[str, Any]]) -> None:
+        """Write status.conditions of a NodePool through the status subresource (merge by type; idempotent)."""
+        ...
+
+    def set_nodeclass_status(self, name: str, status: dict[str, Any]) -> None:
+        """Write status (conditions, instanceGroups) of a HyperpodNodeClass through the status subresource."""
+        ...
+
+    def get_scale(self, kind: str, namespace: str, name: str) -> tuple[int, int]:
+        """(spec.replicas, status.replicas) of a Deployment or StatefulSet's scale subresource."""
+        ...
+
+    def set_scale(self, kind: str, namespace: str, name: str, replicas: int) -> None: ...
