@@ -1,0 +1,165 @@
+"""The sandbox's own machinery: template wiring, EventBridge matching, alarm evaluation, report."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from hpa_testkit.sandbox.alarms import Alarm, evaluate, state_change_event
+from hpa_testkit.sandbox.eventbus import matches, resolve
+from hpa_testkit.sandbox.report import Sample, Timeline, percentile, write_report
+from hpa_testkit.sandbox.template import read_wiring
+
+ALARM_EVENT = {
+    "source": "aws.cloudwatch",
+    "detail-type": "CloudWatch Alarm State Change",
+    "resources": ["arn:aws:cloudwatch:us-east-1:123456789012:alarm:stack-pending-pods"],
+    "detail": {"alarmName": "stack-pending-pods", "state": {"value": "ALARM"}, "count": 5},
+}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "expected"),
+    [
+        ({"source": ["aws.cloudwatch"]}, True),
+        ({"source": ["aws.sagemaker"]}, False),
+        ({"detail": {"alarmName": ["stack-pending-pods"], "state": {"value": ["ALARM"]}}}, True),
+        ({"detail": {"state": {"value": ["OK"]}}}, False),
+        ({"detail": {"alarmName": [{"prefix": "stack-"}]}}, True),
+        ({"detail": {"alarmName": [{"suffix": "-pods"}]}}, True),
+        ({"detail": {"alarmName": [{"anything-but": "stack-pending-pods"}]}}, False),
+        ({"detail": {"alarmName": [{"anything-but": {"prefix": "other"}}]}}, True),
+        ({"detail": {"missing": [{"exists": False}]}}, True),
+        ({"detail": {"missing": [{"exists": True}]}}, False),
+        ({"detail": {"count": [{"numeric": [">", 3, "<=", 5]}]}}, True),
+        ({"detail": {"count": [{"numeric": [">", 5]}]}}, False),
+        ({"resources": [{"wildcard": "*:alarm:stack-*"}]}, True),
+        ({"detail-type": [{"equals-ignore-case": "cloudwatch alarm state change"}]}, True),
+    ],
+)
+def test_event_patterns(pattern: dict, expected: bool) -> None:
+    assert matches(pattern, ALARM_EVENT) is expected
+
+
+def test_resolve_intrinsics() -> None:
+    ctx = {"AWS::StackName": "stack", "ClusterName": "ml", "Fn.Arn": "arn:fn"}
+    assert resolve({"Fn::Sub": "${AWS::StackName}-pending"}, ctx) == "stack-pending"
+    assert resolve({"Ref": "ClusterName"}, ctx) == "ml"
+    assert resolve({"Fn::GetAtt": ["Fn", "Arn"]}, ctx) == "arn:fn"
+    assert resolve({"Fn::Sub": ["${X}-${ClusterName}", {"X": "a"}]}, ctx) == "a-ml"
+    assert resolve({"Fn::Join": ["/", ["a", {"Ref": "ClusterName"}]]}, ctx) == "a/ml"
+
+
+def _alarm(**kw: object) -> Alarm:
+    props = {
+        "AlarmName": "a",
+        "Namespace": "N",
+        "MetricName": "M",
+        "Statistic": "Maximum",
+        "Period": 10,
+        "EvaluationPeriods": 3,
+        "DatapointsToAlarm": 2,
+        "ComparisonOperator": "GreaterThanThreshold",
+        "Threshold": 0,
+    }
+    props.update(kw)
+    return Alarm.from_properties(props, "us-east-1", "123456789012")
+
+
+def test_alarm_m_of_n() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    alarm = _alarm()
+    one = [(now - timedelta(seconds=5), 3.0)]
+    two = [*one, (now - timedelta(seconds=25), 1.0)]
+    assert evaluate(alarm, [], now) == "INSUFFICIENT_DATA"
+    assert evaluate(alarm, one, now) == "OK"
+    assert evaluate(alarm, two, now) == "ALARM"
+    assert evaluate(_alarm(TreatMissingData="breaching"), one, now) == "ALARM"
+    assert evaluate(_alarm(TreatMissingData="notBreaching"), [], now) == "OK"
+    sums = [(now - timedelta(seconds=1), 1.0), (now - timedelta(seconds=2), 2.0)]
+    assert (
+        evaluate(_alarm(Statistic="Sum", Threshold=2.5, EvaluationPeriods=1, DatapointsToAlarm=1), sums, now) == "ALARM"
+    )
+
+
+def test_alarm_event_shape() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    event = state_change_event(_alarm(), "OK", "ALARM", now, "us-east-1", "123456789012")
+    assert event["source"] == "aws.cloudwatch"
+    assert event["detail-type"] == "CloudWatch Alarm State Change"
+    assert event["resources"] == ["arn:aws:cloudwatch:us-east-1:123456789012:alarm:a"]
+    assert event["detail"]["state"]["value"] == "ALARM"
+    assert event["detail"]["previousState"]["value"] == "OK"
+    json.loads(event["detail"]["state"]["reasonData"])
+
+
+TEMPLATE = """
+AWSTemplateFormatVersion: '2010-09-09'
+Transform: AWS::Serverless-2016-10-31
+Parameters:
+  ClusterName: {Type: String, Default: ml}
+Globals:
+  Function:
+    Environment: {Variables: {CLUSTER: !Ref ClusterName}}
+Resources:
+  Reconcile:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: functions/reconcile
+      Handler: app.handler
+      Events:
+        Tick: {Type: Schedule, Properties: {Schedule: rate(1 minute)}}
+        Pending:
+          Type: EventBridgeRule
+          Properties:
+            Pattern: {source: [aws.cloudwatch], detail: {alarmName: [!Sub '${AWS::StackName}-pending']}}
+  Provision:
+    Type: AWS::Serverless::StateMachine
+    Properties:
+      DefinitionUri: statemachines/provision.asl.json
+      DefinitionSubstitutions: {ScaleFunctionArn: !GetAtt Reconcile.Arn}
+  Rule:
+    Type: AWS::Events::Rule
+    Properties:
+      EventPattern: {source: [aws.sagemaker]}
+      Targets: [{Id: t, Arn: !GetAtt Reconcile.Arn}]
+  Alarm:
+    Type: AWS::CloudWatch::Alarm
+    Properties: {AlarmName: !Sub '${AWS::StackName}-pending', Namespace: N, MetricName: M, Threshold: 0,
+                 ComparisonOperator: GreaterThanThreshold, EvaluationPeriods: 1}
+"""
+
+
+def test_read_wiring(tmp_path) -> None:
+    path = tmp_path / "template.yaml"
+    path.write_text(TEMPLATE)
+    wiring = read_wiring(path)
+    fn = wiring.functions["Reconcile"]
+    assert str(fn.module_path) == "functions/reconcile/app.py" and fn.handler_name == "handler"
+    assert fn.environment == {"CLUSTER": {"Ref": "ClusterName"}}
+    assert wiring.state_machines["Provision"].substitutions == {
+        "ScaleFunctionArn": {"Fn::GetAtt": ["Reconcile", "Arn"]}
+    }
+    rules = {r.logical_id: r for r in wiring.rules_for("Reconcile")}
+    assert rules["Reconcile.Tick"].schedule == "rate(1 minute)"
+    assert rules["Rule"].pattern == {"source": ["aws.sagemaker"]}
+    pending = resolve(rules["Reconcile.Pending"].pattern, {"AWS::StackName": "s"})
+    assert matches(pending, {"source": "aws.cloudwatch", "detail": {"alarmName": "s-pending"}})
+    assert set(wiring.alarms) == {"Alarm"}
+
+
+def test_report(tmp_path) -> None:
+    timeline = Timeline()
+    for i in range(5):
+        timeline.samples.append(
+            Sample(t=i * 60.0, pending_pods=5 - i, running_pods=i, nodes={"g": i}, hourly_cost=i * 1.0)
+        )
+    timeline.event(30, "scale-up", "g +1")
+    assert timeline.node_hours() == {"g": pytest.approx((0 + 1 + 2 + 3) / 60)}
+    assert timeline.cost() == pytest.approx((0 + 1 + 2 + 3) / 60)
+    path = write_report(tmp_path, "t", timeline, {"cost": 1.0})
+    assert path.exists() and (tmp_path / "pods.png").stat().st_size > 1000
+    assert json.loads((tmp_path / "summary.json").read_text()) == {"cost": 1.0}
+    assert percentile([1, 2, 3, 4], 0.5) == 2.5
