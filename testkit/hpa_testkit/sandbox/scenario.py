@@ -1,0 +1,163 @@
+"""Sandbox scenarios: YAML files describing workloads, traffic, jobs, faults and drills on a simulated clock.
+
+See docs/scenarios.md for the format. Times are cluster seconds from the start of the scenario.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from hyperpod_autoscaler.domain.errors import InvalidObject
+from hyperpod_autoscaler.domain.objects import validation_error
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Deployment(_Model):
+    name: str
+    namespace: str = "default"
+    replicas: int = Field(default=1, ge=0)
+    cpu: str = "1"
+    memory: str = "1Gi"
+    gpus: int = Field(default=0, ge=0)
+    labels: dict[str, str] = Field(default_factory=dict)
+    pdb_min_available: int | str | None = Field(default=None, alias="pdbMinAvailable")
+
+
+class Traffic(_Model):
+    """Requests that drive a ScaledObject: replayed from the Azure LLM trace, or at a constant rate."""
+
+    source: Literal["azure-llm", "constant"] = "azure-llm"
+    kind: Literal["sqs", "alb"] = Field(default="sqs", alias="as")
+    queue: str | None = None
+    load_balancer: str | None = Field(default=None, alias="loadBalancer")
+    deployment: str
+    namespace: str = "default"
+    start: float = 0
+    end: float | None = None
+    rate: float = 0.0
+    rate_scale: float = Field(default=1.0, gt=0, alias="rateScale")
+    time_scale: float = Field(default=1.0, gt=0, alias="timeScale")
+    per_replica_per_second: float = Field(default=1.0, gt=0, alias="perReplicaPerSecond")
+
+    @model_validator(mode="after")
+    def _target(self) -> Traffic:
+        if self.kind == "sqs" and not self.queue:
+            raise ValueError("traffic as sqs needs queue")
+        if self.kind == "alb" and not self.load_balancer:
+            raise ValueError("traffic as alb needs loadBalancer")
+        return self
+
+
+class Job(_Model):
+    """A burst of GPU training Jobs: ``count`` pods that run for ``duration`` seconds once bound, with a PDB of minAvailable
+    = count and do-not-disrupt when ``doNotDisrupt``."""
+
+    at: float
+    name: str
+    namespace: str = "default"
+    count: int = Field(default=1, ge=1)
+    cpu: str = "2"
+    memory: str = "8Gi"
+    gpus: int = Field(default=1, ge=0)
+    duration: float = Field(default=600, gt=0)
+    do_not_disrupt: bool = Field(default=True, alias="doNotDisrupt")
+
+
+class Fault(_Model):
+    at: float
+    kind: Literal["capacity-outage", "throttling", "conflicts", "delete-failures"]
+    group: str | None = None
+    duration: float = Field(default=600, gt=0)
+    rate: float = Field(default=0.2, ge=0, le=1)
+
+
+class Drill(_Model):
+    at: float
+    name: str
+    input: dict[str, Any] = Field(default_factory=dict)
+
+
+class Scenario(_Model):
+    name: str
+    description: str = ""
+    duration: float = Field(default=3600, gt=0)
+    tick: float = Field(default=5, gt=0)
+    speed: float = Field(default=60, gt=0)
+    provisioning_delay: float | dict[str, float] = Field(default=90, alias="provisioningDelay")
+    seed: bool = True
+    deployments: list[Deployment] = Field(default_factory=list)
+    traffic: list[Traffic] = Field(default_factory=list)
+    jobs: list[Job] = Field(default_factory=list)
+    faults: list[Fault] = Field(default_factory=list)
+    drills: list[Drill] = Field(default_factory=list)
+
+    def delay_for(self, group: str) -> float:
+        if isinstance(self.provisioning_delay, dict):
+            return float(self.provisioning_delay.get(group, self.provisioning_delay.get("default", 90)))
+        return float(self.provisioning_delay)
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as exc:
+        raise InvalidObject("Scenario", str(path), "", f"not valid YAML: {exc}") from None
+    try:
+        return Scenario.model_validate(raw or {})
+    except ValidationError as exc:
+        raise validation_error("Scenario", str(path), exc) from None
+
+
+def load_azure_arrivals(path: str | Path) -> list[float]:
+    """Request arrival times (seconds from the first request) of the Azure LLM inference trace."""
+    out: list[float] = []
+    first: datetime | None = None
+    with Path(path).open() as handle:
+        for row in csv.DictReader(handle):
+            stamp = datetime.fromisoformat(row["TIMESTAMP"][:26])
+            first = first or stamp
+            out.append((stamp - first).total_seconds())
+    return out
+
+
+class ArrivalStream:
+    """Arrivals of one traffic entry on the cluster clock: ``take(until)`` returns how many requests arrived since the
+    last call. Trace times are stretched by ``timeScale`` and thinned deterministically by ``rateScale``."""
+
+    def __init__(self, traffic: Traffic, trace: list[float] | None) -> None:
+        self.traffic = traffic
+        self._times: list[float] = []
+        if traffic.source == "azure-llm":
+            if trace is None:
+                raise ValueError("azure-llm traffic needs the trace")
+            scale = traffic.rate_scale
+            for i, t in enumerate(trace):
+                copies = math.floor((i + 1) * scale) - math.floor(i * scale)  # deterministic thinning or repetition
+                self._times.extend([traffic.start + t * traffic.time_scale] * copies)
+        self._index = 0
+        self._clock = traffic.start
+        self._carry = 0.0
+
+    def take(self, until: float) -> int:
+        end = min(until, self.traffic.end) if self.traffic.end is not None else until
+        if self.traffic.source == "constant":
+            start = max(self._clock, self.traffic.start)
+            self._clock = max(self._clock, until)
+            self._carry += max(0.0, end - start) * self.traffic.rate
+            whole = math.floor(self._carry)
+            self._carry -= whole
+            return whole
+        count = 0
+        while self._index < len(self._times) and self._times[self._index] < end:
+            self._index += 1
+            count += 1
+        return count
