@@ -22,6 +22,8 @@ class _Model(BaseModel):
 
 
 class Deployment(_Model):
+    """A Deployment the sandbox creates (its pods are made by the controller stand-in)."""
+
     name: str
     namespace: str = "default"
     replicas: int = Field(default=1, ge=0)
@@ -94,6 +96,8 @@ class Scenario(_Model):
     speed: float = Field(default=60, gt=0)
     provisioning_delay: float | dict[str, float] = Field(default=90, alias="provisioningDelay")
     seed: bool = True
+    objects: list[dict[str, Any]] = Field(default_factory=list)
+    """Extra Kubernetes objects applied at the start (after the seed), as inline manifests."""
     deployments: list[Deployment] = Field(default_factory=list)
     traffic: list[Traffic] = Field(default_factory=list)
     jobs: list[Job] = Field(default_factory=list)
