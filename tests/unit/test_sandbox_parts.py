@@ -163,3 +163,21 @@ def test_report(tmp_path) -> None:
     assert path.exists() and (tmp_path / "pods.png").stat().st_size > 1000
     assert json.loads((tmp_path / "summary.json").read_text()) == {"cost": 1.0}
     assert percentile([1, 2, 3, 4], 0.5) == 2.5
+
+
+def test_pod_tracker_time_to_capacity() -> None:
+    from hpa_testkit.sandbox.tracking import PodTracker
+
+    tracker = PodTracker()
+    tracker.observe_node("old", 0)
+    tracker.observe_pending("u1", "default/a", 10)
+    tracker.observe_bound("u1", "default/a", "old", 12)  # room on an existing node
+    tracker.observe_pending("u2", "default/b", 10)
+    tracker.observe_node("new", 15)
+    tracker.observe_bound("u2", "default/b", "new", 140)  # waited for a new node with a 120 s delay
+    tracker.observe_pending("u3", "default/c", 20)
+    tracker.forget("u3")  # deleted before it was served: not counted
+    tracker.observe_pending("u4", "default/d", 30)
+    assert sorted(tracker.times_to_capacity()) == [2, 130]
+    assert sorted(tracker.beyond_provisioning({"new": 120.0})) == [2, 10]
+    assert tracker.unserved() == ["default/d"]
