@@ -6,7 +6,6 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from hpa_testkit.sandbox.alarms import Alarm, evaluate, state_change_event
 from hpa_testkit.sandbox.eventbus import matches, resolve
 from hpa_testkit.sandbox.report import Sample, Timeline, percentile, write_report

@@ -1,0 +1,141 @@
+"""Improving a feasible packing within a time budget.
+
+Moves, each accepted only when the plan's hourly cost strictly drops and every pod still fits:
+
+- *empty*: move all pods of a claim into the slack of other claims (without making their cheapest offering dearer), and
+  drop it. Tried on the least utilised claims first.
+- *merge*: replace a set of claims by one offering that holds all their pods for less than they cost together (e.g. four
+  1-GPU nodes whose pods fit a cheaper 4-GPU node). Candidates are grouped by the NodePool tier and the offerings the
+  pods accept.
+- *downsize* is built in: a claim always takes the cheapest offering that still fits its pods.
+
+Only claims whose pods carry no topology rule (no spread, affinity or anti-affinity of their own, and not counted by
+someone else's) are moved: moving such pods can never break a topology constraint. The moves are tried in a fixed order,
+so the result is the same for the same input when the budget suffices; with a short budget the search stops early.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from ..k8s import Pod
+from .vectors import count_fit_in, fits, vadd, vscale, vsub
+
+if TYPE_CHECKING:
+    from .packer import Claim, Packer
+    from .podclasses import PodClass
+
+
+class _Undo:
+    """Remembers claims' state so that a move that does not pay off can be rolled back exactly."""
+
+    def __init__(self, packer: Packer) -> None:
+        self.packer = packer
+        self.saved: dict[int, tuple] = {}
+
+    def touch(self, c: Claim) -> None:
+        if c.idx not in self.saved:
+            self.saved[c.idx] = (c, c.offerings, c.lo, c.used, len(c.pods), dict(c.counts), c.limit_off)
+
+    def rollback(self) -> None:
+        for c, offerings, lo, used, npods, counts, limit_off in self.saved.values():
+            c.offerings = offerings
+            self.packer._set_chosen(c, lo) if c.limit_off is limit_off else self._restore_limit(c, lo, limit_off)
+            c.used = used
+            del c.pods[npods:]
+            c.counts.clear()
+            c.counts.update(counts)
+        self.saved.clear()
+
+    def _restore_limit(self, c: Claim, lo: int, limit_off) -> None:
+        current = c.limit_off
+        if current is not None:
+            for name, amount in current.capacity.items():
+                current.pool.usage[name] -= amount
+        if limit_off is not None:
+            for name, amount in limit_off.capacity.items():
+                limit_off.pool.usage[name] += amount
+        c.limit_off = limit_off
+        c.lo = lo
+
+
+def _movable(packer: Packer, c: Claim) -> bool:
+    for cls_idx, level in c.counts:
+        cls = packer.class_by_idx[cls_idx]
+        view = cls.view(level)
+        if view is None or packer.rules(cls, level, view) or packer.selected_by(cls) or packer.owned_anti(cls):
+            return False
+    return True
+
+
+def _utilisation(c: Claim) -> float:
+    alloc = c.offerings[c.lo].alloc
+    return max((u / a for u, a in zip(c.used, alloc, strict=True) if a > 0 and u > 0), default=0.0)
+
+
+def _take_into(packer: Packer, d: Claim, cls: PodClass, level: int, pods: list[Pod], undo: _Undo) -> int:
+    """Put as many of ``pods`` (one class) into claim ``d`` as fit without raising its price; returns how many."""
+    from .packer import _first_fitting
+
+    view = cls.view(level)
+    assert view is not None
+    offs = packer._view_filter(d.offerings, view)
+    if not offs:
+        return 0
+    req = cls.req
+    price = d.offerings[d.lo].price
+    start = d.lo if offs is d.offerings else 0
+    j = _first_fitting(offs, vadd(d.used, req), start, d.limit_off)
+    if j < 0 or offs[j].price > price:
+        return 0
+    k = min(len(pods), count_fit_in(req, d.used, offs[j].alloc))
+    if k <= 0:
+        return 0
+    undo.touch(d)
+    d.offerings = offs
+    packer._set_chosen(d, j)
+    d.used = vadd(d.used, vscale(req, k))
+    d.pods.extend(pods[:k])
+    d.counts[(cls.idx, level)] += k
+    return k
+
+
+def _try_empty(packer: Packer, c: Claim, others: list[Claim]) -> bool:
+    undo = _Undo(packer)
+    for (cls_idx, level), _count in sorted(c.counts.items()):
+        cls = packer.class_by_idx[cls_idx]
+        pods = [p for p in c.pods if packer.pod_class[p.key] == (cls_idx, level)]
+        for d in others:
+            if not pods:
+                break
+            if d is c or not d.pods or not fits(cls.req, vsub(d.offerings[d.lo].alloc, d.used)):
+                continue
+            taken = _take_into(packer, d, cls, level, pods, undo)
+            pods = pods[taken:]
+        if pods:
+            undo.rollback()
+            return False
+    # every pod moved: drop c
+    packer._release(c)
+    return True
+
+
+def improve(packer: Packer, budget_seconds: float) -> None:
+    deadline = time.perf_counter() + max(0.0, budget_seconds)
+    improved = True
+    rounds = 0
+    while improved and time.perf_counter() < deadline:
+        improved = False
+        rounds += 1
+        live = [c for c in packer.claims if c.pods and _movable(packer, c)]
+        order = sorted(live, key=lambda c: (_utilisation(c), -c.price, c.idx))
+        for c in order:
+            if time.perf_counter() >= deadline:
+                break
+            if not c.pods:
+                continue
+            others = [d for d in packer.claims if d is not c and d.pods]
+            if _try_empty(packer, c, others):
+                improved = True
+    packer.improve_stats["empty_rounds"] = rounds

@@ -1,0 +1,833 @@
+"""The packing engine: places pod classes on existing capacity, then on new node claims, GPU-first and cost-aware.
+
+Order: classes sorted by GPUs (then Neuron devices) descending, then by dominant share of the largest node, then CPU and
+memory: GPUs are where the money is, so GPU pods choose their nodes first and CPU pods fill what is left around them.
+
+For each class (all its pods at once, in chunks as large as the constraints allow):
+1. existing nodes and in-flight capacity (first fit, in name order);
+2. claims opened earlier in this run, when the pods fit without making the claim's cheapest offering dearer;
+3. new claims: the offering with the lowest price per pod placed (counting the pods of later classes the node would
+   also hold), within the highest-weight tier of NodePools that can take the pod.
+A claim keeps every offering that still fits its pods (flexible), and the cheapest one is chosen at the end.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+from ..k8s import HOSTNAME_LABEL, Pod
+from ..plan import NodeClaim, Plan, PlanInput, PlanOptions
+from ..resources import CPU, GPU, MEMORY, NEURON
+from .fit import format_taint, untolerated_taint
+from .offerings import (
+    Bin,
+    DaemonSetIndex,
+    Offering,
+    OfferingSet,
+    Pool,
+    build_bins,
+    build_inflight_bins,
+    build_offerings,
+)
+from .podclasses import PodClass, View, class_key, skip_reason
+from .topology import Group, Rule, Topology
+from .vectors import UNBOUNDED, Space, Vec, count_fit, count_fit_in, fits, fits_sum, vadd, vscale
+
+ALL_EFFECTS = ("NoSchedule", "NoExecute", "PreferNoSchedule")
+#: How many later classes a new node's lookahead may consider, and how many candidate offerings it evaluates in full.
+LOOKAHEAD_CLASSES = 24
+LOOKAHEAD_OFFERINGS = 8
+
+
+class _BestTable:
+    """For one class, the offerings of its tier with how many of its pods each holds; answers "which offering gives the
+    lowest price per pod when at most L pods are placed" in O(log n). With ``cnt >= L`` the price per pod is price/L (the
+    cheapest such offering wins); with ``cnt < L`` it is price/cnt."""
+
+    __slots__ = ("by_cnt", "cnts", "prefix_cheapest", "suffix_unit")
+
+    def __init__(self, feasible: list[tuple[int, Offering]]) -> None:
+        self.by_cnt = sorted(feasible, key=lambda t: (-t[0], t[1].price, t[1].idx))
+        self.cnts = [-k for k, _ in self.by_cnt]  # ascending, for bisect
+        self.prefix_cheapest: list[tuple[float, int, int]] = []  # best (price, idx, position) among by_cnt[: i + 1]
+        best: tuple[float, int, int] | None = None
+        for i, (_k, o) in enumerate(self.by_cnt):
+            cand = (o.price, o.idx, i)
+            if best is None or cand < best:
+                best = cand
+            self.prefix_cheapest.append(best)
+        self.suffix_unit: list[tuple[float, int, float, int, int] | None] = [None] * (len(self.by_cnt) + 1)
+        for i in range(len(self.by_cnt) - 1, -1, -1):
+            k, o = self.by_cnt[i]
+            cand = (o.price / k, -k, o.price, o.idx, i)
+            nxt = self.suffix_unit[i + 1]
+            self.suffix_unit[i] = cand if nxt is None or cand < nxt else nxt
+
+    def best(self, limit: int) -> tuple[Offering, int]:
+        import bisect
+
+        split = bisect.bisect_right(self.cnts, -limit)  # by_cnt[:split] have cnt >= limit
+        choice: tuple | None = None
+        if split > 0:
+            price, idx, i = self.prefix_cheapest[split - 1]
+            choice = (price / limit, -limit, price, idx, i, limit)
+        rest = self.suffix_unit[split]
+        if rest is not None:
+            unit, negk, price, idx, i = rest
+            cand = (unit, negk, price, idx, i, -negk)
+            if choice is None or cand < choice:
+                choice = cand
+        assert choice is not None
+        return self.by_cnt[choice[4]][1], choice[5]
+
+
+class Claim:
+    """A new node being planned: its pods and every offering that still fits them (sorted by price)."""
+
+    __slots__ = ("counts", "hostname", "idx", "limit_off", "lo", "offerings", "pods", "tier", "used")
+
+    def __init__(self, idx: int, offerings: list[Offering], tier: int, used: Vec) -> None:
+        self.idx = idx
+        self.hostname = f"<new-node-{idx}>"
+        self.offerings = offerings
+        self.tier = tier
+        self.lo = 0
+        self.used = used
+        self.pods: list[Pod] = []
+        self.counts: dict[tuple[int, int], int] = defaultdict(int)
+        self.limit_off: Offering | None = None
+
+    @property
+    def chosen(self) -> Offering:
+        return self.offerings[self.lo]
+
+    @property
+    def price(self) -> float:
+        return self.offerings[self.lo].price
+
+
+def _limits_ok(o: Offering, current: Offering | None) -> bool:
+    pool = o.pool
+    if not pool.limits:
+        return True
+    remove = current.capacity if current is not None and current.pool is pool else None
+    return pool.limit_excess(o.capacity, remove) is None
+
+
+def _first_fitting(offerings: list[Offering], used: Vec, start: int, current: Offering | None) -> int:
+    """Index of the cheapest offering from ``start`` that holds ``used`` within its pool's limits, or -1."""
+    for i in range(start, len(offerings)):
+        o = offerings[i]
+        if fits(used, o.alloc) and _limits_ok(o, current):
+            return i
+    return -1
+
+
+class Packer:
+    def __init__(self, inp: PlanInput, opts: PlanOptions) -> None:
+        self.inp = inp
+        self.opts = opts
+        self.started = time.perf_counter()
+        self.skipped: dict[str, str] = {}
+        self.unschedulable: dict[str, str] = {}
+        self.relaxed: dict[str, list[str]] = {}
+        # pods to place, deduplicated, skipping those the engine never places
+        pods: list[Pod] = []
+        seen: set[str] = set()
+        for pod in inp.pods:
+            if pod.key in seen:
+                continue
+            seen.add(pod.key)
+            why = skip_reason(pod)
+            if why:
+                self.skipped[pod.key] = why
+            else:
+                pods.append(pod)
+        extra: set[str] = set()
+        for pod in pods:
+            extra.update(pod.requests)
+        for ds in inp.daemonsets:
+            extra.update(ds.requests)
+        self.space = Space(extra)
+        self.daemonsets = DaemonSetIndex(inp.daemonsets)
+        self.offer: OfferingSet = build_offerings(
+            inp.nodepools,
+            inp.nodeclasses,
+            inp.cluster,
+            inp.catalog,
+            self.daemonsets,
+            self.space,
+            inp.unavailable_groups,
+        )
+        self.pools: list[Pool] = self.offer.pools
+        moving = {p.key for p in pods}
+        self.bins, self.bound_by_node = build_bins(
+            inp.nodes, inp.bound_pods, moving, self.daemonsets, self.space, self.pools
+        )
+        self.inflight = build_inflight_bins(
+            inp.inflight, self.pools, inp.catalog, inp.cluster.name, self.daemonsets, self.space, self.offer.warnings
+        )
+        for _claim, bins in self.inflight:
+            self.bins.extend(bins)
+        self.claims: list[Claim] = []
+        self.topo = Topology()
+        # caches
+        self._compat_off: dict[tuple, list[Offering]] = {}
+        self._compat_bins: dict[tuple, list[Bin]] = {}
+        self._filter_cache: dict[tuple, tuple[list[Offering], list[Offering]]] = {}
+        self._rules: dict[tuple[int, int], list[Rule]] = {}
+        self._fix: dict[tuple[int, int], tuple[str, ...]] = {}
+        self._selected: dict[int, list[Group]] = {}
+        self._owned: dict[int, list[Group]] = {}
+        self._u: dict[tuple[int, int], float] = {}
+        self.max_new = opts.max_new_nodes if opts.allow_new_nodes else 0
+        self._pending_inflight: list[tuple[PodClass, Bin, Pod]] = []
+        self._level = 0
+        self.live_claims = 0
+        self.pod_class: dict[str, tuple[int, int]] = {}
+        self.improve_stats: dict[str, object] = {}
+        self._allowed_idx: dict[tuple, frozenset[int]] = {}
+        self._best_cache: dict[tuple, _BestTable | None] = {}
+        self._dvalues: dict[tuple, list[str]] = {}
+        # classes
+        self.classes = self._build_classes(pods)
+        self.class_by_idx = {c.idx: c for c in self.classes}
+        self._place_inflight_pods()
+        self._init_topology()
+
+    # --- setup -------------------------------------------------------------------------------------------------------
+
+    def _build_classes(self, pods: list[Pod]) -> list[PodClass]:
+        by_key: dict[tuple, PodClass] = {}
+        for pod in pods:
+            key = class_key(pod)
+            cls = by_key.get(key)
+            if cls is None:
+                cls = PodClass(
+                    idx=len(by_key),
+                    key=key,
+                    pods=[],
+                    req=self.space.vec(pod.requests),
+                    namespace=pod.namespace,
+                    labels=dict(pod.metadata.labels),
+                )
+                by_key[key] = cls
+            cls.pods.append(pod)
+        ref = [1] * len(self.space.names)
+        for o in self.offer.offerings:
+            ref = [max(a, b) for a, b in zip(ref, o.alloc, strict=True)]
+        for b in self.bins:
+            ref = [max(a, min(b.alloc[i], 1 << 50)) for i, a in enumerate(ref)]
+        i_cpu, i_mem = self.space.index[CPU], self.space.index[MEMORY]
+        i_gpu, i_neuron = self.space.index[GPU], self.space.index[NEURON]
+        for cls in by_key.values():
+            r = cls.req
+            dominant = max(r[i_cpu] / ref[i_cpu], r[i_mem] / ref[i_mem])
+            cls.sort_key = (-r[i_gpu], -r[i_neuron], -dominant, -r[i_cpu], -r[i_mem], repr(cls.key))
+        return sorted(by_key.values(), key=lambda c: c.sort_key)
+
+    def _place_inflight_pods(self) -> None:
+        """Pods an in-flight claim was made for are already placed there (first fit over its virtual nodes)."""
+        wanted: dict[str, list[Bin]] = {}
+        for claim, bins in self.inflight:
+            for key in claim.pods:
+                wanted[key] = bins
+        if not wanted:
+            return
+        for cls in self.classes:
+            keep = []
+            for pod in cls.pods:
+                bins = wanted.get(pod.key)
+                if bins is None:
+                    keep.append(pod)
+                    continue
+                target = next((b for b in bins if fits_sum(b.used, cls.req, b.alloc)), bins[0])
+                target.used = vadd(target.used, cls.req)
+                target.pods.append(pod.key)
+                self._pending_inflight.append((cls, target, pod))
+            cls.pods = keep
+
+    def _init_topology(self) -> None:
+        """Create every group the classes' views and the bound pods' anti-affinity terms need, and count bound pods."""
+        owner_groups: list[Group] = []
+        for cls in self.classes + [c for c, _, _ in self._pending_inflight]:
+            view = cls.view(0)
+            if view is None:
+                continue
+            for s in view.spreads:
+                self.topo.spread_group(s, cls.namespace, cls.labels)
+            for t in view.affinity:
+                self.topo.term_group(t, cls.namespace)
+            for t in view.anti_affinity:
+                self.topo.term_group(t, cls.namespace)
+            for t in self._required_anti(cls.rep):
+                owner_groups.append(self.topo.term_group(t, cls.namespace))
+        bound: list[tuple[Pod, Bin]] = []
+        bins_by_name = {b.node_name: b for b in self.bins if not b.key.startswith("inflight:")}
+        for node_name, pods in self.bound_by_node.items():
+            b = bins_by_name.get(node_name)
+            if b is None:
+                continue
+            for pod in pods:
+                bound.append((pod, b))
+                for t in self._required_anti(pod):
+                    owner_groups.append(self.topo.term_group(t, pod.namespace))
+        self._owner_groups = {id(g): g for g in owner_groups}
+        groups = list(self.topo.groups.values())
+        for pod, b in bound:
+            for g in groups:
+                if g.selects(pod.namespace, pod.metadata.labels):
+                    g.add(self._bin_domain(b, g.key), 1)
+            for t in self._required_anti(pod):
+                self.topo.term_group(t, pod.namespace).add_owner(self._bin_domain(b, t.topology_key), 1)
+        for cls, b, _pod in self._pending_inflight:
+            self._record(cls, b, None, 1)
+
+    @staticmethod
+    def _required_anti(pod: Pod) -> list:
+        aff = pod.spec.affinity
+        if aff is None or aff.pod_anti_affinity is None:
+            return []
+        return list(aff.pod_anti_affinity.required_during_scheduling_ignored_during_execution)
+
+    # --- compatibility -----------------------------------------------------------------------------------------------
+
+    def _offering_mismatch(self, view: View, o: Offering) -> str | None:
+        taint = untolerated_taint(view.tolerations, o.taints, ALL_EFFECTS)
+        if taint is not None:
+            return f"taint {format_taint(taint)} is not tolerated"
+        req = view.node_req.first_mismatch(o.labels)
+        if req is not None:
+            have = o.labels.get(req.key)
+            return (
+                f"node affinity/selector {req} does not match ({req.key}={have})"
+                if have is not None
+                else (f"node affinity/selector {req} does not match (no {req.key} label)")
+            )
+        if not view.field_req.matches({}):
+            return "matchFields on metadata.name cannot match a new node"
+        return None
+
+    def _bin_mismatch(self, view: View, b: Bin) -> str | None:
+        if b.unusable:
+            return b.unusable
+        taint = untolerated_taint(view.tolerations, b.taints, ALL_EFFECTS)
+        if taint is not None:
+            return f"taint {format_taint(taint)} is not tolerated"
+        req = view.node_req.first_mismatch(b.labels)
+        if req is not None:
+            return f"node affinity/selector {req} does not match"
+        if not view.field_req.matches({"metadata.name": b.node_name}):
+            return "matchFields on metadata.name does not match"
+        return None
+
+    def compat_offerings(self, view: View) -> list[Offering]:
+        """Offerings a view accepts, sorted by (tier, price, index)."""
+        found = self._compat_off.get(view.node_key)
+        if found is None:
+            found = [o for o in self.offer.offerings if self._offering_mismatch(view, o) is None]
+            found.sort(key=lambda o: (o.tier, o.price, o.idx))
+            self._compat_off[view.node_key] = found
+        return found
+
+    def compat_bins(self, view: View) -> list[Bin]:
+        found = self._compat_bins.get(view.node_key)
+        if found is None:
+            found = [b for b in self.bins if self._bin_mismatch(view, b) is None]
+            self._compat_bins[view.node_key] = found
+        return found
+
+    def _filter(self, offerings: list[Offering], key: tuple, pred: Callable[[Offering], bool]) -> list[Offering]:
+        cache_key = (id(offerings), key)
+        hit = self._filter_cache.get(cache_key)
+        if hit is not None and hit[0] is offerings:
+            return hit[1]
+        out = [o for o in offerings if pred(o)]
+        if len(out) == len(offerings):
+            out = offerings
+        self._filter_cache[cache_key] = (offerings, out)
+        return out
+
+    def _view_filter(self, offerings: list[Offering], view: View) -> list[Offering]:
+        hit = self._filter_cache.get((id(offerings), ("view", view.node_key)))
+        if hit is not None and hit[0] is offerings:
+            return hit[1]
+        allowed = self._allowed_idx.get(view.node_key)
+        if allowed is None:
+            allowed = frozenset(o.idx for o in self.compat_offerings(view))
+            self._allowed_idx[view.node_key] = allowed
+        return self._filter(offerings, ("view", view.node_key), lambda o: o.idx in allowed)
+
+    def _value_filter(self, offerings: list[Offering], key: str, value: str | None) -> list[Offering]:
+        return self._filter(offerings, ("value", key, value), lambda o: o.labels.get(key) == value)
+
+    # --- topology ----------------------------------------------------------------------------------------------------
+
+    def _bin_domain(self, b: Bin, key: str) -> str | None:
+        return b.hostname if key == HOSTNAME_LABEL else b.labels.get(key)
+
+    def _claim_domain(self, c: Claim, key: str) -> str | None:
+        if key == HOSTNAME_LABEL:
+            return c.hostname
+        return c.offerings[c.lo].labels.get(key)
+
+    def selected_by(self, cls: PodClass) -> list[Group]:
+        found = self._selected.get(cls.idx)
+        if found is None:
+            found = [g for g in self.topo.groups.values() if g.selects(cls.namespace, cls.labels)]
+            self._selected[cls.idx] = found
+        return found
+
+    def owned_anti(self, cls: PodClass) -> list[Group]:
+        found = self._owned.get(cls.idx)
+        if found is None:
+            found = [self.topo.term_group(t, cls.namespace) for t in self._required_anti(cls.rep)]
+            self._owned[cls.idx] = found
+        return found
+
+    def rules(self, cls: PodClass, level: int, view: View) -> list[Rule]:
+        found = self._rules.get((cls.idx, level))
+        if found is not None:
+            return found
+        out: list[Rule] = []
+        ns, labels = cls.namespace, cls.labels
+        for s in view.spreads:
+            g = self.topo.spread_group(s, ns, labels)
+            domains: set[str] = set()
+            if s.topology_key != HOSTNAME_LABEL:
+                for b in self.compat_bins(view):
+                    d = self._bin_domain(b, s.topology_key)
+                    if d is not None:
+                        domains.add(d)
+                for o in self.compat_offerings(view):
+                    d = o.labels.get(s.topology_key)
+                    if d is not None:
+                        domains.add(d)
+            out.append(Rule("spread", g, g.selects(ns, labels), s.max_skew, s.min_domains, frozenset(domains)))
+        for t in view.affinity:
+            g = self.topo.term_group(t, ns)
+            out.append(Rule("affinity", g, g.selects(ns, labels)))
+        for t in view.anti_affinity:
+            g = self.topo.term_group(t, ns)
+            out.append(Rule("anti", g, g.selects(ns, labels)))
+        for g in self.selected_by(cls):
+            if id(g) in self._owner_groups:
+                out.append(Rule("inverse", g, True))
+        self._rules[(cls.idx, level)] = out
+        return out
+
+    def fix_keys(self, cls: PodClass, level: int, rules: list[Rule]) -> tuple[str, ...]:
+        """Keys (other than the hostname) whose value a claim must settle before pods of this class join it."""
+        found = self._fix.get((cls.idx, level))
+        if found is None:
+            keys = (
+                {r.key for r in rules} | {g.key for g in self.selected_by(cls)} | {g.key for g in self.owned_anti(cls)}
+            )
+            keys.discard(HOSTNAME_LABEL)
+            found = tuple(sorted(keys))
+            self._fix[(cls.idx, level)] = found
+        return found
+
+    def _record(self, cls: PodClass, b: Bin | None, c: Claim | None, k: int) -> None:
+        for g in self.selected_by(cls):
+            d = self._bin_domain(b, g.key) if b is not None else self._claim_domain(c, g.key)  # type: ignore[arg-type]
+            g.add(d, k)
+        for g in self.owned_anti(cls):
+            d = self._bin_domain(b, g.key) if b is not None else self._claim_domain(c, g.key)  # type: ignore[arg-type]
+            g.add_owner(d, k)
+
+    @staticmethod
+    def _quota(rules: list[Rule], domain_of: Callable[[str], str | None], skip_key: str | None = None) -> int:
+        q = UNBOUNDED
+        for r in rules:
+            if r.key == skip_key:
+                continue
+            v = r.quota(domain_of(r.key))
+            if v < q:
+                q = v
+                if q == 0:
+                    return 0
+        return q
+
+    # --- placement ---------------------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        failed: list[tuple[PodClass, int, list[Pod]]] = []
+        for cls in self.classes:
+            left, level = self._place_all_levels(cls, cls.pods, 0)
+            if left:
+                failed.append((cls, level, left))
+        # Pods whose affinity targets were placed later get another chance, until nothing moves.
+        while failed:
+            progress = False
+            again = []
+            for cls, level, pods in failed:
+                left, level = self._place_all_levels(cls, pods, level)
+                if len(left) < len(pods):
+                    progress = True
+                if left:
+                    again.append((cls, level, left))
+            failed = again
+            if not progress:
+                break
+        for cls, level, pods in failed:
+            view = cls.view(level)
+            assert view is not None
+            reason = self.explain(cls, level, view)
+            for pod in pods:
+                self.unschedulable[pod.key] = reason
+
+    def _place_all_levels(self, cls: PodClass, pods: list[Pod], level: int) -> tuple[list[Pod], int]:
+        while True:
+            view = cls.view(level)
+            assert view is not None
+            pods = self._place(cls, level, view, pods)
+            if not pods:
+                return [], level
+            if cls.view(level + 1) is None:
+                return pods, level
+            level += 1
+            for pod in pods:
+                self.relaxed[pod.key] = list(cls.view(level).relaxed)  # type: ignore[union-attr]
+
+    def _place(self, cls: PodClass, level: int, view: View, pods: list[Pod]) -> list[Pod]:
+        self._level = level
+        rules = self.rules(cls, level, view)
+        fix = self.fix_keys(cls, level, rules)
+        zkeys = sorted({r.key for r in rules if r.key != HOSTNAME_LABEL})
+        dkey = zkeys[0] if len(zkeys) == 1 else None
+        req = cls.req
+        n = len(pods)
+        pos = 0
+        # candidate lists, per value of the domain key (or one list)
+        lists: dict[str | None, list] = defaultdict(list)
+        cursors: dict[str | None, int] = defaultdict(int)
+        for b in self.compat_bins(view):
+            if fits_sum(b.used, req, b.alloc):
+                lists[self._bin_domain(b, dkey) if dkey else None].append(b)
+        for c in self.claims:
+            if not fits_sum(c.used, req, c.offerings[c.lo].alloc) and not self._may_fit_equal_price(c, req):
+                continue
+            offs = self._view_filter(c.offerings, view)
+            if not offs:
+                continue
+            if dkey:
+                for value in sorted({o.labels.get(dkey) for o in offs if o.labels.get(dkey) is not None}):
+                    lists[value].append(c)
+            else:
+                lists[None].append(c)
+        dvalues = self._domain_values(cls, level, view, dkey, lists) if dkey else []
+        while pos < n:
+            remaining = n - pos
+            if dkey:
+                zone_q = {}
+                for value in dvalues:
+                    q = self._quota([r for r in rules if r.key == dkey], lambda _k, v=value: v)
+                    if q > 0:
+                        zone_q[value] = q
+                order = sorted(zone_q, key=lambda v: (-min(zone_q[v], remaining), self._dcount(rules, dkey, v), v))
+            else:
+                zone_q = {None: UNBOUNDED}
+                order = [None]
+            if not order:
+                break
+            placed = 0
+            for value in order:
+                placed = self._fill_from(
+                    lists[value], cursors, value, cls, view, rules, fix, dkey, min(zone_q[value], remaining), pods, pos
+                )
+                if placed:
+                    break
+            if not placed:
+                for value in order:
+                    placed = self._open_claim(
+                        cls, level, view, rules, fix, dkey, value, min(zone_q[value], remaining), pods, pos, lists
+                    )
+                    if placed:
+                        break
+            if not placed:
+                break
+            pos += placed
+        return pods[pos:]
+
+    def _dcount(self, rules: list[Rule], key: str, value: str | None) -> int:
+        return sum(r.group.counts.get(value, 0) for r in rules if r.key == key and r.kind == "spread" and value)
+
+    def _domain_values(
+        self, cls: PodClass, level: int, view: View, key: str, lists: dict[str | None, list]
+    ) -> list[str]:
+        values = {v for v in lists if v is not None}
+        static = self._dvalues.get((view.node_key, key))
+        if static is None:
+            found = {o.labels.get(key) for o in self.compat_offerings(view)}
+            found.update(self._bin_domain(b, key) for b in self.compat_bins(view))
+            static = sorted(v for v in found if v is not None)
+            self._dvalues[(view.node_key, key)] = static
+        values.update(static)
+        return sorted(values)
+
+    def _may_fit_equal_price(self, c: Claim, req: Vec) -> bool:
+        offs = c.offerings
+        price = offs[c.lo].price
+        for i in range(c.lo + 1, len(offs)):
+            o = offs[i]
+            if o.price != price:
+                return False
+            if fits_sum(c.used, req, o.alloc):
+                return True
+        return False
+
+    def _fill_from(
+        self,
+        candidates: list,
+        cursors: dict[str | None, int],
+        value: str | None,
+        cls: PodClass,
+        view: View,
+        rules: list[Rule],
+        fix: tuple[str, ...],
+        dkey: str | None,
+        limit: int,
+        pods: list[Pod],
+        pos: int,
+    ) -> int:
+        """Place up to ``limit`` pods on the first candidate (existing bin or open claim) that takes any. A candidate that
+        cannot take one is skipped for the rest of this class when that can only stay so."""
+        req = cls.req
+        i = cursors[value]
+        while i < len(candidates):
+            cand = candidates[i]
+            if isinstance(cand, Bin):
+                k, permanent = self._bin_take(cand, cls, rules, dkey, limit)
+                if k:
+                    self._commit_bin(cand, cls, k, pods, pos)
+                    cursors[value] = i
+                    return k
+            else:
+                k, permanent = self._claim_take(cand, cls, view, rules, fix, dkey, value, limit, req, pods, pos)
+                if k:
+                    cursors[value] = i
+                    return k
+            if permanent and i == cursors[value]:
+                cursors[value] = i + 1
+            i += 1
+        return 0
+
+    def _bin_take(self, b: Bin, cls: PodClass, rules: list[Rule], dkey: str | None, limit: int) -> tuple[int, bool]:
+        k = count_fit_in(cls.req, b.used, b.alloc)
+        if k <= 0:
+            return 0, True
+        q = self._quota(rules, lambda key: self._bin_domain(b, key))
+        if q <= 0:
+            host_only = all(r.key == HOSTNAME_LABEL or r.key == dkey for r in rules)
+            return 0, host_only
+        return min(k, q, limit), False
+
+    def _commit_bin(self, b: Bin, cls: PodClass, k: int, pods: list[Pod], pos: int) -> None:
+        b.used = vadd(b.used, vscale(cls.req, k))
+        b.pods.extend(p.key for p in pods[pos : pos + k])
+        self._record(cls, b, None, k)
+
+    def _claim_take(
+        self,
+        c: Claim,
+        cls: PodClass,
+        view: View,
+        rules: list[Rule],
+        fix: tuple[str, ...],
+        dkey: str | None,
+        value: str | None,
+        limit: int,
+        req: Vec,
+        pods: list[Pod],
+        pos: int,
+    ) -> tuple[int, bool]:
+        offs = self._view_filter(c.offerings, view)
+        if not offs:
+            return 0, True
+        price = c.offerings[c.lo].price
+        for key in fix:
+            values = {o.labels.get(key) for o in offs}
+            if len(values) == 1:
+                continue
+            if key == dkey:
+                want = value
+            else:
+                # settle the key on the value of the cheapest offering that takes the pod
+                j = _first_fitting(offs, vadd(c.used, req), 0, c.limit_off)
+                if j < 0:
+                    return 0, True
+                want = offs[j].labels.get(key)
+            offs = self._value_filter(offs, key, want)
+            if not offs:
+                return 0, True
+        same = offs is c.offerings
+        start = c.lo if same else 0
+        j = _first_fitting(offs, vadd(c.used, req), start, c.limit_off)
+        if j < 0 or offs[j].price > price:
+            return 0, True
+        chosen = offs[j]
+        k = count_fit_in(req, c.used, chosen.alloc)
+
+        def domain(key: str) -> str | None:
+            return c.hostname if key == HOSTNAME_LABEL else chosen.labels.get(key)
+
+        q = self._quota(rules, domain)
+        if q <= 0:
+            host_only = all(r.key == HOSTNAME_LABEL or r.key == dkey for r in rules)
+            return 0, host_only
+        k = min(k, q, limit)
+        # commit
+        if not same:
+            c.offerings = offs
+        self._set_chosen(c, j)
+        c.used = vadd(c.used, vscale(req, k))
+        self._add_pods(c, cls, pods[pos : pos + k])
+        self._record(cls, None, c, k)
+        return k, False
+
+    def _add_pods(self, c: Claim, cls: PodClass, pods: list[Pod]) -> None:
+        c.pods.extend(pods)
+        c.counts[(cls.idx, self._level)] += len(pods)
+        tag = (cls.idx, self._level)
+        for p in pods:
+            self.pod_class[p.key] = tag
+
+    def _release(self, c: Claim) -> None:
+        """Drop a claim whose pods all moved elsewhere."""
+        old = c.limit_off
+        if old is not None:
+            for name, amount in old.capacity.items():
+                old.pool.usage[name] -= amount
+            c.limit_off = None
+        c.pods.clear()
+        c.counts.clear()
+        c.used = self.space.zero
+        self.live_claims -= 1
+
+    def _set_chosen(self, c: Claim, j: int) -> None:
+        new = c.offerings[j]
+        old = c.limit_off
+        if old is not new:
+            if old is not None:
+                for name, amount in old.capacity.items():
+                    old.pool.usage[name] -= amount
+            for name, amount in new.capacity.items():
+                new.pool.usage[name] += amount
+            c.limit_off = new
+        c.lo = j
+
+    # --- new claims --------------------------------------------------------------------------------------------------
+
+    def _new_claim_allowed(self) -> bool:
+        return self.max_new is None or self.live_claims < self.max_new
+
+    def _open_claim(
+        self,
+        cls: PodClass,
+        level: int,
+        view: View,
+        rules: list[Rule],
+        fix: tuple[str, ...],
+        dkey: str | None,
+        value: str | None,
+        limit: int,
+        pods: list[Pod],
+        pos: int,
+        lists: dict[str | None, list],
+    ) -> int:
+        if not self._new_claim_allowed():
+            return 0
+        req = cls.req
+        host = "<new-node-probe>"
+        qh = self._quota([r for r in rules if r.key == HOSTNAME_LABEL], lambda _k: host)
+        if qh <= 0:
+            return 0
+        limit = min(limit, qh)
+        compat = self.compat_offerings(view)
+        if dkey:
+            compat = self._value_filter(compat, dkey, value)
+        other_rules = [r for r in rules if r.key not in (HOSTNAME_LABEL, dkey)]
+        cache_key = (cls.idx, level, value)
+        table = self._best_cache.get(cache_key, False)
+        dynamic = bool(other_rules) or any(o.pool.limits for o in compat)
+        if table is False or dynamic:
+            feasible: list[tuple[int, Offering]] = []
+            tier_found: int | None = None
+            for o in compat:
+                if tier_found is not None and o.tier != tier_found:
+                    break
+                k = count_fit(req, o.alloc)
+                if k <= 0 or not _limits_ok(o, None):
+                    continue
+                if other_rules and self._quota(other_rules, lambda key, o=o: o.labels.get(key)) <= 0:
+                    continue
+                tier_found = o.tier
+                feasible.append((k, o))
+            table = _BestTable(feasible) if feasible else None
+            if not dynamic:
+                self._best_cache[cache_key] = table
+        if table is None:
+            return 0
+        o, k = table.best(limit)
+        offs = self._filter(compat, ("tier", o.tier), lambda x: x.tier == o.tier)
+        for key in fix:
+            offs = self._value_filter(offs, key, o.labels.get(key))
+        used = vscale(req, k)
+        c = Claim(len(self.claims), offs, o.tier, self.space.zero)
+        j = _first_fitting(offs, used, 0, None)
+        if j < 0:  # cannot happen: o itself fits
+            return 0
+        self._set_chosen(c, j)
+        c.used = used
+        self._add_pods(c, cls, pods[pos : pos + k])
+        self.claims.append(c)
+        self.live_claims += 1
+        self._record(cls, None, c, k)
+        lists[value].append(c)
+        return k
+
+    # --- explanations ------------------------------------------------------------------------------------------------
+
+    def explain(self, cls: PodClass, level: int, view: View) -> str:
+        from .explain import explain
+
+        return explain(self, cls, level, view)
+
+    # --- result ------------------------------------------------------------------------------------------------------
+
+    def plan(self) -> Plan:
+        plan = Plan()
+        for c in self.claims:
+            if not c.pods:
+                continue
+            o = c.offerings[c.lo]
+            plan.node_claims.append(
+                NodeClaim(
+                    nodepool=o.pool.name,
+                    instance_group=o.group,
+                    instance_type=o.itype.name,
+                    zone=o.zone,
+                    pods=[p.key for p in c.pods],
+                    price=o.price,
+                )
+            )
+        for b in self.bins:
+            if b.pods:
+                plan.existing_nodes.setdefault(b.key, []).extend(b.pods)
+        plan.unschedulable = dict(self.unschedulable)
+        plan.nodepool_errors = dict(self.offer.nodepool_errors)
+        plan.stats = {
+            "pods": sum(len(c.pods) for c in self.classes),
+            "classes": len(self.classes),
+            "skipped": dict(self.skipped),
+            "relaxed": {k: v for k, v in self.relaxed.items() if k not in self.unschedulable},
+            "warnings": list(self.offer.warnings),
+            "unavailable": dict(self.offer.unavailable),
+            "offerings": len(self.offer.offerings),
+            "improve": dict(self.improve_stats),
+            "seconds": round(time.perf_counter() - self.started, 6),
+        }
+        return plan

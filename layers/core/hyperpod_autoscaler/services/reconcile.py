@@ -1,0 +1,566 @@
+"""The node tier's decision: pending pods -> node claims -> provision workflows.
+
+One pass (``reconcile_once``):
+
+1. a consistent snapshot of the cluster (nodes read before pending pods, so an error leans toward under-provisioning; the
+   next pass fixes it), and the HyperPod instance-group view;
+2. capacity already asked for: the in-flight claims recorded in the state table plus the running provision executions
+   (their inputs), merged by claim id — counted as capacity by the engine, so overlapping decisions never provision the
+   same pods twice; and the instance groups in backoff after a capacity failure (not launched into now);
+3. the packing engine, capped by the global caps: at most ``max_nodes_per_decision`` new nodes, and never more than
+   ``max_nodes_total`` nodes in the managed instance groups counting those in flight. A plan cut by a cap emits
+   ``DecisionCapHit`` (the cap alarm) and a Warning event on the NodePool;
+4. one claim per (instance group, NodePool) batch, with a deterministic id (hash of cluster, group, NodePool and the sorted
+   pod uids): recorded in the state table BEFORE its provision execution is started under a name derived from the same
+   id, so a crash between the two leaves a claim that the next pass finds and finishes, and two deciders that somehow
+   overlap (an expired lease) produce the same record and the same execution name: one execution;
+5. Kubernetes events (``Nominated`` on the pods of new claims, ``FailedProvisioning`` on pods no NodePool can take) and
+   metrics named after Karpenter's.
+
+``run_reconcile`` runs passes under the lease (``services.leased_loop``): while pods stay pending it re-checks every few
+seconds within the invocation, and stops when there are none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..adapters import metrics as m
+from ..adapters.metrics import AutoscalerMetrics
+from ..domain.catalog import Catalog
+from ..domain.hyperpod import ClusterView
+from ..domain.k8s import Pod
+from ..domain.objects import ClusterObjects
+from ..domain.plan import InflightClaim, NodeClaim, Plan, PlanInput, PlanOptions
+from ..ports.cluster import ClusterPort, ObjectRef
+from ..ports.lease import LeasePort
+from .leased_loop import LoopOutcome, LoopSettings, run_leased_loop
+from .triggers import Trigger
+
+LEASE_NAME = "reconcile"
+EXECUTION_NAME_MAX = 80
+
+
+# --- what reconcile needs from the outside (structural: the adapters satisfy these by shape) -----------------------------
+
+
+class HyperPodReader(Protocol):
+    def describe_cluster(self) -> ClusterView:
+        """The instance-group view, zones filled in."""
+        ...
+
+
+class ClaimStore(Protocol):
+    def inflight_claims(self) -> list[InflightClaim]:
+        """Claims recorded and not yet finished (their nodes are not all Ready, or were not given back)."""
+        ...
+
+    def active_backoffs(self) -> dict[str, str]:
+        """Instance group -> why it must not be launched into now (capacity backoff)."""
+        ...
+
+    def record_claim(self, claim: InflightClaim, execution_name: str, ttl_seconds: int) -> bool:
+        """Record a claim before its execution starts; False when a claim with this id is already recorded."""
+        ...
+
+
+class ProvisionStarter(Protocol):
+    def start_provision(self, name: str, payload: dict[str, Any]) -> str:
+        """Start (or find, for the same name and input) the provision execution; returns its ARN."""
+        ...
+
+    def running_provisions(self) -> list[dict[str, Any]]:
+        """Inputs of the provision executions that are running."""
+        ...
+
+
+Scheduler = Callable[[PlanInput, PlanOptions], Plan]
+
+
+def default_scheduler(plan_input: PlanInput, options: PlanOptions) -> Plan:
+    """The core's packing engine (imported on first use: the handler's import stays light)."""
+    from ..domain.scheduling import schedule
+
+    return schedule(plan_input, options)
+
+
+@dataclass(frozen=True)
+class ReconcileSettings:
+    cluster_name: str
+    """The HyperPod cluster's name (goes into claim ids and the provision input)."""
+    max_nodes_per_decision: int = 20
+    max_nodes_total: int = 100
+    registration_timeout_seconds: int = 1200
+    plan_time_budget_seconds: float = 1.0
+    """Time the engine may spend improving a feasible plan; a decision must stay well under a second at 1,000 pods."""
+    max_events_per_pass: int = 500
+    event_workers: int = 8
+    event_repeat_seconds: float = 600.0
+    """A FailedProvisioning event for the same pod and message is not re-sent within this window (warm invocations)."""
+
+    def __post_init__(self) -> None:
+        if not self.cluster_name:
+            raise ValueError("ReconcileSettings.cluster_name is empty (set HYPERPOD_CLUSTER_NAME)")
+        if self.max_nodes_per_decision < 1:
+            raise ValueError(
+                f"ReconcileSettings.max_nodes_per_decision must be >= 1, got {self.max_nodes_per_decision}"
+            )
+        if self.max_nodes_total < 1:
+            raise ValueError(f"ReconcileSettings.max_nodes_total must be >= 1, got {self.max_nodes_total}")
+
+    @property
+    def claim_ttl_seconds(self) -> int:
+        """A claim outlives its execution's registration timeout; the workflow removes it when it ends."""
+        return self.registration_timeout_seconds + 900
+
+
+@dataclass
+class ReconcileDeps:
+    cluster: ClusterPort
+    hyperpod: HyperPodReader
+    claims: ClaimStore
+    workflows: ProvisionStarter
+    metrics: AutoscalerMetrics
+    catalog: Catalog
+    scheduler: Scheduler = default_scheduler
+    events_sent: dict[tuple[str, str, str], float] = field(default_factory=dict)
+    """(pod, reason, message) -> when: keeps repeated passes of a warm container from re-sending the same event."""
+    clock: Callable[[], float] = time.time
+
+
+@dataclass
+class StartedClaim:
+    claim_id: str
+    execution_name: str
+    instance_group: str
+    nodepool: str
+    instance_type: str
+    zone: str
+    count: int
+    pods: list[str]
+    recorded: bool
+    """False when the claim was already recorded (a crash between record and start, or an overlapping decider)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "claimId": self.claim_id,
+            "executionName": self.execution_name,
+            "instanceGroup": self.instance_group,
+            "nodePool": self.nodepool,
+            "instanceType": self.instance_type,
+            "zone": self.zone,
+            "count": self.count,
+            "pods": len(self.pods),
+            "recorded": self.recorded,
+        }
+
+
+@dataclass
+class PassResult:
+    pending: int = 0
+    unschedulable: int = 0
+    inflight_nodes: int = 0
+    planned_nodes: int = 0
+    cap: int | None = None
+    capped: bool = False
+    claims: list[StartedClaim] = field(default_factory=list)
+    backoffs: dict[str, str] = field(default_factory=dict)
+    skipped_objects: int = 0
+    dry_run: bool = False
+    seconds: float = 0.0
+    scheduling_seconds: float = 0.0
+    first_start_seconds: float | None = None
+    """Seconds from the pass's start to the first StartExecution call returning (the benchmark's 'scale call')."""
+
+    @property
+    def more(self) -> bool:
+        """Keep re-checking while pods are pending (waiting for nodes, or not yet placed)."""
+        return self.pending > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pending": self.pending,
+            "unschedulable": self.unschedulable,
+            "inflightNodes": self.inflight_nodes,
+            "plannedNodes": self.planned_nodes,
+            "cap": self.cap,
+            "capped": self.capped,
+            "claims": [c.to_dict() for c in self.claims],
+            "backoffs": dict(self.backoffs),
+            "skippedObjects": self.skipped_objects,
+            "dryRun": self.dry_run,
+            "seconds": round(self.seconds, 4),
+        }
+
+
+@dataclass
+class ReconcileResult:
+    trigger: str
+    held: bool
+    stopped: str
+    passes: list[PassResult]
+
+    def to_dict(self) -> dict[str, Any]:
+        last = self.passes[-1].to_dict() if self.passes else None
+        return {
+            "trigger": self.trigger,
+            "held": self.held,
+            "stopped": self.stopped,
+            "passes": len(self.passes),
+            "executionsStarted": sorted({c.execution_name for p in self.passes for c in p.claims}),
+            "last": last,
+        }
+
+
+# --- ids -----------------------------------------------------------------------------------------------------------------
+
+
+def pod_identity(pod: Pod) -> str:
+    """The uid when the API server gave one (a re-created pod with the same name is a different pod), else the key."""
+    return pod.metadata.uid or pod.key
+
+
+def claim_id(cluster: str, instance_group: str, nodepool: str, pod_ids: Iterable[str]) -> str:
+    digest = hashlib.sha256()
+    digest.update(f"{cluster}\n{instance_group}\n{nodepool}\n".encode())
+    for pod in sorted(pod_ids):
+        digest.update(pod.encode() + b"\n")
+    return digest.hexdigest()[:20]
+
+
+def execution_name(instance_group: str, claim: str) -> str:
+    """``<group>-<claim id>``: Step Functions names allow [A-Za-z0-9-_] and 80 characters."""
+    safe = re.sub(r"[^A-Za-z0-9_-]", "-", instance_group)
+    return f"{safe[: EXECUTION_NAME_MAX - len(claim) - 1]}-{claim}"
+
+
+def inflight_from_execution(payload: dict[str, Any], view: ClusterView) -> InflightClaim | None:
+    """A running provision execution's input as an in-flight claim (None when it is not one of ours)."""
+    group_name = payload.get("instanceGroup")
+    claim = payload.get("claimId")
+    if not isinstance(group_name, str) or not isinstance(claim, str):
+        return None
+    group = view.group(group_name)
+    pods = payload.get("pods") or []
+    return InflightClaim(
+        claim_id=claim,
+        nodepool=str(payload.get("nodePool") or ""),
+        instance_group=group_name,
+        instance_type=str(payload.get("instanceType") or (group.instance_type if group else "")),
+        zone=str(payload.get("zone") or (group.zone if group and group.zone else "")),
+        count=int(payload.get("count") or 0),
+        pods=tuple(str(p) for p in pods if isinstance(p, str)),
+    )
+
+
+# --- caps ----------------------------------------------------------------------------------------------------------------
+
+
+def managed_groups(objects: ClusterObjects) -> set[str]:
+    """Instance groups some HyperpodNodeClass lists: the ones the autoscaler may scale."""
+    return {g for nc in objects.nodeclasses for g in nc.spec.instance_groups}
+
+
+def committed_nodes(view: ClusterView, groups: set[str], inflight: list[InflightClaim]) -> int:
+    """Nodes the managed groups have or will have: per group max(target, current + in flight), so that a claim whose
+    scale-up already raised TargetCount is not counted twice."""
+    per_group: dict[str, int] = {}
+    for claim in inflight:
+        per_group[claim.instance_group] = per_group.get(claim.instance_group, 0) + claim.count
+    total = 0
+    for name in groups | set(per_group):
+        group = view.group(name)
+        current = group.current_count if group else 0
+        target = group.target_count if group else 0
+        total += max(target, current + per_group.get(name, 0))
+    return total
+
+
+def decision_cap(settings: ReconcileSettings, committed: int) -> int:
+    return max(0, min(settings.max_nodes_per_decision, settings.max_nodes_total - committed))
+
+
+# --- one pass ------------------------------------------------------------------------------------------------------------
+
+
+def reconcile_once(deps: ReconcileDeps, settings: ReconcileSettings, dry_run: bool = False) -> PassResult:
+    started = deps.clock()
+    result = PassResult(dry_run=dry_run)
+    snapshot = deps.cluster.snapshot()
+    result.skipped_objects = len(snapshot.errors)
+    pending = snapshot.pending_pods
+    result.pending = len(pending)
+    deps.metrics.gauge_high_resolution(m.PENDING_PODS, len(pending))
+    if not pending:
+        deps.metrics.gauge(m.UNSCHEDULABLE_PODS, 0)
+        result.seconds = deps.clock() - started
+        return result
+
+    view = deps.hyperpod.describe_cluster()
+    inflight = _inflight(deps, view)
+    result.inflight_nodes = sum(c.count for c in inflight)
+    result.backoffs = deps.claims.active_backoffs()
+    committed = committed_nodes(view, managed_groups(snapshot), inflight)
+    cap = decision_cap(settings, committed)
+    result.cap = cap
+
+    plan_input = PlanInput(
+        pods=pending,
+        nodes=snapshot.nodes,
+        bound_pods=snapshot.bound_pods,
+        nodepools=snapshot.nodepools,
+        nodeclasses=snapshot.nodeclasses,
+        cluster=view,
+        catalog=deps.catalog,
+        daemonsets=snapshot.daemonsets,
+        inflight=inflight,
+        unavailable_groups=dict(result.backoffs),
+    )
+    t0 = deps.clock()
+    plan = deps.scheduler(
+        plan_input,
+        PlanOptions(
+            allow_new_nodes=cap > 0,
+            max_new_nodes=cap,
+            time_budget_seconds=settings.plan_time_budget_seconds,
+        ),
+    )
+    result.scheduling_seconds = deps.clock() - t0
+    result.planned_nodes = len(plan.node_claims)
+    result.unschedulable = len(plan.unschedulable)
+    result.capped = _capped(plan, cap)
+
+    pods_by_key = {p.key: p for p in pending}
+    batches = _batches(plan.node_claims)
+    if not dry_run:
+        for (group, nodepool), claims in batches.items():
+            started_claim = _start_batch(deps, settings, group, nodepool, claims, pods_by_key)
+            if result.first_start_seconds is None:
+                result.first_start_seconds = deps.clock() - started
+            result.claims.append(started_claim)
+    else:
+        for (group, nodepool), claims in batches.items():
+            pods = [p for c in claims for p in c.pods]
+            cid = claim_id(settings.cluster_name, group, nodepool, (_pod_id(pods_by_key, k) for k in pods))
+            first = claims[0]
+            result.claims.append(
+                StartedClaim(
+                    cid,
+                    execution_name(group, cid),
+                    group,
+                    nodepool,
+                    first.instance_type,
+                    first.zone,
+                    len(claims),
+                    pods,
+                    False,
+                )
+            )
+
+    _events(deps, settings, snapshot, plan, result, pods_by_key)
+    _metrics(deps, snapshot, plan, result)
+    result.seconds = deps.clock() - started
+    return result
+
+
+def _inflight(deps: ReconcileDeps, view: ClusterView) -> list[InflightClaim]:
+    merged: dict[str, InflightClaim] = {c.claim_id: c for c in deps.claims.inflight_claims()}
+    for payload in deps.workflows.running_provisions():
+        claim = inflight_from_execution(payload, view)
+        if claim is not None and claim.claim_id not in merged:
+            merged[claim.claim_id] = claim
+    return sorted(merged.values(), key=lambda c: c.claim_id)
+
+
+def _capped(plan: Plan, cap: int) -> bool:
+    """The engine cut the plan at the cap: it says so in its stats, or it used the whole cap and pods were left over for
+    lack of new nodes."""
+    stats = plan.stats or {}
+    for key in ("capped", "cap_hit", "max_new_nodes_hit"):
+        if key in stats:
+            return bool(stats[key])
+    return len(plan.node_claims) >= cap and bool(plan.unschedulable)
+
+
+def _batches(claims: list[NodeClaim]) -> dict[tuple[str, str], list[NodeClaim]]:
+    out: dict[tuple[str, str], list[NodeClaim]] = {}
+    for claim in claims:
+        out.setdefault((claim.instance_group, claim.nodepool), []).append(claim)
+    return dict(sorted(out.items()))
+
+
+def _pod_id(pods_by_key: dict[str, Pod], key: str) -> str:
+    pod = pods_by_key.get(key)
+    return pod_identity(pod) if pod else key
+
+
+def _start_batch(
+    deps: ReconcileDeps,
+    settings: ReconcileSettings,
+    group: str,
+    nodepool: str,
+    claims: list[NodeClaim],
+    pods_by_key: dict[str, Pod],
+) -> StartedClaim:
+    pods = sorted(p for c in claims for p in c.pods)
+    cid = claim_id(settings.cluster_name, group, nodepool, (_pod_id(pods_by_key, k) for k in pods))
+    name = execution_name(group, cid)
+    first = claims[0]
+    inflight = InflightClaim(
+        claim_id=cid,
+        nodepool=nodepool,
+        instance_group=group,
+        instance_type=first.instance_type,
+        zone=first.zone,
+        count=len(claims),
+        pods=tuple(pods),
+    )
+    recorded = deps.claims.record_claim(inflight, name, settings.claim_ttl_seconds)
+    payload = {
+        "cluster": settings.cluster_name,
+        "instanceGroup": group,
+        "count": len(claims),
+        "claimId": cid,
+        "pods": pods,
+        "nodePool": nodepool,
+        "instanceType": first.instance_type,
+        "zone": first.zone,
+        "registrationTimeoutSeconds": settings.registration_timeout_seconds,
+    }
+    # Started whether or not we recorded it: an already-recorded claim may be one whose recorder died before starting;
+    # the same name and input make StartExecution idempotent.
+    deps.workflows.start_provision(name, payload)
+    for claim in claims:
+        deps.metrics.count(m.NODECLAIMS_CREATED, 1, NodePool=claim.nodepool, InstanceGroup=claim.instance_group)
+    deps.metrics.count(m.PROVISION_EXECUTIONS_STARTED, 1)
+    return StartedClaim(cid, name, group, nodepool, first.instance_type, first.zone, len(claims), pods, recorded)
+
+
+def _events(
+    deps: ReconcileDeps,
+    settings: ReconcileSettings,
+    snapshot: ClusterObjects,
+    plan: Plan,
+    result: PassResult,
+    pods_by_key: dict[str, Pod],
+) -> None:
+    """Nominated on the pods of this pass's new claims, FailedProvisioning on the pods nothing can take, a Warning on the
+    NodePools when a cap cut the plan. Sent from a small thread pool (each is one API call) and bounded per pass."""
+    now = deps.clock()
+    todo: list[tuple[ObjectRef, str, str, str]] = []
+    for claim in result.claims:
+        where = (
+            f"nodeclaim/{claim.claim_id} (instance group {claim.instance_group}, {claim.instance_type}, {claim.zone})"
+        )
+        for key in claim.pods:
+            pod = pods_by_key.get(key)
+            if pod is not None and not result.dry_run:
+                todo.append((_pod_ref(pod), "Nominated", f"Pod should schedule on: {where}", "Normal"))
+    for key, reason in sorted(plan.unschedulable.items()):
+        pod = pods_by_key.get(key)
+        if pod is None:
+            continue
+        message = f"Failed to provision a node for the pod: {reason}"
+        seen = deps.events_sent.get((key, "FailedProvisioning", message))
+        if seen is not None and now - seen < settings.event_repeat_seconds:
+            continue
+        deps.events_sent[(key, "FailedProvisioning", message)] = now
+        todo.append((_pod_ref(pod), "FailedProvisioning", message, "Warning"))
+    if result.capped:
+        text = (
+            f"A decision wanted more nodes than the global caps allow (this decision may add {result.cap}; "
+            f"MaxNodesPerDecision={settings.max_nodes_per_decision}, MaxNodesTotal={settings.max_nodes_total})"
+        )
+        for pool in snapshot.nodepools:
+            todo.append(
+                (ObjectRef("NodePool", pool.name, api_version="karpenter.sh/v1"), "CapReached", text, "Warning")
+            )
+    todo = todo[: settings.max_events_per_pass]
+    if not todo:
+        return
+    with ThreadPoolExecutor(max_workers=max(1, settings.event_workers)) as pool_:
+        list(pool_.map(lambda e: _send_event(deps, *e), todo))
+    # Forget old entries so that a warm container's memory stays bounded.
+    for k in [k for k, t in deps.events_sent.items() if now - t >= settings.event_repeat_seconds]:
+        del deps.events_sent[k]
+
+
+def _send_event(deps: ReconcileDeps, ref: ObjectRef, reason: str, message: str, type_: str) -> None:
+    try:
+        deps.cluster.record_event(ref, reason, message, type_)
+    except Exception:  # an event is information: a failed write must not fail the decision that was already made
+        deps.metrics.count(m.CLOUDPROVIDER_ERRORS, 1, Error="KubernetesEvent")
+
+
+def _pod_ref(pod: Pod) -> ObjectRef:
+    return ObjectRef("Pod", pod.name, pod.namespace, pod.metadata.uid)
+
+
+def _metrics(deps: ReconcileDeps, snapshot: ClusterObjects, plan: Plan, result: PassResult) -> None:
+    deps.metrics.gauge(m.UNSCHEDULABLE_PODS, result.unschedulable)
+    deps.metrics.gauge(m.INFLIGHT_NODECLAIMS, result.inflight_nodes + sum(c.count for c in result.claims))
+    deps.metrics.seconds(m.SCHEDULING_DURATION, result.scheduling_seconds)
+    if result.capped:
+        deps.metrics.count(m.DECISION_CAP_HIT, 1)
+    for pool in snapshot.nodepools:
+        for resource, value in pool.limits.items():
+            deps.metrics.gauge(m.NODEPOOL_LIMIT, value, NodePool=pool.name, Resource=resource)
+    usage = (plan.stats or {}).get("nodepool_usage")
+    if isinstance(usage, dict):
+        for pool_name, resources in usage.items():
+            if isinstance(resources, dict):
+                for resource, value in resources.items():
+                    deps.metrics.gauge(m.NODEPOOL_USAGE, float(value), NodePool=str(pool_name), Resource=str(resource))
+
+
+# --- the invocation ------------------------------------------------------------------------------------------------------
+
+
+def run_reconcile(
+    deps: ReconcileDeps,
+    settings: ReconcileSettings,
+    lease: LeasePort,
+    loop: LoopSettings,
+    trigger: Trigger,
+    holder: str,
+    remaining_seconds: Callable[[], float] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ReconcileResult:
+    """Passes under the lease while pods stay pending (see the module docstring). An alarm going back to OK and a dry run
+    get a single pass."""
+    effective = loop if trigger.wants_recheck and not trigger.dry_run else _single_pass(loop)
+
+    def one_pass() -> tuple[PassResult, bool]:
+        outcome = reconcile_once(deps, settings, dry_run=trigger.dry_run)
+        return outcome, outcome.more
+
+    result: LoopOutcome[PassResult] = run_leased_loop(
+        lease,
+        LEASE_NAME,
+        holder,
+        one_pass,
+        effective,
+        remaining_seconds=remaining_seconds,
+        clock=deps.clock,
+        sleep=sleep,
+    )
+    if not result.held:
+        deps.metrics.count(m.LEASE_CONTENDED, 1)
+    deps.metrics.count(m.RECONCILE_PASSES, len(result.passes))
+    return ReconcileResult(trigger.description, result.held, result.stopped, result.passes)
+
+
+def _single_pass(loop: LoopSettings) -> LoopSettings:
+    return LoopSettings(
+        interval_seconds=loop.interval_seconds,
+        budget_seconds=0.0,
+        lease_seconds=loop.lease_seconds,
+        poll_seconds=loop.poll_seconds,
+        safety_margin_seconds=loop.safety_margin_seconds,
+    )
