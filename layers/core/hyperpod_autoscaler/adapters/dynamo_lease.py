@@ -118,14 +118,14 @@ class DynamoLease:
 
     def pass_requested(self, name: str, since: float) -> bool:
         item = self._item(name)
-        return bool(item and "requestedAt" in item and float(item["requestedAt"]["N"]) >= since)
+        return bool(item and "requestedAt" in item and float(item["requestedAt"]["N"]) > since)
 
     def release(self, name: str, holder: str, since: float) -> bool:
         try:
             self._client.delete_item(
                 TableName=self._table,
                 Key=self._key(name),
-                ConditionExpression="holder = :me AND (attribute_not_exists(requestedAt) OR requestedAt < :since)",
+                ConditionExpression="holder = :me AND (attribute_not_exists(requestedAt) OR requestedAt <= :since)",
                 ExpressionAttributeValues={":me": {"S": holder}, ":since": _num(since)},
             )
         except ClientError as exc:

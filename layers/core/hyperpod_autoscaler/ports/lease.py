@@ -27,11 +27,11 @@ class LeasePort(Protocol):
         ...
 
     def pass_requested(self, name: str, since: float) -> bool:
-        """Whether a pass was requested at or after ``since`` (a sleeping holder polls this to react within a second)."""
+        """Whether a pass was requested after ``since`` (a sleeping holder polls this to react within a second)."""
         ...
 
     def release(self, name: str, holder: str, since: float) -> bool:
-        """Give the lease up unless a pass was requested at or after ``since`` (the start of our last pass, epoch seconds).
+        """Give the lease up unless a pass was requested after ``since`` (the start of our last pass, epoch seconds).
         False means: a request is pending and we still hold the lease: do another pass, then release again."""
         ...
 

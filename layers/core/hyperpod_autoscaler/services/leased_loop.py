@@ -110,7 +110,7 @@ def run_leased_loop(
                     outcome.stopped = "budget"
                     return outcome
             else:
-                if time_left() < settings.interval_seconds:
+                if time_left() <= settings.interval_seconds:
                     outcome.stopped = "budget"
                     return outcome
                 waited = 0.0
