@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..adapters import metrics as m
+from ..adapters.dynamo_claims import RecordedClaim
 from ..adapters.metrics import AutoscalerMetrics
 from ..domain.catalog import Catalog
 from ..domain.hyperpod import ClusterView
@@ -40,6 +41,7 @@ from ..domain.objects import ClusterObjects
 from ..domain.plan import InflightClaim, NodeClaim, Plan, PlanInput, PlanOptions
 from ..ports.cluster import ClusterPort, ObjectRef
 from ..ports.lease import LeasePort
+from ..ports.workflow import Execution, WorkflowPort
 from .leased_loop import LoopOutcome, LoopSettings, run_leased_loop
 from .triggers import Trigger
 
@@ -57,12 +59,8 @@ class HyperPodReader(Protocol):
 
 
 class ClaimStore(Protocol):
-    def inflight_claims(self) -> list[InflightClaim]:
-        """Claims recorded and not yet finished (their nodes are not all Ready, or were not given back)."""
-        ...
-
-    def active_backoffs(self) -> dict[str, str]:
-        """Instance group -> why it must not be launched into now (capacity backoff)."""
+    def recorded_claims(self) -> list[RecordedClaim]:
+        """Claims recorded and not yet forgotten (the adapter is ``adapters.dynamo_claims``)."""
         ...
 
     def record_claim(self, claim: InflightClaim, execution_name: str, ttl_seconds: int) -> bool:
@@ -70,13 +68,9 @@ class ClaimStore(Protocol):
         ...
 
 
-class ProvisionStarter(Protocol):
-    def start_provision(self, name: str, payload: dict[str, Any]) -> str:
-        """Start (or find, for the same name and input) the provision execution; returns its ARN."""
-        ...
-
-    def running_provisions(self) -> list[dict[str, Any]]:
-        """Inputs of the provision executions that are running."""
+class BackoffReader(Protocol):
+    def unavailable_groups(self) -> dict[str, str]:
+        """Instance group -> why it must not be launched into now (capacity backoff, kept by the provision workflow)."""
         ...
 
 
@@ -94,6 +88,11 @@ def default_scheduler(plan_input: PlanInput, options: PlanOptions) -> Plan:
 class ReconcileSettings:
     cluster_name: str
     """The HyperPod cluster's name (goes into claim ids and the provision input)."""
+    provision_state_machine_arn: str = ""
+    claim_grace_seconds: float = 120.0
+    """A recorded claim whose execution is not running counts as in flight (and is started again, idempotently) for this
+    long after it was recorded: it covers a decider that died between the record and the start. After that, only running
+    executions count, so a finished claim never hides capacity that does not exist."""
     max_nodes_per_decision: int = 20
     max_nodes_total: int = 100
     registration_timeout_seconds: int = 1200
@@ -125,7 +124,8 @@ class ReconcileDeps:
     cluster: ClusterPort
     hyperpod: HyperPodReader
     claims: ClaimStore
-    workflows: ProvisionStarter
+    backoffs: BackoffReader
+    workflows: WorkflowPort
     metrics: AutoscalerMetrics
     catalog: Catalog
     scheduler: Scheduler = default_scheduler
@@ -303,9 +303,12 @@ def reconcile_once(deps: ReconcileDeps, settings: ReconcileSettings, dry_run: bo
         return result
 
     view = deps.hyperpod.describe_cluster()
-    inflight = _inflight(deps, view)
+    inflight, orphans = _inflight(deps, settings, view)
     result.inflight_nodes = sum(c.count for c in inflight)
-    result.backoffs = deps.claims.active_backoffs()
+    result.backoffs = deps.backoffs.unavailable_groups()
+    if not dry_run:
+        for orphan in orphans:
+            _start(deps, settings, orphan.claim, orphan.execution_name)
     committed = committed_nodes(view, managed_groups(snapshot), inflight)
     cap = decision_cap(settings, committed)
     result.cap = cap
@@ -369,13 +372,26 @@ def reconcile_once(deps: ReconcileDeps, settings: ReconcileSettings, dry_run: bo
     return result
 
 
-def _inflight(deps: ReconcileDeps, view: ClusterView) -> list[InflightClaim]:
-    merged: dict[str, InflightClaim] = {c.claim_id: c for c in deps.claims.inflight_claims()}
-    for payload in deps.workflows.running_provisions():
-        claim = inflight_from_execution(payload, view)
+def _inflight(
+    deps: ReconcileDeps, settings: ReconcileSettings, view: ClusterView
+) -> tuple[list[InflightClaim], list[RecordedClaim]]:
+    """Claims whose provision execution runs, plus recently recorded claims whose execution is not (yet) running: the
+    latter are returned as orphans too, to be started again (the start is idempotent on the name)."""
+    running: dict[str, Execution] = {e.name: e for e in deps.workflows.running(settings.provision_state_machine_arn)}
+    now = deps.clock()
+    merged: dict[str, InflightClaim] = {}
+    orphans: list[RecordedClaim] = []
+    for rec in deps.claims.recorded_claims():
+        if rec.execution_name in running:
+            merged[rec.claim.claim_id] = rec.claim
+        elif now - rec.recorded_at < settings.claim_grace_seconds:
+            merged[rec.claim.claim_id] = rec.claim
+            orphans.append(rec)
+    for execution in running.values():
+        claim = inflight_from_execution(execution.input, view)
         if claim is not None and claim.claim_id not in merged:
             merged[claim.claim_id] = claim
-    return sorted(merged.values(), key=lambda c: c.claim_id)
+    return sorted(merged.values(), key=lambda c: c.claim_id), orphans
 
 
 def _capped(plan: Plan, cap: int) -> bool:
@@ -422,24 +438,32 @@ def _start_batch(
         pods=tuple(pods),
     )
     recorded = deps.claims.record_claim(inflight, name, settings.claim_ttl_seconds)
-    payload = {
-        "cluster": settings.cluster_name,
-        "instanceGroup": group,
-        "count": len(claims),
-        "claimId": cid,
-        "pods": pods,
-        "nodePool": nodepool,
-        "instanceType": first.instance_type,
-        "zone": first.zone,
-        "registrationTimeoutSeconds": settings.registration_timeout_seconds,
-    }
     # Started whether or not we recorded it: an already-recorded claim may be one whose recorder died before starting;
     # the same name and input make StartExecution idempotent.
-    deps.workflows.start_provision(name, payload)
+    _start(deps, settings, inflight, name)
     for claim in claims:
         deps.metrics.count(m.NODECLAIMS_CREATED, 1, NodePool=claim.nodepool, InstanceGroup=claim.instance_group)
     deps.metrics.count(m.PROVISION_EXECUTIONS_STARTED, 1)
     return StartedClaim(cid, name, group, nodepool, first.instance_type, first.zone, len(claims), pods, recorded)
+
+
+def provision_input(settings: ReconcileSettings, claim: InflightClaim) -> dict[str, Any]:
+    """The provision state machine's input for a claim (``statemachines/provision.asl.json``)."""
+    return {
+        "cluster": settings.cluster_name,
+        "instanceGroup": claim.instance_group,
+        "count": claim.count,
+        "claimId": claim.claim_id,
+        "pods": list(claim.pods),
+        "nodePool": claim.nodepool,
+        "instanceType": claim.instance_type,
+        "zone": claim.zone,
+        "registrationTimeoutSeconds": settings.registration_timeout_seconds,
+    }
+
+
+def _start(deps: ReconcileDeps, settings: ReconcileSettings, claim: InflightClaim, name: str) -> None:
+    deps.workflows.start(settings.provision_state_machine_arn, name, provision_input(settings, claim))
 
 
 def _events(

@@ -214,7 +214,7 @@ class Packer:
                     labels=dict(pod.metadata.labels),
                 )
                 by_key[key] = cls
-            cls.pods.append(pod)
+            cls.add(pod)
         ref = [1] * len(self.space.names)
         for o in self.offer.offerings:
             ref = [max(a, b) for a, b in zip(ref, o.alloc, strict=True)]

@@ -180,10 +180,19 @@ class PodClass:
     sort_key: tuple = ()
     _views: list[View] = field(default_factory=list)
     _iter: Iterator[View] | None = None
+    _rep: Pod | None = None
+
+    def add(self, pod: Pod) -> None:
+        if self._rep is None:
+            self._rep = pod
+        self.pods.append(pod)
 
     @property
     def rep(self) -> Pod:
-        return self.pods[0]
+        """A representative pod (kept when every pod of the class was placed on in-flight capacity)."""
+        if self._rep is None:
+            self._rep = self.pods[0]
+        return self._rep
 
     def view(self, level: int) -> View | None:
         """The view at ``level``, or None when nothing more can be relaxed."""
