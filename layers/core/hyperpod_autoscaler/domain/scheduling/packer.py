@@ -54,16 +54,16 @@ class _BestTable:
         self.prefix_cheapest: list[tuple[float, int, int]] = []  # best (price, idx, position) among by_cnt[: i + 1]
         best: tuple[float, int, int] | None = None
         for i, (_k, o) in enumerate(self.by_cnt):
-            cand = (o.price, o.idx, i)
-            if best is None or cand < best:
-                best = cand
+            first = (o.price, o.idx, i)
+            if best is None or first < best:
+                best = first
             self.prefix_cheapest.append(best)
         self.suffix_unit: list[tuple[float, int, float, int, int] | None] = [None] * (len(self.by_cnt) + 1)
         for i in range(len(self.by_cnt) - 1, -1, -1):
             k, o = self.by_cnt[i]
-            cand = (o.price / k, -k, o.price, o.idx, i)
+            unit = (o.price / k, -k, o.price, o.idx, i)
             nxt = self.suffix_unit[i + 1]
-            self.suffix_unit[i] = cand if nxt is None or cand < nxt else nxt
+            self.suffix_unit[i] = unit if nxt is None or unit < nxt else nxt
 
     def best(self, limit: int) -> tuple[Offering, int]:
         import bisect
@@ -237,13 +237,13 @@ class Packer:
         if not wanted:
             return
         for cls in self.classes:
-            keep = []
+            keep: list[Pod] = []
             for pod in cls.pods:
-                bins = wanted.get(pod.key)
-                if bins is None:
+                wanted_bins = wanted.get(pod.key)
+                if wanted_bins is None:
                     keep.append(pod)
                     continue
-                target = next((b for b in bins if fits_sum(b.used, cls.req, b.alloc)), bins[0])
+                target = next((b for b in wanted_bins if fits_sum(b.used, cls.req, b.alloc)), wanted_bins[0])
                 target.used = vadd(target.used, cls.req)
                 target.pods.append(pod.key)
                 self._pending_inflight.append((cls, target, pod))
@@ -514,7 +514,7 @@ class Packer:
             if not offs:
                 continue
             if dkey:
-                for value in sorted({o.labels.get(dkey) for o in offs if o.labels.get(dkey) is not None}):
+                for value in sorted({v for o in offs if (v := o.labels.get(dkey)) is not None}):
                     lists[value].append(c)
             else:
                 lists[None].append(c)
@@ -522,28 +522,31 @@ class Packer:
         while pos < n:
             remaining = n - pos
             if dkey:
-                zone_q = {}
+                zone_q: dict[str | None, int] = {}
                 for value in dvalues:
-                    q = self._quota([r for r in rules if r.key == dkey], lambda _k, v=value: v)
+                    q = self._quota([r for r in rules if r.key == dkey], lambda _k, v=value: v)  # type: ignore[misc]
                     if q > 0:
                         zone_q[value] = q
-                order = sorted(zone_q, key=lambda v: (-min(zone_q[v], remaining), self._dcount(rules, dkey, v), v))
+                order: list[str | None] = sorted(
+                    zone_q,
+                    key=lambda v: (-min(zone_q[v], remaining), self._dcount(rules, dkey, v), v or ""),
+                )
             else:
                 zone_q = {None: UNBOUNDED}
                 order = [None]
             if not order:
                 break
             placed = 0
-            for value in order:
+            for dval in order:
                 placed = self._fill_from(
-                    lists[value], cursors, value, cls, view, rules, fix, dkey, min(zone_q[value], remaining), pods, pos
+                    lists[dval], cursors, dval, cls, view, rules, fix, dkey, min(zone_q[dval], remaining), pods, pos
                 )
                 if placed:
                     break
             if not placed:
-                for value in order:
+                for dval in order:
                     placed = self._open_claim(
-                        cls, level, view, rules, fix, dkey, value, min(zone_q[value], remaining), pods, pos, lists
+                        cls, level, view, rules, fix, dkey, dval, min(zone_q[dval], remaining), pods, pos, lists
                     )
                     if placed:
                         break
@@ -762,14 +765,14 @@ class Packer:
                 k = count_fit(req, o.alloc)
                 if k <= 0 or not _limits_ok(o, None):
                     continue
-                if other_rules and self._quota(other_rules, lambda key, o=o: o.labels.get(key)) <= 0:
+                if other_rules and self._quota(other_rules, lambda key, o=o: o.labels.get(key)) <= 0:  # type: ignore[misc]
                     continue
                 tier_found = o.tier
                 feasible.append((k, o))
             table = _BestTable(feasible) if feasible else None
             if not dynamic:
                 self._best_cache[cache_key] = table
-        if table is None:
+        if not isinstance(table, _BestTable):
             return 0
         o, k = table.best(limit)
         offs = self._filter(compat, ("tier", o.tier), lambda x: x.tier == o.tier)

@@ -1,0 +1,58 @@
+"""``hyperpod-autoscaler sandbox [--scenario FILE] [--speed X] [--report DIR]``: the whole autoscaler on an embedded
+HyperPod + EKS sandbox (the test kit's emulators), playing a scenario on a simulated clock, with a live view and a report.
+
+The sandbox lives in the test kit (``hpa_testkit``), installed with the project's development dependencies; the Lambda
+layer does not ship it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--scenario", default="default", help="a scenario YAML file, or a bundled name (default, short, ...)"
+    )
+    parser.add_argument(
+        "--speed", type=float, default=None, help="cluster seconds per real second (default: the scenario's)"
+    )
+    parser.add_argument("--report", default="reports/sandbox", help="directory for the HTML report and summary.json")
+    parser.add_argument("--template", default=None, help="the SAM template to wire from (default: the project's)")
+    parser.add_argument("--plain", action="store_true", help="plain progress lines instead of the live view")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        from hpa_testkit.sandbox.live import LiveView
+        from hpa_testkit.sandbox.report import write_report
+        from hpa_testkit.sandbox.runner import Sandbox, SandboxOptions
+        from hpa_testkit.sandbox.scenario import load_scenario
+    except ModuleNotFoundError as exc:
+        print(
+            f"sandbox: the test kit is not installed ({exc}); run `make demo` or pip install -e '.[dev]'",
+            file=sys.stderr,
+        )
+        return 2
+    path = Path(args.scenario)
+    if not path.exists():
+        import hpa_testkit
+
+        bundled = Path(hpa_testkit.__file__).parent / "scenarios" / f"{args.scenario}.yaml"
+        if not bundled.exists():
+            print(f"sandbox: no scenario file {args.scenario} and no bundled scenario of that name", file=sys.stderr)
+            return 2
+        path = bundled
+    scenario = load_scenario(path)
+    options = SandboxOptions(speed=args.speed)
+    if args.template:
+        options.template = Path(args.template).resolve()
+    with Sandbox(scenario, options) as sandbox:
+        with LiveView(f"sandbox: {scenario.name}", scenario.duration, enabled=False if args.plain else None) as live:
+            summary = sandbox.run(live=live)
+        page = write_report(args.report, f"hyperpod-autoscaler sandbox: {scenario.name}", sandbox.timeline, summary)
+    print(json.dumps(summary, indent=2))
+    print(f"report: {page}")
+    return 0

@@ -1,0 +1,142 @@
+"""The composition root of the Lambda functions: configuration from the environment (set by template.yaml) and the
+adapters built from it, once per container and reused across warm invocations.
+
+Handlers stay a few lines: they parse the event, call a service with what this module builds, and flush metrics. The
+sandbox runs the same handlers in-process; it points the AWS clients at moto (``AWS_ENDPOINT_URL``), the Kubernetes client
+at the emulator (``KUBECONFIG``), and the clock at its simulated cluster time (``use_clock``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from .domain.errors import InvalidObject
+
+
+class _Clock:
+    """Wall time, or the sandbox's cluster clock."""
+
+    def __init__(self) -> None:
+        self.now: Callable[[], float] = time.time
+        self.sleep: Callable[[float], None] = time.sleep
+
+
+CLOCK = _Clock()
+
+
+def use_clock(now: Callable[[], float], sleep: Callable[[float], None]) -> None:
+    CLOCK.now = now
+    CLOCK.sleep = sleep
+
+
+def now() -> float:
+    return CLOCK.now()
+
+
+def sleep(seconds: float) -> None:
+    CLOCK.sleep(seconds)
+
+
+def env(name: str, default: str | None = None) -> str:
+    value = os.environ.get(name, default)
+    if value is None or value == "":
+        raise InvalidObject("environment", name, name, "is not set (template.yaml sets it)")
+    return value
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(float(raw))
+    except ValueError:
+        raise InvalidObject("environment", name, name, f"{raw!r} is not a number") from None
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise InvalidObject("environment", name, name, f"{raw!r} is not a number") from None
+
+
+@dataclass(frozen=True)
+class Config:
+    hyperpod_cluster: str
+    eks_cluster: str
+    table: str
+    region: str
+
+    @classmethod
+    def from_env(cls) -> Config:
+        return cls(
+            hyperpod_cluster=env("HYPERPOD_CLUSTER_NAME"),
+            eks_cluster=env("EKS_CLUSTER_NAME"),
+            table=env("TABLE_NAME"),
+            region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        )
+
+
+_lock = threading.Lock()
+_clients: dict[tuple[str, str, str], Any] = {}
+
+
+def client(service: str) -> Any:
+    """A boto3 client per service, shared by the container's invocations (boto3 honours ``AWS_ENDPOINT_URL``)."""
+    import boto3
+
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    key = (service, region, os.environ.get("AWS_ENDPOINT_URL", ""))
+    with _lock:
+        if key not in _clients:
+            _clients[key] = boto3.session.Session().client(service, region_name=region)
+        return _clients[key]
+
+
+_cluster_cache: dict[tuple[str, str], Any] = {}
+
+
+def kubernetes() -> Any:
+    """The cluster port: from ``KUBECONFIG`` (+ ``KUBE_CONTEXT``) when set (the sandbox, a laptop), else from EKS with a
+    token renewed before it expires."""
+    from .adapters.kube import KubeCluster
+
+    kubeconfig = os.environ.get("KUBECONFIG", "")
+    key = (kubeconfig, os.environ.get("KUBE_CONTEXT", ""))
+    with _lock:
+        if key not in _cluster_cache:
+            if kubeconfig:
+                _cluster_cache[key] = KubeCluster.from_kubeconfig(kubeconfig, os.environ.get("KUBE_CONTEXT") or None)
+            else:
+                cfg = Config.from_env()
+                _cluster_cache[key] = KubeCluster.from_eks(cfg.eks_cluster, cfg.region)
+        return _cluster_cache[key]
+
+
+@cache
+def catalog() -> Any:
+    from .domain.catalog import Catalog
+
+    return Catalog.load(os.environ.get("CATALOG_FILE") or None)
+
+
+def metrics(service: str) -> Any:
+    from .adapters.metrics import AutoscalerMetrics
+
+    sink = os.environ.get("METRICS_SINK", "emf")
+    return AutoscalerMetrics(
+        env("EKS_CLUSTER_NAME"),
+        namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "HyperPodAutoscaler"),
+        sink=sink,  # type: ignore[arg-type]
+        cloudwatch=client("cloudwatch") if sink == "api" else None,
+    )

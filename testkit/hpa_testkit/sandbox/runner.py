@@ -1,0 +1,816 @@
+"""The embedded sandbox: the real handlers and state machines, wired as ``template.yaml`` wires them, on emulators.
+
+``Sandbox`` starts the Kubernetes API emulator and moto's server with the HyperPod emulator, creates the stack's resources
+there from the template (table, queues, state machines with their substitutions, the functions' environment), applies the
+seed objects, then plays a scenario on the cluster clock (``SteppedClock``): traffic into SQS, Jobs, faults, drills, the
+replica controller and scheduler stand-ins, the HyperPod node life cycle. Because moto evaluates no alarms and routes no
+events to Lambda, the sandbox evaluates the template's alarms on the published metrics and delivers each state change and
+each schedule tick to the targets of the template's rules whose patterns match: a rule removed from the template is a rule
+that never fires here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import tempfile
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import yaml
+
+from .alarms import Alarm, evaluate, state_change_event
+from .clock import SteppedClock
+from .eventbus import matches, resolve
+from .report import Sample, Timeline
+from .scenario import ArrivalStream, Scenario, load_azure_arrivals
+from .template import Wiring, read_wiring
+from .tracking import PodTracker
+
+ACCOUNT = "123456789012"
+REGION = "us-west-2"
+STACK = "hpa-sandbox"
+PROJECT = Path(__file__).resolve().parents[3]
+SHARED = PROJECT.parent / "shared"
+AZURE_TRACE = SHARED / "data" / "azure_llm_2023"
+
+
+def parse_rate(expression: str) -> float:
+    """``rate(1 minute)`` / ``rate(5 minutes)`` / ``rate(30 seconds)`` -> seconds. cron() schedules are not played."""
+    expression = expression.strip()
+    if not expression.startswith("rate(") or not expression.endswith(")"):
+        raise ValueError(f"schedule {expression!r}: the sandbox plays rate() schedules only")
+    value, unit = expression[5:-1].split()
+    seconds = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}[unit.rstrip("s")]
+    return float(value) * seconds
+
+
+@dataclass
+class LambdaContext:
+    """What a handler reads from Lambda's context object."""
+
+    function_name: str
+    deadline: float
+    clock: SteppedClock
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    memory_limit_in_mb: int = 1024
+    invoked_function_arn: str = ""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - self.clock.now()) * 1000))
+
+
+@dataclass
+class Invocation:
+    function: str
+    source: str
+    t: float
+    future: Future[Any]
+
+
+class FunctionHost:
+    """Loads a function's ``app.py`` from its CodeUri and invokes it the way Lambda's asynchronous invoke does (in a
+    worker thread, with a context whose remaining time follows the cluster clock)."""
+
+    def __init__(self, wiring: Wiring, clock: SteppedClock, pool: ThreadPoolExecutor) -> None:
+        self.wiring = wiring
+        self.clock = clock
+        self.pool = pool
+        self.modules: dict[str, ModuleType] = {}
+        self.invocations: list[Invocation] = []
+        self.errors: list[tuple[float, str, str]] = []
+        self._lock = threading.Lock()
+
+    def handler(self, logical_id: str) -> Callable[[Any, Any], Any]:
+        spec = self.wiring.functions[logical_id]
+        module = self.modules.get(logical_id)
+        if module is None:
+            path = PROJECT / spec.module_path
+            loader = importlib.util.spec_from_file_location(f"sandbox_fn_{logical_id}", path)
+            if loader is None or loader.loader is None:
+                raise FileNotFoundError(f"{logical_id}: no handler module at {path}")
+            module = importlib.util.module_from_spec(loader)
+            loader.loader.exec_module(module)
+            self.modules[logical_id] = module
+        return getattr(module, spec.handler_name)
+
+    def timeout(self, logical_id: str) -> float:
+        props = self.wiring.resources[logical_id].get("Properties") or {}
+        return float(props.get("Timeout") or 60)
+
+    def call(self, logical_id: str, event: Any) -> Any:
+        """A synchronous invoke (a Step Functions task): exceptions propagate with their class."""
+        fn = self.handler(logical_id)
+        ctx = LambdaContext(logical_id, self.clock.now() + self.timeout(logical_id), self.clock)
+        return fn(event, ctx)
+
+    def invoke_async(self, logical_id: str, event: Any, source: str) -> None:
+        def run() -> Any:
+            try:
+                return self.call(logical_id, event)
+            except Exception as exc:  # Lambda records it and sends the event to the failure destination
+                with self._lock:
+                    self.errors.append((self.clock.elapsed, logical_id, f"{type(exc).__name__}: {exc}"))
+                raise
+
+        future = self.pool.submit(run)
+        with self._lock:
+            self.invocations.append(Invocation(logical_id, source, self.clock.elapsed, future))
+
+
+def stack_context(wiring: Wiring, physical: dict[str, str]) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "AWS::Region": REGION,
+        "AWS::AccountId": ACCOUNT,
+        "AWS::StackName": STACK,
+        "AWS::Partition": "aws",
+        "AWS::NoValue": None,
+    }
+    context.update(wiring.parameters)
+    context.update(physical)
+    return context
+
+
+def load_yaml_objects(path: Path) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for doc in yaml.safe_load_all(path.read_text()):
+        if not doc:
+            continue
+        if str(doc.get("kind", "")).endswith("List"):
+            out.extend(doc.get("items") or [])
+        else:
+            out.append(doc)
+    return out
+
+
+def deployment_manifest(d: Any) -> list[dict[str, Any]]:
+    requests: dict[str, Any] = {"cpu": d.cpu, "memory": d.memory}
+    limits: dict[str, Any] = {}
+    if d.gpus:
+        requests["nvidia.com/gpu"] = d.gpus
+        limits["nvidia.com/gpu"] = d.gpus
+    labels = {"app": d.name, **d.labels}
+    objs: list[dict[str, Any]] = [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": d.name, "namespace": d.namespace, "labels": labels},
+            "spec": {
+                "replicas": d.replicas,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": d.name,
+                                "image": "public.ecr.aws/eks-distro/kubernetes/pause:3.7",
+                                "resources": {"requests": requests, **({"limits": limits} if limits else {})},
+                            }
+                        ],
+                        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+                    },
+                },
+            },
+        }
+    ]
+    if d.pdb_min_available is not None:
+        objs.append(
+            {
+                "apiVersion": "policy/v1",
+                "kind": "PodDisruptionBudget",
+                "metadata": {"name": d.name, "namespace": d.namespace},
+                "spec": {"minAvailable": d.pdb_min_available, "selector": {"matchLabels": labels}},
+            }
+        )
+    return objs
+
+
+def job_manifest(job: Any, clock_start: float) -> list[dict[str, Any]]:
+    requests: dict[str, Any] = {"cpu": job.cpu, "memory": job.memory}
+    if job.gpus:
+        requests["nvidia.com/gpu"] = job.gpus
+    labels = {"job-name": job.name}
+    annotations = {"hpa-testkit/run-seconds": str(job.duration)}
+    pod_annotations = {"karpenter.sh/do-not-disrupt": "true"} if job.do_not_disrupt else {}
+    return [
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": job.name, "namespace": job.namespace, "labels": labels, "annotations": annotations},
+            "spec": {
+                "parallelism": job.count,
+                "completions": job.count,
+                "template": {
+                    "metadata": {"labels": labels, "annotations": pod_annotations},
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [
+                            {
+                                "name": "train",
+                                "image": "public.ecr.aws/eks-distro/kubernetes/pause:3.7",
+                                "resources": {"requests": requests, "limits": {"nvidia.com/gpu": job.gpus}},
+                            }
+                        ],
+                        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+                    },
+                },
+            },
+        },
+        {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": {"name": job.name, "namespace": job.namespace},
+            "spec": {"minAvailable": job.count, "selector": {"matchLabels": labels}},
+        },
+    ]
+
+
+def to_datetime(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=UTC)
+
+
+def event_json(event: dict[str, Any]) -> str:
+    return json.dumps(event, sort_keys=True)
+
+
+def env_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+@dataclass
+class SandboxOptions:
+    template: Path = PROJECT / "template.yaml"
+    speed: float | None = None
+    live: bool | None = None
+    parameter_overrides: dict[str, Any] = field(default_factory=dict)
+    workers: int = 8
+
+
+#: What the sandbox sets on the stack: a quick re-check loop and the sandbox's own limits.
+SANDBOX_PARAMETERS: dict[str, Any] = {
+    "HyperPodClusterName": "hyperpod-eks-demo",
+    "HyperPodClusterId": "abcd1234efgh",
+    "EksClusterName": "hyperpod-eks-demo",
+    "InstanceGroupExecutionRoleArns": ["arn:aws:iam::123456789012:role/HyperPodExecutionRole"],
+}
+
+
+class Sandbox:
+    """One scenario on the emulators. Use as a context manager: ``with Sandbox(scenario) as sb: summary = sb.run()``."""
+
+    def __init__(self, scenario: Scenario, options: SandboxOptions | None = None) -> None:
+        self.scenario = scenario
+        self.options = options or SandboxOptions()
+        self.clock = SteppedClock()
+        self.timeline = Timeline()
+        self.tracker = PodTracker()
+        self.pool = ThreadPoolExecutor(max_workers=self.options.workers, thread_name_prefix="lambda")
+        overrides = {**SANDBOX_PARAMETERS, **self.options.parameter_overrides}
+        self.wiring = read_wiring(self.options.template, overrides)
+        self.functions = FunctionHost(self.wiring, self.clock, self.pool)
+        self.physical: dict[str, str] = {}
+        self.alarms: dict[str, Alarm] = {}
+        self.queues: dict[str, str] = {}
+        self.faults_injected: list[dict[str, Any]] = []
+        self.decisions = 0
+        self._next_schedule: dict[str, float] = {}
+        self._tmp = tempfile.TemporaryDirectory(prefix="hpa-sandbox-")
+        self.kube: Any = None
+        self.aws: Any = None
+        self._env_before: dict[str, str | None] = {}
+
+    # --- set-up ----------------------------------------------------------------------------------------------------------
+
+    def __enter__(self) -> Sandbox:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        from hpa_testkit.aws import AwsEmulator
+        from hpa_testkit.kube import KubeEmulator
+
+        self.kube = KubeEmulator()
+        self.kube.start()
+        kubeconfig = self.kube.write_kubeconfig(str(Path(self._tmp.name) / "kubeconfig"), context="sandbox")
+        self.aws = AwsEmulator(clock=self.clock, region=REGION)
+        self.aws.start()
+        self._set_env(
+            {
+                "AWS_ENDPOINT_URL": self.aws.endpoint_url,
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "KUBECONFIG": kubeconfig,
+                "KUBE_CONTEXT": "sandbox",
+                "METRICS_SINK": "api",
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                "POWERTOOLS_DEV": "false",
+            }
+        )
+        self._create_stack()
+        self._apply_seed()
+
+    def stop(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        for stopper in (self.aws, self.kube):
+            if stopper is not None:
+                with contextlib.suppress(Exception):  # best effort at shutdown
+                    stopper.stop()
+        for key, value in self._env_before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._tmp.cleanup()
+
+    def _set_env(self, values: dict[str, str]) -> None:
+        for key, value in values.items():
+            self._env_before.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+
+    def _condition_true(self, name: str | None, context: dict[str, Any]) -> bool:
+        if not name:
+            return True
+        from .template import load_template
+
+        conditions = load_template(self.options.template).get("Conditions") or {}
+        return bool(_eval_condition(conditions.get(name), conditions, context))
+
+    def _create_stack(self) -> None:
+        wiring = self.wiring
+        physical = self.physical
+        table = f"{STACK}-StateTable"
+        physical["StateTable"] = table
+        for logical_id in wiring.functions:
+            name = f"{STACK}-{logical_id}"
+            physical[logical_id] = name
+            physical[f"{logical_id}.Arn"] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+        for logical_id in wiring.alarms:
+            physical[logical_id] = ""  # filled below (the name may Sub other values)
+        context = stack_context(wiring, physical)
+        for logical_id, spec in wiring.alarms.items():
+            physical[logical_id] = str(resolve(spec.properties.get("AlarmName", logical_id), context))
+        context = stack_context(wiring, physical)
+
+        ddb = self.aws.client("dynamodb")
+        props = resolve(wiring.resources["StateTable"]["Properties"], context)
+        ddb.create_table(
+            TableName=table,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=props["AttributeDefinitions"],
+            KeySchema=props["KeySchema"],
+        )
+        sqs = self.aws.client("sqs")
+        physical["FailureQueue"] = sqs.create_queue(QueueName=f"{STACK}-failures")["QueueUrl"]
+        for name in sorted({t.queue for t in self.scenario.traffic if t.kind == "sqs" and t.queue}):
+            self.queues[name] = sqs.create_queue(QueueName=name)["QueueUrl"]
+
+        from hpa_testkit.aws import sfn
+
+        for logical_id, spec in wiring.state_machines.items():
+            substitutions = {k: str(resolve(v, context)) for k, v in spec.substitutions.items()}
+            arn = sfn.create_state_machine(
+                self.aws, f"{STACK}-{logical_id}", PROJECT / spec.definition_uri, substitutions
+            )
+            physical[logical_id] = arn
+            physical[f"{logical_id}.Arn"] = arn
+        for logical_id in wiring.functions:
+            sfn.route_lambda(
+                self.aws,
+                physical[f"{logical_id}.Arn"],
+                lambda event, _ctx, lid=logical_id: self.functions.call(lid, event),
+            )
+        context = stack_context(wiring, physical)
+
+        env: dict[str, str] = {}
+        for spec in wiring.functions.values():
+            for key, value in spec.environment.items():
+                resolved = resolve(value, context)
+                if key != "POWERTOOLS_SERVICE_NAME" and resolved is not None:
+                    env[key] = env_value(resolved)
+        env["METRICS_SINK"] = "api"
+        self._set_env(env)
+
+        for logical_id, spec in wiring.alarms.items():
+            resource = wiring.resources[logical_id]
+            if not self._condition_true(resource.get("Condition"), context):
+                continue
+            props = resolve(spec.properties, context)
+            if "MetricName" not in props:
+                continue  # metric-math alarms are for operators; the sandbox plays the single-metric ones
+            self.alarms[logical_id] = Alarm.from_properties(props, REGION, ACCOUNT)
+        self.rules = []
+        for rule in wiring.rules:
+            if not rule.enabled:
+                continue
+            pattern = resolve(rule.pattern, context) if rule.pattern else None
+            self.rules.append((rule, pattern))
+            if rule.schedule:
+                self._next_schedule[rule.logical_id] = 0.0
+        cluster = json.loads((PROJECT / "examples" / "cluster.json").read_text())
+        self.aws.create_hyperpod_cluster(cluster)
+        self.cluster_name = cluster["ClusterName"]
+
+    def _apply_seed(self) -> None:
+        objects: list[dict[str, Any]] = []
+        if self.scenario.seed:
+            for name in ("nodeclass.yaml", "nodepool.yaml"):
+                objects.extend(load_yaml_objects(PROJECT / "examples" / "seed" / name))
+        text = json.dumps(self.scenario.objects)
+        for name, url in self.queues.items():
+            text = text.replace("{{queue:" + name + "}}", url)
+        objects.extend(json.loads(text))
+        for d in self.scenario.deployments:
+            objects.extend(deployment_manifest(d))
+        for obj in objects:
+            self.kube.apply(obj)
+
+    # --- the scenario --------------------------------------------------------------------------------------------------
+
+    def run(self, live: Any = None) -> dict[str, Any]:
+        """Play the scenario; returns the summary (see ``summary``)."""
+        import time
+
+        from hpa_testkit.controllers import ReplicaController
+        from hpa_testkit.scheduler import SchedulerStandIn
+
+        sc = self.scenario
+        speed = self.options.speed or sc.speed
+        controller = ReplicaController(self.kube, now=self.clock.now)
+        scheduler = SchedulerStandIn(self.kube)
+        trace = None
+        if any(t.source == "azure-llm" for t in sc.traffic):
+            trace = load_azure_arrivals(_azure_trace_file())
+        streams = [ArrivalStream(t, trace if t.source == "azure-llm" else None) for t in sc.traffic]
+        self.live = live
+        self._outage_groups: set[str] = set()
+        self._nodes_seen: dict[str, dict[str, Any]] = {}
+        self._bound_last: dict[str, tuple[str, bool]] = {}
+        self.killed_pods: list[str] = []
+        self.fallback_nodes_during_outage = 0
+        t = 0.0
+        while t <= sc.duration:
+            started = time.monotonic()
+            self._faults(t)
+            self._jobs(t)
+            self._drills(t)
+            self._traffic(streams, t)
+            controller.step()
+            scheduler.step()
+            self.aws.hyperpod.tick()
+            self._observe(t)
+            self._publish_metrics(t)
+            self._alarms(t)
+            self._schedules(t)
+            self.clock.advance(sc.tick)
+            t += sc.tick
+            pace = sc.tick / speed - (time.monotonic() - started)
+            if pace > 0:
+                time.sleep(pace)
+        for inv in list(self.functions.invocations):
+            if not inv.future.done():
+                self.clock.advance(sc.tick)
+        return self.summary()
+
+    def _decision(self, t: float, kind: str, text: str) -> None:
+        self.timeline.event(t, kind, text)
+        if self.live is not None:
+            self.live.decision(t, text)
+
+    def _faults(self, t: float) -> None:
+        hp = self.aws.hyperpod
+        for fault in self.scenario.faults:
+            if fault.at <= t < fault.at + self.scenario.tick:
+                self.faults_injected.append({"at": t, "kind": fault.kind, "group": fault.group})
+                self._decision(t, "fault", f"fault: {fault.kind} {fault.group or ''} for {fault.duration:.0f}s")
+                if fault.kind == "capacity-outage" and fault.group:
+                    hp.capacity_failure(fault.group)
+                    self._outage_groups.add(fault.group)
+                elif fault.kind == "throttling":
+                    hp.throttle(fault.rate)
+                elif fault.kind == "conflicts":
+                    hp.conflict_while_updating = True
+                elif fault.kind == "delete-failures":
+                    hp.delete_failures(rate=fault.rate)
+            end = fault.at + fault.duration
+            if end <= t < end + self.scenario.tick:
+                self._decision(t, "fault", f"fault over: {fault.kind} {fault.group or ''}")
+                if fault.kind == "capacity-outage" and fault.group:
+                    hp.capacity_failure(fault.group, times=0)
+                    self._outage_groups.discard(fault.group)
+                elif fault.kind == "throttling":
+                    hp.throttle(0.0)
+                elif fault.kind == "conflicts":
+                    hp.conflict_while_updating = False
+                elif fault.kind == "delete-failures":
+                    hp.delete_failures(rate=0.0)
+
+    def _jobs(self, t: float) -> None:
+        for job in self.scenario.jobs:
+            if job.at <= t < job.at + self.scenario.tick:
+                for obj in job_manifest(job, t):
+                    self.kube.apply(obj)
+                self._decision(t, "job", f"{job.count} training pods of Job {job.name} submitted")
+
+    def _drills(self, t: float) -> None:
+        arn = self.physical.get("DrillStateMachine")
+        for drill in self.scenario.drills:
+            if drill.at <= t < drill.at + self.scenario.tick and arn:
+                body = {"drill": drill.name, "cluster": self.cluster_name, **drill.input}
+                self.aws.client("stepfunctions").start_execution(
+                    stateMachineArn=arn, name=f"drill-{drill.name}-{int(t)}", input=json.dumps(body)
+                )
+                self._decision(t, "drill", f"drill {drill.name} started {json.dumps(drill.input)}")
+
+    def _traffic(self, streams: list[ArrivalStream], t: float) -> None:
+        sqs = self.aws.client("sqs")
+        for stream in streams:
+            traffic = stream.traffic
+            arrived = stream.take(t + self.scenario.tick)
+            ready = self._ready_replicas(traffic.deployment, traffic.namespace)
+            capacity = int(ready * traffic.per_replica_per_second * self.scenario.tick)
+            if traffic.kind == "sqs" and traffic.queue:
+                url = self.queues[traffic.queue]
+                for start in range(0, arrived, 10):
+                    n = min(10, arrived - start)
+                    sqs.send_message_batch(
+                        QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": "req"} for i in range(n)]
+                    )
+                served = 0
+                while served < capacity:
+                    got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=min(10, capacity - served))
+                    msgs = got.get("Messages", [])
+                    if not msgs:
+                        break
+                    sqs.delete_message_batch(
+                        QueueUrl=url,
+                        Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs)],
+                    )
+                    served += len(msgs)
+            elif traffic.kind == "alb" and traffic.load_balancer:
+                self.aws.client("cloudwatch").put_metric_data(
+                    Namespace="AWS/ApplicationELB",
+                    MetricData=[
+                        {
+                            "MetricName": "RequestCount",
+                            "Dimensions": [{"Name": "LoadBalancer", "Value": traffic.load_balancer}],
+                            "Timestamp": to_datetime(self.clock.now()),
+                            "Value": float(arrived),
+                            "Unit": "Count",
+                        }
+                    ],
+                )
+
+    def _ready_replicas(self, deployment: str, namespace: str) -> int:
+        count = 0
+        for pod in self._pods:
+            meta = pod.get("metadata") or {}
+            if meta.get("namespace") != namespace or (meta.get("labels") or {}).get("app") != deployment:
+                continue
+            if (pod.get("spec") or {}).get("nodeName") and (pod.get("status") or {}).get("phase") == "Running":
+                count += 1
+        return count
+
+    _pods: list[dict[str, Any]] = []
+
+    # --- observing and the AWS side of metrics, alarms and schedules ---------------------------------------------------
+
+    def _observe(self, t: float) -> None:
+        from hyperpod_autoscaler.domain.catalog import Catalog
+        from hyperpod_autoscaler.domain.k8s import HP_GROUP_LABEL, INSTANCE_TYPE_LABEL
+
+        catalog = getattr(self, "_catalog", None) or Catalog.builtin()
+        self._catalog = catalog
+        pods = self.kube.list("v1", "Pod")
+        nodes = self.kube.list("v1", "Node")
+        self._pods = pods
+        per_group: dict[str, int] = {}
+        cost = 0.0
+        node_names = set()
+        for node in nodes:
+            meta = node.get("metadata") or {}
+            labels = meta.get("labels") or {}
+            name = meta.get("name", "")
+            node_names.add(name)
+            group = labels.get(HP_GROUP_LABEL, "unmanaged")
+            per_group[group] = per_group.get(group, 0) + 1
+            itype_name = labels.get(INSTANCE_TYPE_LABEL, "")
+            cost += catalog[itype_name].price if itype_name in catalog else 0.0
+            if name not in self._nodes_seen:
+                self._nodes_seen[name] = {"group": group, "created": t}
+                self.tracker.observe_node(name, t)
+                self._decision(t, "node", f"node {name} joined ({group})")
+        for name, info in self._nodes_seen.items():
+            if name not in node_names and "gone" not in info:
+                info["gone"] = t
+                self._decision(t, "node", f"node {name} left ({info['group']})")
+        for group in self._outage_groups:
+            self.fallback_nodes_during_outage = max(
+                self.fallback_nodes_during_outage, sum(n for g, n in per_group.items() if g != group)
+            )
+        pending = running = 0
+        bound_now: dict[str, tuple[str, bool]] = {}
+        for pod in pods:
+            meta = pod.get("metadata") or {}
+            uid = meta.get("uid") or f"{meta.get('namespace')}/{meta.get('name')}"
+            key = f"{meta.get('namespace')}/{meta.get('name')}"
+            phase = (pod.get("status") or {}).get("phase")
+            node = (pod.get("spec") or {}).get("nodeName")
+            if phase in ("Succeeded", "Failed"):
+                continue
+            if node:
+                running += 1
+                protected = (meta.get("annotations") or {}).get("karpenter.sh/do-not-disrupt") == "true"
+                bound_now[uid] = (node, protected)
+                self.tracker.observe_bound(uid, key, node, t)
+            else:
+                pending += 1
+                self.tracker.observe_pending(uid, key, t)
+        for uid, (node, protected) in self._bound_last.items():
+            if uid not in bound_now and node not in node_names and protected:
+                self.killed_pods.append(uid)  # a do-not-disrupt pod that went with its node, not through a drain
+        self._bound_last = bound_now
+        self._pending = pending
+        replicas = {}
+        for dep in self.scenario.deployments:
+            replicas[dep.name] = self._ready_replicas(dep.name, dep.namespace)
+        self.timeline.samples.append(Sample(t, pending, running, dict(per_group), round(cost, 4), replicas))
+        if self.live is not None:
+            self.live.update(t, pending, running, per_group, cost)
+
+    def _publish_metrics(self, t: float) -> None:
+        """What AWS publishes without us: SQS queue depth (every minute) and, as the CloudWatch agent with Container
+        Insights does, the cluster's pending pods (every minute)."""
+        if int(t) % 60 != 0:
+            return
+        cw = self.aws.client("cloudwatch")
+        stamp = to_datetime(self.clock.now())
+        data = []
+        sqs = self.aws.client("sqs")
+        for name, url in self.queues.items():
+            attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+            depth = float(attrs["Attributes"]["ApproximateNumberOfMessages"])
+            data.append(("AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": name}, depth))
+        eks = str(self.wiring.parameters.get("EksClusterName"))
+        data.append(("ContainerInsights", "pod_status_pending", {"ClusterName": eks}, float(self._pending)))
+        for namespace, metric, dims, value in data:
+            cw.put_metric_data(
+                Namespace=namespace,
+                MetricData=[
+                    {
+                        "MetricName": metric,
+                        "Dimensions": [{"Name": k, "Value": v} for k, v in dims.items()],
+                        "Timestamp": stamp,
+                        "Value": value,
+                    }
+                ],
+            )
+
+    def _alarms(self, t: float) -> None:
+        cw = self.aws.client("cloudwatch")
+        now = to_datetime(self.clock.now())
+        for alarm in self.alarms.values():
+            if int(t) % alarm.period != 0:
+                continue
+            window = alarm.period * alarm.evaluation_periods
+            stats = cw.get_metric_statistics(
+                Namespace=alarm.namespace,
+                MetricName=alarm.metric_name,
+                Dimensions=[{"Name": k, "Value": v} for k, v in alarm.dimensions.items()],
+                StartTime=to_datetime(self.clock.now() - window),
+                EndTime=now,
+                Period=alarm.period,
+                Statistics=[alarm.statistic],
+            )
+            points = [(p["Timestamp"], float(p[alarm.statistic])) for p in stats.get("Datapoints", [])]
+            old = alarm.state
+            new = evaluate(alarm, points, now)
+            if new == old:
+                continue
+            alarm.state = new
+            alarm.history.append((now, new))
+            self._decision(t, "alarm", f"alarm {alarm.name}: {old} -> {new}")
+            self._deliver(state_change_event(alarm, old, new, now, REGION, ACCOUNT), t)
+
+    def _deliver(self, event: dict[str, Any], t: float) -> None:
+        for rule, pattern in self.rules:
+            if pattern is None or not matches(pattern, event):
+                continue
+            for target in rule.targets:
+                if target in self.wiring.functions:
+                    self.functions.invoke_async(target, event, rule.logical_id)
+                    self.decisions += 1
+
+    def _schedules(self, t: float) -> None:
+        for rule, _pattern in self.rules:
+            if not rule.schedule:
+                continue
+            due = self._next_schedule.get(rule.logical_id, 0.0)
+            if t < due:
+                continue
+            self._next_schedule[rule.logical_id] = due + parse_rate(str(rule.schedule))
+            event = {
+                "version": "0",
+                "id": str(uuid.uuid4()),
+                "detail-type": "Scheduled Event",
+                "source": "aws.events",
+                "account": ACCOUNT,
+                "time": to_datetime(self.clock.now()).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "region": REGION,
+                "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{STACK}-{rule.logical_id}"],
+                "detail": {},
+            }
+            if rule.input:
+                event = json.loads(rule.input)
+            for target in rule.targets:
+                if target in self.wiring.functions:
+                    self.functions.invoke_async(target, event, rule.logical_id)
+
+    # --- the result ----------------------------------------------------------------------------------------------------
+
+    def summary(self) -> dict[str, Any]:
+        from .report import summarize_times
+
+        delays = {name: self.scenario.delay_for(info["group"]) for name, info in self._nodes_seen.items()}
+        last = self.timeline.samples[-1] if self.timeline.samples else None
+        executions = self._executions()
+        return {
+            "scenario": self.scenario.name,
+            "clusterSeconds": self.scenario.duration,
+            "timeToCapacity": summarize_times(self.tracker.times_to_capacity()),
+            "timeToCapacityBeyondProvisioning": summarize_times(self.tracker.beyond_provisioning(delays)),
+            "podsServed": len(self.tracker.served),
+            "podsUnserved": self.tracker.unserved(),
+            "nodeHours": {g: round(h, 3) for g, h in self.timeline.node_hours().items()},
+            "cost": round(self.timeline.cost(), 3),
+            "nodesAtEnd": dict(last.nodes) if last else {},
+            "scaleToZero": bool(last) and sum(last.nodes.values()) == 0,
+            "nodesCreated": len(self._nodes_seen),
+            "disruptions": executions.get("Deprovision", 0),
+            "provisionExecutions": executions.get("Provision", 0),
+            "faultsInjected": self.faults_injected,
+            "fallbackNodesDuringOutage": self.fallback_nodes_during_outage,
+            "pdbViolations": len(self.killed_pods),
+            "doNotDisruptViolations": len(self.killed_pods),
+            "invocations": len(self.functions.invocations),
+            "invocationErrors": [list(e) for e in self.functions.errors[:50]],
+        }
+
+    def _executions(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        client = self.aws.client("stepfunctions")
+        for logical_id in self.wiring.state_machines:
+            arn = self.physical.get(logical_id)
+            if not arn:
+                continue
+            count = len(client.list_executions(stateMachineArn=arn).get("executions", []))
+            out[logical_id.replace("StateMachine", "")] = count
+        return out
+
+
+def _azure_trace_file() -> Path:
+    files = sorted(AZURE_TRACE.glob("*.csv"))
+    if not files:
+        raise FileNotFoundError(f"no Azure LLM trace in {AZURE_TRACE}")
+    return files[0]
+
+
+def _eval_condition(node: Any, conditions: dict[str, Any], context: dict[str, Any]) -> Any:
+    if isinstance(node, dict) and len(node) == 1:
+        ((fn, arg),) = node.items()
+        if fn == "Fn::Not":
+            return not _eval_condition(arg[0], conditions, context)
+        if fn == "Fn::Equals":
+            a, b = (_eval_condition(x, conditions, context) for x in arg)
+            return str(a) == str(b)
+        if fn == "Fn::And":
+            return all(_eval_condition(x, conditions, context) for x in arg)
+        if fn == "Fn::Or":
+            return any(_eval_condition(x, conditions, context) for x in arg)
+        if fn == "Condition":
+            return _eval_condition(conditions.get(arg), conditions, context)
+        if fn == "Fn::Join":
+            sep, items = arg
+            values = [_eval_condition(i, conditions, context) for i in items]
+            flat = [str(x) for v in values for x in (v if isinstance(v, list) else [v])]
+            return sep.join(flat)
+        return resolve(node, context)
+    return node
