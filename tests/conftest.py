@@ -1,6 +1,4 @@
-"""Shared pytest configuration: the emulators' fixtures live in the test kit (also used by the sandbox)."""
+"""Shared pytest configuration. The emulators' fixtures live in the test kit (``hpa_testkit``), shared with the sandbox;
+their plugins are listed here as they land."""
 
-pytest_plugins = [
-    "hpa_testkit.pytest_kube",
-    "hpa_testkit.pytest_aws",
-]
+pytest_plugins: list[str] = []

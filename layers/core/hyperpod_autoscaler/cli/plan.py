@@ -1,0 +1,140 @@
+"""``hyperpod-autoscaler plan``: the packing engine offline (``-f`` files) or on a live cluster (``--kubeconfig``).
+
+    hyperpod-autoscaler plan --cluster CLUSTER.json -f OBJECTS.yaml [-f MORE.yaml ...] [--catalog CATALOG.yaml] --output json
+    hyperpod-autoscaler plan --cluster CLUSTER.json --kubeconfig PATH [--context NAME] --output json
+
+Exit 0 when a plan was made (even with unschedulable pods); 2 with a message naming the object and field on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from pydantic import ValidationError
+
+from ..domain.catalog import Catalog
+from ..domain.errors import InvalidObject
+from ..domain.hyperpod import ClusterView
+from ..domain.objects import ClusterObjects, load_yaml_documents, parse_objects
+from ..domain.plan import Plan, PlanInput, PlanOptions
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cluster", required=True, metavar="CLUSTER.json", help="a DescribeCluster response (boto3)")
+    parser.add_argument(
+        "-f", "--filename", action="append", default=[], metavar="OBJECTS.yaml", help="objects (repeatable)"
+    )
+    parser.add_argument("--kubeconfig", help="read the objects from a live cluster instead of -f files")
+    parser.add_argument("--context", help="kubeconfig context (with --kubeconfig)")
+    parser.add_argument("--catalog", metavar="CATALOG.yaml", help="override or extend the built-in instance catalog")
+    parser.add_argument("--output", "-o", choices=["json", "text"], default="json")
+    parser.add_argument(
+        "--time-budget", type=float, default=2.0, help="seconds the engine may spend improving the plan (default 2)"
+    )
+
+
+def load_cluster(path: str) -> ClusterView:
+    try:
+        response = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise InvalidObject("file", path, "", f"cannot be read: {exc.strerror}") from None
+    except ValueError as exc:
+        raise InvalidObject("DescribeCluster", path, "", f"not valid JSON: {exc}") from None
+    if not isinstance(response, dict):
+        raise InvalidObject("DescribeCluster", path, "", "is not a JSON object")
+    try:
+        return ClusterView.from_describe_cluster(response)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first.get("loc", ()))
+        name = str(response.get("ClusterName") or path)
+        raise InvalidObject("DescribeCluster", name, f"InstanceGroups.{field}", str(first.get("msg"))) from None
+
+
+def load_objects(paths: list[str]) -> ClusterObjects:
+    docs: list[Any] = []
+    for path in paths:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise InvalidObject("file", path, "", f"cannot be read: {exc.strerror}") from None
+        docs.extend(load_yaml_documents(text, source=path))
+    return parse_objects(docs, strict=True, ignore_unknown_kinds=True)
+
+
+def make_plan(args: argparse.Namespace) -> Plan:
+    cluster = load_cluster(args.cluster)
+    catalog = Catalog.load(args.catalog) if args.catalog else Catalog.builtin()
+    if args.kubeconfig:
+        if args.filename:
+            raise InvalidObject("arguments", "plan", "--kubeconfig", "use either -f files or --kubeconfig, not both")
+        from ..adapters.kube import read_cluster_objects
+
+        objects = read_cluster_objects(args.kubeconfig, args.context)
+    elif args.filename:
+        objects = load_objects(args.filename)
+    else:
+        raise InvalidObject("arguments", "plan", "-f", "give at least one -f OBJECTS.yaml, or --kubeconfig")
+    from ..domain.scheduling import schedule
+
+    return schedule(
+        PlanInput(
+            pods=objects.pending_pods,
+            nodes=objects.nodes,
+            bound_pods=objects.bound_pods,
+            nodepools=objects.nodepools,
+            nodeclasses=objects.nodeclasses,
+            cluster=cluster,
+            catalog=catalog,
+            daemonsets=objects.daemonsets,
+        ),
+        PlanOptions(time_budget_seconds=args.time_budget),
+    )
+
+
+def print_text(plan: Plan, out: TextIO) -> None:
+    contract = plan.to_contract()
+    claims = contract["nodeClaims"]
+    out.write(f"New nodes: {len(claims)}   hourly cost of new nodes: ${contract['hourlyCost']:.3f}\n")
+    if claims:
+        out.write(f"\n{'NODEPOOL':<20} {'INSTANCE GROUP':<22} {'TYPE':<18} {'ZONE':<12} PODS\n")
+        for c in claims:
+            out.write(
+                f"{c['nodePool']:<20} {c['instanceGroup']:<22} {c['instanceType']:<18} {c['zone']:<12} "
+                f"{len(c['pods'])}: {', '.join(c['pods'])}\n"
+            )
+    if contract["scaleUp"]:
+        out.write("\nScale up: " + ", ".join(f"{g} +{n}" for g, n in contract["scaleUp"].items()) + "\n")
+    if contract["existingNodes"]:
+        out.write("\nOn existing or in-flight capacity:\n")
+        for e in contract["existingNodes"]:
+            out.write(f"  {e['node']}: {', '.join(e['pods'])}\n")
+    if contract["unschedulable"]:
+        out.write("\nUnschedulable (why):\n")
+        for u in contract["unschedulable"]:
+            out.write(f"  {u['pod']}: {u['reason']}\n")
+    if plan.nodepool_errors:
+        out.write("\nNodePools not used:\n")
+        for name, reason in sorted(plan.nodepool_errors.items()):
+            out.write(f"  {name}: {reason}\n")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        plan = make_plan(args)
+    except InvalidObject as exc:
+        print(f"plan: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        print(f"plan: {exc}", file=sys.stderr)
+        return 2
+    if args.output == "json":
+        json.dump(plan.to_contract(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print_text(plan, sys.stdout)
+    return 0

@@ -1,0 +1,93 @@
+"""The ``plan`` command's contract: arguments, JSON output exactly as issue 2 specifies, text output, exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hyperpod_autoscaler.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+SEED = [str(ROOT / "examples" / "seed" / n) for n in ("nodeclass.yaml", "nodepool.yaml", "pods.yaml")]
+CLUSTER = str(ROOT / "examples" / "cluster.json")
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(["plan", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_json_contract(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--cluster", CLUSTER]
+    for f in SEED:
+        args += ["-f", f]
+    code, out, _ = run(capsys, *args, "--output", "json")
+    assert code == 0
+    doc = json.loads(out)
+    assert list(doc) == ["nodeClaims", "existingNodes", "unschedulable", "scaleUp", "hourlyCost"]
+    assert set(doc["nodeClaims"][0]) == {"nodePool", "instanceGroup", "instanceType", "zone", "pods"}
+    assert doc["scaleUp"] == {"auto-g6-az1": 2}
+    assert isinstance(doc["hourlyCost"], float) and doc["hourlyCost"] > 0
+
+
+def test_text_output_names_every_unschedulable_pod(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    huge = tmp_path / "huge.yaml"
+    huge.write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: huge, namespace: ml}\n"
+        "spec:\n  containers:\n  - name: c\n    resources: {requests: {cpu: '500', memory: 1Gi}}\n"
+    )
+    code, out, _ = run(capsys, "--cluster", CLUSTER, "-f", SEED[0], "-f", SEED[1], "-f", str(huge), "-o", "text")
+    assert code == 0
+    assert "Unschedulable" in out and "ml/huge" in out
+
+
+def test_catalog_override(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(
+        "instanceTypes:\n  - name: ml.g6.xlarge\n    vcpu: 8\n    memoryGiB: 32\n    pricePerHour: 1.0\n"
+    )
+    args = ["--cluster", CLUSTER, "--catalog", str(catalog)]
+    for f in SEED:
+        args += ["-f", f]
+    code, out, _ = run(capsys, *args)
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["scaleUp"] == {"auto-g6-az1": 1}, "eight vCPUs take all six 1-CPU pods"
+    assert doc["hourlyCost"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: bad, namespace: default}\nspec:\n  containers:\n"
+            "  - name: c\n    resources: {requests: {cpu: abc}}\n",
+            "Pod default/bad: field spec.containers[0].resources.requests",
+        ),
+        (
+            "apiVersion: karpenter.sh/v1\nkind: NodePool\nmetadata: {name: np}\nspec:\n  template:\n    spec:\n"
+            "      nodeClassRef: {group: karpenter.sagemaker.amazonaws.com, kind: HyperpodNodeClass, name: x}\n"
+            "      requirements:\n      - {key: a, operator: Between, values: ['1']}\n",
+            "NodePool np: field spec.template.spec.requirements[0]",
+        ),
+        ("a: [unclosed\n", "not valid YAML"),
+    ],
+)
+def test_bad_input_names_object_and_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, expected: str
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(content)
+    code, _, err = run(capsys, "--cluster", CLUSTER, "-f", str(bad))
+    assert code == 2
+    assert expected in err
+
+
+def test_bad_cluster_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "cluster.json"
+    bad.write_text("{not json")
+    code, _, err = run(capsys, "--cluster", str(bad), "-f", SEED[2])
+    assert code == 2 and "DescribeCluster" in err
