@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from hyperpod_autoscaler.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]

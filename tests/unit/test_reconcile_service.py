@@ -11,8 +11,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
-
 from hyperpod_autoscaler.adapters.dynamo_claims import DynamoClaimStore
 from hyperpod_autoscaler.adapters.dynamo_lease import DynamoLease
 from hyperpod_autoscaler.adapters.metrics import AutoscalerMetrics
@@ -29,6 +27,7 @@ from hyperpod_autoscaler.services.reconcile import (
     run_reconcile,
 )
 from hyperpod_autoscaler.services.triggers import parse_trigger
+from moto import mock_aws
 
 ROOT = Path(__file__).resolve().parents[2]
 SM = "arn:aws:states:us-west-2:123456789012:stateMachine:provision"
