@@ -19,6 +19,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "cpu-m5-az2": ("ml.m5.2xlarge", "us-west-2b"),
     "cpu-c5-az3": ("ml.c5.xlarge", "us-west-2c"),
     "g5-12x-az1": ("ml.g5.12xlarge", "us-west-2a"),
+    "g6-48x-az2": ("ml.g6.48xlarge", "us-west-2b"),
 }
 
 

@@ -456,3 +456,17 @@ def test_identical_replicas_are_cheap_to_place() -> None:
     p = plan(objs, options=PlanOptions(time_budget_seconds=0.0, improve=False))
     assert time.perf_counter() - started < 5.0
     assert sum(len(c.pods) for c in p.node_claims) == 2000
+
+
+def test_improvement_merges_small_gpu_nodes_and_cpu_nodes_into_one_cheaper_big_node() -> None:
+    """Eight 1-GPU pods that need 12 CPUs each go to g6.4xlarge nodes one by one (8 x $1.654) and fourteen-CPU pods to
+    m5.4xlarge nodes (6 x $0.922): $18.76. One g6.48xlarge ($16.69) holds all of them."""
+    gpu_pods = [pod(f"train-{i}", cpu="12", memory="40Gi", gpu=1) for i in range(8)]
+    cpu_pods = [pod(f"batch-{i}", cpu="14", memory="20Gi") for i in range(6)]
+    only = nodepool(requirements=[req(IT, "In", "ml.g6.4xlarge", "ml.m5.4xlarge", "ml.g6.48xlarge")])
+    objs = [nodeclass(groups=["auto-g6-4xaz2", "cpu-m5-az2", "g6-48x-az2"]), only, *gpu_pods, *cpu_pods]
+    without = plan(objs, options=PlanOptions(improve=False))
+    with_improve = plan(objs, options=PlanOptions(time_budget_seconds=1.0))
+    assert with_improve.unschedulable == {}
+    assert with_improve.hourly_cost < without.hourly_cost
+    assert with_improve.hourly_cost <= Catalog.builtin()["ml.g6.48xlarge"].price + 1e-6

@@ -23,6 +23,7 @@ from ..k8s import Pod
 from .vectors import count_fit_in, fits, vadd, vscale, vsub
 
 if TYPE_CHECKING:
+    from .offerings import Offering
     from .packer import Claim, Packer
     from .podclasses import PodClass
 
@@ -121,17 +122,95 @@ def _try_empty(packer: Packer, c: Claim, others: list[Claim]) -> bool:
     return True
 
 
+def _allowed(packer: Packer, c: Claim) -> frozenset[int] | None:
+    """Offering indexes every pod of ``c`` accepts (None: no restriction found)."""
+    allowed: frozenset[int] | None = None
+    for cls_idx, level in c.counts:
+        view = packer.class_by_idx[cls_idx].view(level)
+        assert view is not None
+        packer._view_filter(c.offerings, view)  # fills packer._allowed_idx for this view
+        idx = packer._allowed_idx[view.node_key]
+        allowed = idx if allowed is None else allowed & idx
+    return allowed
+
+
+MERGE_TARGETS = 6
+"""How many larger offerings of a claim the merge move tries as the one node that absorbs others."""
+
+
+def _try_merge(packer: Packer, d: Claim, live: list[Claim], allowed: dict[int, frozenset[int] | None]) -> bool:
+    """Upsize ``d`` to a larger offering and move whole claims into it when the one node costs less than all of them:
+    e.g. eight 1-GPU nodes and a few CPU nodes whose pods fit one 8-GPU node's GPUs and spare CPU."""
+    from .packer import _limits_ok
+
+    base = d.offerings[d.lo]
+    d_allowed = allowed[d.idx]
+    targets: list = []
+    seen_alloc: set = set()
+    for o in reversed(d.offerings):  # largest (dearest) first: most room to absorb others
+        if o.price <= base.price or o.alloc in seen_alloc or o.tier != d.tier:
+            continue
+        if d_allowed is not None and o.idx not in d_allowed:
+            continue
+        if not fits(d.used, o.alloc) or not _limits_ok(o, d.limit_off):
+            continue
+        seen_alloc.add(o.alloc)
+        targets.append(o)
+        if len(targets) >= MERGE_TARGETS:
+            break
+    best: tuple[float, Offering, list[Claim]] | None = None
+    for o in targets:
+        free = vsub(o.alloc, d.used)
+        chosen: list[Claim] = []
+        total = d.price
+        # Knapsack greedy: absorb first the claims that pay the most per share of the target node they would fill.
+        scored = []
+        for c in live:
+            if c is d or not c.pods or c.tier != d.tier:
+                continue
+            ca = allowed[c.idx]
+            if ca is not None and o.idx not in ca:
+                continue
+            share = max((u / a for u, a in zip(c.used, o.alloc, strict=True) if a > 0), default=1.0)
+            if share <= 0 or share > 1:
+                continue
+            scored.append((-c.price / share, c.idx, c))
+        scored.sort(key=lambda t: (t[0], t[1]))
+        for _score, _idx, c in scored:
+            if fits(c.used, free):
+                chosen.append(c)
+                free = vsub(free, c.used)
+                total += c.price
+        saving = total - o.price
+        if chosen and saving > 1e-9 and (best is None or saving > best[0]):
+            best = (saving, o, chosen)
+    if best is None:
+        return False
+    _saving, o, chosen = best
+    for c in chosen:
+        d.pods.extend(c.pods)
+        for key, n in c.counts.items():
+            d.counts[key] += n
+        d.used = vadd(d.used, c.used)
+        packer._release(c)
+    j = d.offerings.index(o)
+    packer._set_chosen(d, j)
+    allowed[d.idx] = _allowed(packer, d)
+    return True
+
+
 def improve(packer: Packer, budget_seconds: float) -> None:
     deadline = time.perf_counter() + max(0.0, budget_seconds)
     improved = True
     rounds = 0
-    while improved and time.perf_counter() < deadline:
+    empty_deadline = time.perf_counter() + max(0.0, budget_seconds) / 2
+    while improved and time.perf_counter() < empty_deadline:
         improved = False
         rounds += 1
         live = [c for c in packer.claims if c.pods and _movable(packer, c)]
         order = sorted(live, key=lambda c: (_utilisation(c), -c.price, c.idx))
         for c in order:
-            if time.perf_counter() >= deadline:
+            if time.perf_counter() >= empty_deadline:
                 break
             if not c.pods:
                 continue
@@ -139,3 +218,20 @@ def improve(packer: Packer, budget_seconds: float) -> None:
             if _try_empty(packer, c, others):
                 improved = True
     packer.improve_stats["empty_rounds"] = rounds
+    # Merge rounds: one larger node for several claims, dearest claims first (they have the most to gain).
+    merges = 0
+    improved = True
+    while improved and time.perf_counter() < deadline:
+        improved = False
+        live = [c for c in packer.claims if c.pods and _movable(packer, c)]
+        allowed = {c.idx: _allowed(packer, c) for c in live}
+        by_price = sorted(live, key=lambda c: (-c.price, c.idx))
+        for d in by_price:
+            if time.perf_counter() >= deadline:
+                break
+            if not d.pods:
+                continue
+            if _try_merge(packer, d, [c for c in by_price if c.pods], allowed):
+                merges += 1
+                improved = True
+    packer.improve_stats["merges"] = merges

@@ -189,7 +189,9 @@ class Packer:
         self.pod_class: dict[str, tuple[int, int]] = {}
         self.improve_stats: dict[str, object] = {}
         self._allowed_idx: dict[tuple, frozenset[int]] = {}
-        self._best_cache: dict[tuple, _BestTable | None] = {}
+        self._best_cache: dict[tuple, tuple[list[Offering], _BestTable | None]] = {}
+        self._domain_cache: dict[tuple[int, str], tuple[list[Offering], list[str]]] = {}
+        self._equal_price_alts: dict[tuple[int, int], tuple[list[Offering], list[Vec]]] = {}
         self._dvalues: dict[tuple, list[str]] = {}
         # classes
         self.classes = self._build_classes(pods)
@@ -360,6 +362,16 @@ class Packer:
             self._allowed_idx[view.node_key] = allowed
         return self._filter(offerings, ("view", view.node_key), lambda o: o.idx in allowed)
 
+    def _domain_values_of(self, offerings: list[Offering], key: str) -> list[str]:
+        """The sorted values of ``key`` over an offering list (cached by the list's identity: lists are shared)."""
+        cache_key = (id(offerings), key)
+        hit = self._domain_cache.get(cache_key)
+        if hit is not None and hit[0] is offerings:
+            return hit[1]
+        values = sorted({v for o in offerings if (v := o.labels.get(key)) is not None})
+        self._domain_cache[cache_key] = (offerings, values)
+        return values
+
     def _value_filter(self, offerings: list[Offering], key: str, value: str | None) -> list[Offering]:
         return self._filter(offerings, ("value", key, value), lambda o: o.labels.get(key) == value)
 
@@ -514,7 +526,7 @@ class Packer:
             if not offs:
                 continue
             if dkey:
-                for value in sorted({v for o in offs if (v := o.labels.get(dkey)) is not None}):
+                for value in self._domain_values_of(offs, dkey):
                     lists[value].append(c)
             else:
                 lists[None].append(c)
@@ -572,13 +584,25 @@ class Packer:
         return sorted(values)
 
     def _may_fit_equal_price(self, c: Claim, req: Vec) -> bool:
+        """Whether another offering of the claim at the same price (a larger type at an equal price) would take ``req``.
+        The candidates per (offering list, position) are cached: the same type in other zones is skipped once."""
         offs = c.offerings
-        price = offs[c.lo].price
-        for i in range(c.lo + 1, len(offs)):
-            o = offs[i]
-            if o.price != price:
-                return False
-            if fits_sum(c.used, req, o.alloc):
+        key = (id(offs), c.lo)
+        hit = self._equal_price_alts.get(key)
+        if hit is None or hit[0] is not offs:
+            base = offs[c.lo]
+            alts: list[Vec] = []
+            for i in range(c.lo + 1, len(offs)):
+                o = offs[i]
+                if o.price != base.price:
+                    break
+                if o.alloc != base.alloc and o.alloc not in alts:
+                    alts.append(o.alloc)
+            hit = (offs, alts)
+            self._equal_price_alts[key] = hit
+        used = c.used
+        for alloc in hit[1]:
+            if fits_sum(used, req, alloc):
                 return True
         return False
 
@@ -753,8 +777,11 @@ class Packer:
         if dkey:
             compat = self._value_filter(compat, dkey, value)
         other_rules = [r for r in rules if r.key not in (HOSTNAME_LABEL, dkey)]
-        cache_key = (cls.idx, level, value)
-        table = self._best_cache.get(cache_key, False)
+        # The best-offering table depends only on the request and the compatible offerings (a shared list): classes that
+        # differ in labels or topology but ask the same resources reuse it.
+        cache_key = (req, id(compat))
+        hit = self._best_cache.get(cache_key)
+        table: _BestTable | bool | None = hit[1] if hit is not None and hit[0] is compat else False
         dynamic = bool(other_rules) or any(o.pool.limits for o in compat)
         if table is False or dynamic:
             feasible: list[tuple[int, Offering]] = []
@@ -771,7 +798,7 @@ class Packer:
                 feasible.append((k, o))
             table = _BestTable(feasible) if feasible else None
             if not dynamic:
-                self._best_cache[cache_key] = table
+                self._best_cache[cache_key] = (compat, table)
         if not isinstance(table, _BestTable):
             return 0
         o, k = table.best(limit)
