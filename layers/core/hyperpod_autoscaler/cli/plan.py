@@ -57,12 +57,17 @@ def load_cluster(path: str) -> ClusterView:
 
 def load_objects(paths: list[str]) -> ClusterObjects:
     docs: list[Any] = []
+    files: list[Path] = []
     for path in paths:
+        p = Path(path)
+        # A directory means its YAML files, as with kubectl apply -f DIR.
+        files.extend(sorted(f for f in p.iterdir() if f.suffix in (".yaml", ".yml")) if p.is_dir() else [p])
+    for f in files:
         try:
-            text = Path(path).read_text()
+            text = f.read_text()
         except OSError as exc:
-            raise InvalidObject("file", path, "", f"cannot be read: {exc.strerror}") from None
-        docs.extend(load_yaml_documents(text, source=path))
+            raise InvalidObject("file", str(f), "", f"cannot be read: {exc.strerror}") from None
+        docs.extend(load_yaml_documents(text, source=str(f)))
     return parse_objects(docs, strict=True, ignore_unknown_kinds=True)
 
 
