@@ -1,4 +1,5 @@
-"""Shared pytest configuration. The emulators' fixtures live in the test kit (``hpa_testkit``), shared with the sandbox;
-their plugins are listed here as they land."""
+"""Shared pytest configuration. The emulators' fixtures live in the test kit (``hpa_testkit``), shared with the sandbox."""
 
-pytest_plugins: list[str] = []
+pytest_plugins = [
+    "hpa_testkit.pytest_kube",
+]
