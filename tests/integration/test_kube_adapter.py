@@ -226,3 +226,41 @@ def test_plan_kubeconfig_matches_plan_files(
     assert main([*args, "--kubeconfig", kubeconfig]) == 0
     from_api = json.loads(capsys.readouterr().out)
     assert from_api == from_files
+
+
+def test_bad_nodepools_get_false_conditions_with_the_reason_and_good_ones_ready(
+    kube: KubeEmulator, cluster: KubeCluster
+) -> None:
+    from hyperpod_autoscaler.domain.hyperpod import ClusterView
+    from hyperpod_autoscaler.services.validation import validate_and_report
+
+    seed(kube)
+    bad = yaml.safe_load((ROOT / "examples" / "seed" / "nodepool.yaml").read_text())
+    bad["metadata"]["name"] = "bad-requirement"
+    bad["spec"]["template"]["spec"]["requirements"] = [{"key": "x", "operator": "Between", "values": ["1"]}]
+    unknown = yaml.safe_load((ROOT / "examples" / "seed" / "nodepool.yaml").read_text())
+    unknown["metadata"]["name"] = "unknown-class"
+    unknown["spec"]["template"]["spec"]["nodeClassRef"]["name"] = "nope"
+    ec2 = yaml.safe_load((ROOT / "examples" / "seed" / "nodepool.yaml").read_text())
+    ec2["metadata"]["name"] = "ec2"
+    ec2["spec"]["template"]["spec"]["nodeClassRef"] = {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "d"}
+    for obj in (bad, unknown, ec2):
+        kube.apply(obj)
+    view = ClusterView.from_describe_cluster(json.loads((ROOT / "examples" / "cluster.json").read_text()))
+    snap = cluster.snapshot()
+    result = validate_and_report(cluster, snap, view)
+    assert result.failures == []
+
+    def conditions(name: str) -> dict[str, tuple[str, str]]:
+        np = kube.get("karpenter.sh/v1", "NodePool", name)
+        assert np is not None
+        return {c["type"]: (c["status"], c.get("reason", "")) for c in np["status"]["conditions"]}
+
+    assert conditions("gpunodepool")["Ready"][0] == "True"
+    assert conditions("bad-requirement")["ValidationSucceeded"] == ("False", "ValidationFailed")
+    assert conditions("unknown-class")["NodeClassReady"] == ("False", "NodeClassNotFound")
+    assert conditions("ec2")["NodeClassReady"] == ("False", "UnsupportedNodeClass")
+    nc = kube.get("karpenter.sagemaker.amazonaws.com/v1", "HyperpodNodeClass", "multiazg6")
+    assert nc is not None
+    assert {c["type"]: c["status"] for c in nc["status"]["conditions"]}["Ready"] == "True"
+    assert [g["name"] for g in nc["status"]["instanceGroups"]] == ["auto-g6-az1", "auto-g6-4xaz2"]
