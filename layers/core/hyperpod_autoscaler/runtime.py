@@ -140,3 +140,69 @@ def metrics(service: str) -> Any:
         sink=sink,  # type: ignore[arg-type]
         cloudwatch=client("cloudwatch") if sink == "api" else None,
     )
+
+
+# --- per-function dependencies ---------------------------------------------------------------------------------------
+
+
+def hyperpod() -> Any:
+    from .adapters.hyperpod import HyperPodAdapter
+
+    return HyperPodAdapter(_sagemaker(), client("ec2"), env("HYPERPOD_CLUSTER_NAME"), now=now)
+
+
+def _sagemaker() -> Any:
+    import boto3
+    from botocore.config import Config
+
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    key = ("sagemaker-1attempt", region, os.environ.get("AWS_ENDPOINT_URL", ""))
+    with _lock:
+        if key not in _clients:
+            _clients[key] = boto3.session.Session().client(
+                "sagemaker", region_name=region, config=Config(retries={"total_max_attempts": 1, "mode": "standard"})
+            )
+        return _clients[key]
+
+
+def backoff() -> Any:
+    from .adapters.dynamo_state import DynamoBackoff
+
+    return DynamoBackoff(client("dynamodb"), env("TABLE_NAME"), now=now)
+
+
+def claims() -> Any:
+    from .adapters.dynamo_claims import DynamoClaimStore
+
+    return DynamoClaimStore(client("dynamodb"), env("TABLE_NAME"), now=now)
+
+
+def workflows() -> Any:
+    from .adapters.stepfunctions import StepFunctionsWorkflows
+
+    return StepFunctionsWorkflows(client("stepfunctions"))
+
+
+def lease() -> Any:
+    from .adapters.dynamo_lease import DynamoLease
+
+    return DynamoLease(client("dynamodb"), env("TABLE_NAME"), now=now)
+
+
+def provision_deps(service: str = "provision") -> Any:
+    from .services.provision import ProvisionDeps
+
+    return ProvisionDeps(
+        hyperpod=hyperpod(),
+        cluster=kubernetes(),
+        backoff=backoff(),
+        metrics=metrics(service),
+        claims=claims(),
+        clock=now,
+    )
+
+
+def deprovision_deps(service: str = "deprovision") -> Any:
+    from .services.deprovision import DeprovisionDeps
+
+    return DeprovisionDeps(hyperpod=hyperpod(), cluster=kubernetes(), metrics=metrics(service), clock=now)

@@ -44,6 +44,10 @@ DECISION_CAP_HIT = "DecisionCapHit"  # a global cap (per decision or in total) c
 RECONCILE_PASSES = "ReconcilePasses"
 LEASE_CONTENDED = "LeaseContended"  # an invocation found the lease held and left a pass request
 PROVISION_EXECUTIONS_STARTED = "ProvisionExecutionsStarted"
+PROVISION_STEPS = "ProvisionSteps"  # one per step of a provision execution (Step=Scale|Check)
+NODECLAIMS_READY = "NodeClaimsReady"  # new nodes Running in HyperPod and Ready in Kubernetes
+DEPROVISION_STEPS = "DeprovisionSteps"  # one per step of a deprovision execution (Step=Cordon|Drain|Delete|...)
+EVICTIONS = "Evictions"  # by Result=evicted|blocked|gone|deleted-after-grace
 
 Unit = Literal["Count", "Seconds", "Milliseconds", "Percent", "None"]
 Sink = Literal["emf", "api"]

@@ -69,9 +69,7 @@ def nodeclass_statuses(objects: ClusterObjects, view: ClusterView) -> dict[str, 
     return out
 
 
-def nodepool_conditions(
-    objects: ClusterObjects, classes: dict[str, dict[str, Any]]
-) -> dict[str, list[dict[str, Any]]]:
+def nodepool_conditions(objects: ClusterObjects, classes: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     for err in objects.errors:
         if err.kind == "NodePool" and err.name:

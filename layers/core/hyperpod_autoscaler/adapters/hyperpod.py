@@ -1,0 +1,215 @@
+"""The HyperPod port on boto3's ``sagemaker`` client.
+
+botocore's own retries are limited to one attempt (``client(...)`` below): throttling and conflicts surface at once as
+the project's ``Throttled`` / ``ClusterBusy`` and the Step Functions Retry (exponential backoff, full jitter, capped)
+owns the waiting, visibly, the same in AWS and in tests.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ..domain.errors import ClusterBusy, InsufficientCapacity, InvalidRequest, NotFound, Throttled
+from ..domain.hyperpod import ClusterView
+from ..ports.hyperpod import ClusterNode, DeleteResult, ScaleResult
+
+DELETE_BATCH = 50
+SUBNET_CACHE_SECONDS = 3600.0
+THROTTLING = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
+CAPACITY = {"ResourceLimitExceeded", "InsufficientInstanceCapacity", "InsufficientCapacityException"}
+
+
+def translate(exc: ClientError, what: str) -> Exception:
+    """A boto3 error as the project's own error type (Step Functions matches these names)."""
+    code = exc.response.get("Error", {}).get("Code", "")
+    message = exc.response.get("Error", {}).get("Message", str(exc))
+    text = f"{what}: {code}: {message}"
+    if code in THROTTLING:
+        return Throttled(text)
+    if code == "ConflictException":
+        return ClusterBusy(text)
+    if code in CAPACITY:
+        return InsufficientCapacity(text)
+    if code in ("ResourceNotFound", "ResourceNotFoundException"):
+        return NotFound(text)
+    return InvalidRequest(text)
+
+
+def sagemaker_client(session: Any = None, region: str | None = None) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    session = session or boto3.session.Session()
+    return session.client(
+        "sagemaker", region_name=region, config=Config(retries={"total_max_attempts": 1, "mode": "standard"})
+    )
+
+
+class HyperPodAdapter:
+    def __init__(self, sagemaker: Any, ec2: Any, cluster_name: str, now: Callable[[], float] = time.time) -> None:
+        self.sm = sagemaker
+        self.ec2 = ec2
+        self.cluster_name = cluster_name
+        self._now = now
+        self._zones: dict[str, str] = {}
+        self._zones_at = 0.0
+
+    def _call(self, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+        try:
+            return fn(**kwargs)
+        except ClientError as exc:
+            raise translate(exc, what) from None
+
+    # --- reads -----------------------------------------------------------------------------------------------------------
+
+    def raw_describe(self) -> dict[str, Any]:
+        return dict(self._call("DescribeCluster", self.sm.describe_cluster, ClusterName=self.cluster_name))
+
+    def subnet_zones(self, subnet_ids: list[str]) -> dict[str, str]:
+        """Zones of the groups' subnets (ec2:DescribeSubnets), cached for an hour: subnets do not move."""
+        if self._now() - self._zones_at > SUBNET_CACHE_SECONDS:
+            self._zones = {}
+        missing = sorted(set(subnet_ids) - set(self._zones))
+        if missing:
+            try:
+                resp = self.ec2.describe_subnets(SubnetIds=missing)
+            except ClientError as exc:
+                raise translate(exc, "DescribeSubnets") from None
+            for sub in resp.get("Subnets", []):
+                self._zones[sub["SubnetId"]] = sub["AvailabilityZone"]
+            self._zones_at = self._now()
+        return {s: self._zones[s] for s in subnet_ids if s in self._zones}
+
+    def describe_cluster(self) -> ClusterView:
+        raw = self.raw_describe()
+        subnets = [
+            s
+            for g in raw.get("InstanceGroups") or []
+            for s in ((g.get("OverrideVpcConfig") or {}).get("Subnets") or [])
+        ]
+        return ClusterView.from_describe_cluster(raw, self.subnet_zones(subnets) if subnets else {})
+
+    def list_nodes(self, group: str | None = None) -> list[ClusterNode]:
+        out: list[ClusterNode] = []
+        kwargs: dict[str, Any] = {"ClusterName": self.cluster_name, "MaxResults": 100, "IncludeNodeLogicalIds": True}
+        if group:
+            kwargs["InstanceGroupNameContains"] = group
+        while True:
+            page = self._call("ListClusterNodes", self.sm.list_cluster_nodes, **kwargs)
+            for n in page.get("ClusterNodeSummaries", []):
+                if group and n.get("InstanceGroupName") != group:
+                    continue  # "contains" also matches longer names
+                status = n.get("InstanceStatus") or {}
+                launch = n.get("LaunchTime")
+                out.append(
+                    ClusterNode(
+                        instance_id=n["InstanceId"],
+                        group=n.get("InstanceGroupName", ""),
+                        instance_type=n.get("InstanceType", ""),
+                        status=status.get("Status", ""),
+                        logical_id=n.get("NodeLogicalId"),
+                        message=status.get("Message", ""),
+                        launch_time=launch.timestamp() if hasattr(launch, "timestamp") else float(launch or 0),
+                    )
+                )
+            token = page.get("NextToken")
+            if not token:
+                return out
+            kwargs["NextToken"] = token
+
+    # --- writes ----------------------------------------------------------------------------------------------------------
+
+    def scale_up(self, group: str, count: int, client_token: str) -> ScaleResult:
+        """Continuous mode: BatchAddClusterNodes, idempotent through the ClientToken. Otherwise UpdateCluster echoing the
+        group's spec with TargetCount + count, then a read to verify the new target (the count is absolute: a concurrent
+        writer shows up as a target that is not ours)."""
+        if count < 1:
+            raise InvalidRequest(f"scale_up {group}: count must be >= 1, got {count}")
+        raw = self.raw_describe()
+        spec = next((g for g in raw.get("InstanceGroups") or [] if g.get("InstanceGroupName") == group), None)
+        if spec is None:
+            raise NotFound(f"instance group {group} is not in HyperPod cluster {self.cluster_name}")
+        if (
+            raw.get("ClusterStatus") in ("Updating", "SystemUpdating")
+            and raw.get("NodeProvisioningMode") != "Continuous"
+        ):
+            raise ClusterBusy(f"cluster {self.cluster_name} is {raw.get('ClusterStatus')}")
+        if raw.get("NodeProvisioningMode") == "Continuous":
+            logical: list[str] = []
+            remaining = count
+            while remaining > 0:
+                n = min(50, remaining)
+                resp = self._call(
+                    "BatchAddClusterNodes",
+                    self.sm.batch_add_cluster_nodes,
+                    ClusterName=self.cluster_name,
+                    ClientToken=f"{client_token[:56]}-{remaining}",
+                    NodesToAdd=[{"InstanceGroupName": group, "IncrementTargetCountBy": n}],
+                )
+                for failure in resp.get("Failed", []):
+                    code = failure.get("ErrorCode", "")
+                    text = f"BatchAddClusterNodes {group}: {code}: {failure.get('Message', '')}"
+                    if code == "InstanceGroupNotFound":
+                        raise NotFound(text)
+                    if code == "InvalidInstanceGroupStatus":
+                        raise ClusterBusy(text)
+                    raise InvalidRequest(text)
+                logical.extend(s["NodeLogicalId"] for s in resp.get("Successful", []) if s.get("NodeLogicalId"))
+                remaining -= n
+            return ScaleResult("add", logical_ids=logical, target_count=int(spec.get("TargetCount", 0)) + count)
+        target = int(spec.get("TargetCount", spec.get("CurrentCount", 0))) + count
+        item = {
+            k: v
+            for k, v in spec.items()
+            if k
+            not in (
+                "CurrentCount",
+                "TargetCount",
+                "Status",
+                "ActiveOperations",
+                "SoftwareUpdateStatus",
+                "TrainingPlanStatus",
+            )
+        }
+        item["InstanceCount"] = target
+        self._call("UpdateCluster", self.sm.update_cluster, ClusterName=self.cluster_name, InstanceGroups=[item])
+        after = self.raw_describe()
+        now_target = next(
+            (
+                int(g.get("TargetCount", 0))
+                for g in after.get("InstanceGroups") or []
+                if g.get("InstanceGroupName") == group
+            ),
+            -1,
+        )
+        if now_target != target:
+            raise ClusterBusy(
+                f"UpdateCluster {group}: TargetCount is {now_target}, expected {target} (a concurrent update)"
+            )
+        return ScaleResult("update", target_count=target)
+
+    def delete_nodes(self, node_ids: list[str] | None = None, logical_ids: list[str] | None = None) -> DeleteResult:
+        """BatchDeleteClusterNodes in batches of at most 50, reading ``Failed`` per id (a partial failure is HTTP 200)."""
+        result = DeleteResult()
+        for key, ids in (("NodeIds", list(node_ids or [])), ("NodeLogicalIds", list(logical_ids or []))):
+            for i in range(0, len(ids), DELETE_BATCH):
+                batch = ids[i : i + DELETE_BATCH]
+                resp = self._call(
+                    "BatchDeleteClusterNodes",
+                    self.sm.batch_delete_cluster_nodes,
+                    ClusterName=self.cluster_name,
+                    **{key: batch},
+                )
+                if key == "NodeIds":
+                    result.deleted.extend(resp.get("Successful", []))
+                    for f in resp.get("Failed", []):
+                        result.failed[f.get("NodeId", "")] = f"{f.get('Code')}: {f.get('Message', '')}"
+                else:
+                    result.deleted.extend(resp.get("SuccessfulNodeLogicalIds", []))
+                    for f in resp.get("FailedNodeLogicalIds", []):
+                        result.failed[f.get("NodeLogicalId", "")] = f"{f.get('Code')}: {f.get('Message', '')}"
+        return result

@@ -1,0 +1,83 @@
+"""Operator drills (``statemachines/drill.asl.json``): what to change, planned by a task so that a dry run can say it.
+
+- ``scale-group``: add ``count`` nodes to ``group`` through the provision machine, then remove exactly those nodes through
+  the deprovision machine (reason Drill).
+- ``replace-node``: add one node to ``node``'s group, then drain and delete ``node``.
+- ``drain-group``: drain and delete every node of ``group`` (scale to zero).
+Execution names derive from the drill's own execution input, so a drill started twice does not double its changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from ..domain.errors import InvalidRequest
+from .provision import ProvisionDeps
+
+DRILLS = ("scale-group", "replace-node", "drain-group")
+
+
+def _digest(event: dict[str, Any]) -> str:
+    body = {k: event.get(k) for k in ("drill", "group", "count", "node", "id")}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def plan(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
+    drill = event.get("drill")
+    if drill not in DRILLS:
+        raise InvalidRequest(f"drill input: field drill is {drill!r}, expected one of {list(DRILLS)}")
+    cluster = str(event.get("cluster") or "")
+    dry = bool(event.get("dryRun", False))
+    tag = _digest(event)
+    nodes = deps.hyperpod.list_nodes()
+    out: dict[str, Any] = {"drill": drill, "dryRun": dry}
+    if drill == "drain-group":
+        group = event.get("group")
+        if not isinstance(group, str) or not group:
+            raise InvalidRequest("drill input: field group is required for drain-group")
+        victims = sorted(n.node_name for n in nodes if n.group == group and n.status != "ShuttingDown")
+        out["deprovision"] = {"cluster": cluster, "nodes": victims, "reason": "ScaleToZero"}
+        out["deprovisionName"] = f"drill-drain-{tag}"
+        out["summary"] = f"would drain and delete {len(victims)} node(s) of {group}: {', '.join(victims) or 'none'}"
+        return out
+    if drill == "replace-node":
+        node = event.get("node")
+        match = next((n for n in nodes if n.node_name == node or n.instance_id == node), None)
+        if match is None:
+            raise InvalidRequest(f"drill input: field node {node!r} is not a node of the cluster")
+        group, count, replaced = match.group, 1, match.node_name
+        out["replaced"] = replaced
+    else:
+        group = event.get("group")
+        count = event.get("count", 1)
+        if not isinstance(group, str) or not group or not isinstance(count, int) or count < 1:
+            raise InvalidRequest("drill input: fields group (a name) and count (>= 1) are required for scale-group")
+    out["provision"] = {
+        "cluster": cluster,
+        "instanceGroup": group,
+        "count": count,
+        "claimId": f"drill-{tag}",
+        "pods": [],
+    }
+    out["provisionName"] = f"drill-up-{tag}"
+    then = f"then drain and delete {out['replaced']}" if drill == "replace-node" else "then remove those nodes again"
+    out["summary"] = f"would add {count} node(s) to {group}, wait until Ready, {then}"
+    return out
+
+
+def scale_back(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
+    plan_ = event.get("plan") or {}
+    provisioned = (event.get("provisioned") or {}).get("Output") or {}
+    if isinstance(provisioned, str):
+        provisioned = json.loads(provisioned)
+    if plan_.get("drill") == "replace-node":
+        victims = [plan_["replaced"]]
+    else:
+        victims = list(provisioned.get("nodes") or [])
+    tag = str(plan_.get("provisionName", "drill")).removeprefix("drill-up-")
+    return {
+        "deprovision": {"cluster": plan_.get("provision", {}).get("cluster", ""), "nodes": victims, "reason": "Drill"},
+        "deprovisionName": f"drill-back-{tag}",
+    }

@@ -1,0 +1,170 @@
+"""The task steps of the provision state machine (``statemachines/provision.asl.json``): scale, check, give back, finish.
+
+Input of the execution: ``{cluster, instanceGroup, count, claimId, pods, nodePool?, instanceType?, zone?}``. Each step
+raises the project's own errors (``ClusterBusy``, ``Throttled``, ``InsufficientCapacity``, ``RegistrationTimeout``,
+``InvalidRequest``) so that the definition's Retry and Catch match them by name, in AWS as in tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..adapters import metrics as m
+from ..adapters.metrics import AutoscalerMetrics
+from ..domain.errors import InsufficientCapacity, InvalidRequest, RegistrationTimeout
+from ..ports.cluster import ClusterPort
+from ..ports.hyperpod import ClusterNode, HyperPodPort
+from ..ports.state import BackoffPort
+
+log = logging.getLogger(__name__)
+
+DEFAULT_REGISTRATION_TIMEOUT = 1200
+
+
+class ClaimForgetter(Protocol):
+    def forget(self, claim_id: str) -> None: ...
+
+
+@dataclass
+class ProvisionDeps:
+    hyperpod: HyperPodPort
+    cluster: ClusterPort
+    backoff: BackoffPort
+    metrics: AutoscalerMetrics
+    claims: ClaimForgetter | None = None
+    clock: Callable[[], float] = field(default=time.time)
+
+
+def _require(event: dict[str, Any], key: str, kind: type) -> Any:
+    value = event.get(key)
+    if not isinstance(value, kind) or (isinstance(value, str) and not value):
+        raise InvalidRequest(f"provision input: field {key} is missing or not a {kind.__name__}")
+    return value
+
+
+def _claim(event: dict[str, Any]) -> tuple[str, int, str]:
+    group = _require(event, "instanceGroup", str)
+    count = _require(event, "count", int)
+    claim = _require(event, "claimId", str)
+    if count < 1:
+        raise InvalidRequest(f"provision input: field count must be >= 1, got {count}")
+    return group, count, claim
+
+
+def scale(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
+    group, count, claim = _claim(event)
+    result = deps.hyperpod.scale_up(group, count, claim)
+    log.info("scaled up %s by %d for claim %s (%s)", group, count, claim, result.mode)
+    deps.metrics.count(m.PROVISION_STEPS, 1, Step="Scale", InstanceGroup=group)
+    return {
+        "mode": result.mode,
+        "logicalIds": result.logical_ids,
+        "targetCount": result.target_count,
+        "startedAt": deps.clock(),
+    }
+
+
+def _mine(deps: ProvisionDeps, event: dict[str, Any], group: str) -> list[ClusterNode]:
+    started = event.get("scale") or {}
+    nodes = deps.hyperpod.list_nodes(group)
+    logical = set(started.get("logicalIds") or [])
+    if logical:
+        return [n for n in nodes if n.logical_id in logical]
+    # UpdateCluster mode: the nodes launched since the scale call
+    since = float(started.get("startedAt") or 0) - 1
+    return [n for n in nodes if n.launch_time >= since]
+
+
+def check(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
+    """Ready when ``count`` of the claim's nodes are Running in HyperPod and Ready in Kubernetes."""
+    group, count, claim = _claim(event)
+    started = event.get("scale") or {}
+    timeout = int(event.get("registrationTimeoutSeconds") or DEFAULT_REGISTRATION_TIMEOUT)
+    nodes = _mine(deps, event, group)
+    failed = [n for n in nodes if n.status == "Failure"]
+    if failed:
+        raise InsufficientCapacity(
+            f"{group}: {len(failed)} of {count} new nodes failed to launch: {failed[0].message or 'launch failure'}"
+        )
+    ready: list[str] = []
+    for n in nodes:
+        if n.status != "Running":
+            continue
+        node = deps.cluster.get_node(n.node_name)
+        if node is not None and node.is_ready:
+            ready.append(n.node_name)
+    elapsed = deps.clock() - float(started.get("startedAt") or deps.clock())
+    deps.metrics.count(m.PROVISION_STEPS, 1, Step="Check", InstanceGroup=group)
+    if len(ready) >= count:
+        return {"ready": True, "readyNodes": sorted(ready), "elapsed": round(elapsed, 1)}
+    if elapsed > timeout:
+        raise RegistrationTimeout(
+            f"{group}: {len(ready)} of {count} nodes Ready after {int(elapsed)}s (timeout {timeout}s), claim {claim}"
+        )
+    pending = sum(1 for n in nodes if n.status != "Running")
+    log.info("claim %s: %d/%d Ready, %d pending, %ds elapsed", claim, len(ready), count, pending, int(elapsed))
+    return {"ready": False, "readyNodes": sorted(ready), "elapsed": round(elapsed, 1)}
+
+
+def give_back(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
+    """After a capacity failure or a registration timeout: delete the claim's nodes that did not come up, pause launches
+    into the group (growing backoff), and let the next decision place the pods elsewhere. Never relaunches here."""
+    group = str(event.get("instanceGroup") or "")
+    error = event.get("error") or {}
+    reason = str(error.get("Error") or "ProvisioningFailed")
+    result: dict[str, Any] = {"status": "gave-back", "reason": reason, "deleted": [], "failed": {}}
+    if group and event.get("scale"):
+        nodes = _mine(deps, event, group)
+        keep = set()
+        for n in nodes:
+            if n.status == "Running":
+                node = deps.cluster.get_node(n.node_name)
+                if node is not None and node.is_ready:
+                    keep.add(n.instance_id)  # it came up: pods can use it, consolidation removes it if not
+        doomed = [n for n in nodes if n.instance_id not in keep and n.status != "ShuttingDown"]
+        if doomed:
+            deleted = deps.hyperpod.delete_nodes(node_ids=[n.instance_id for n in doomed])
+            result["deleted"], result["failed"] = deleted.deleted, deleted.failed
+    if group and reason in ("InsufficientCapacity", "RegistrationTimeout"):
+        result["backoffSeconds"] = deps.backoff.mark_unavailable(
+            group, f"{reason}: {str(error.get('Cause', ''))[:300]}"
+        )
+    if deps.claims is not None and event.get("claimId"):
+        deps.claims.forget(str(event["claimId"]))
+    deps.metrics.count(m.CLOUDPROVIDER_ERRORS, 1, Error=reason, InstanceGroup=group or "unknown")
+    log.warning("gave back claim %s in %s: %s", event.get("claimId"), group, result)
+    return result
+
+
+def finish(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
+    group, _count, claim = _claim(event)
+    deps.backoff.clear(group)
+    if deps.claims is not None:
+        deps.claims.forget(claim)
+    ready = (event.get("check") or {}).get("readyNodes") or []
+    deps.metrics.count(m.NODECLAIMS_READY, len(ready), InstanceGroup=group)
+    return {"status": "ready", "nodes": ready}
+
+
+ACTIONS: dict[str, Callable[[ProvisionDeps, dict[str, Any]], dict[str, Any]]] = {
+    "scale": scale,
+    "check": check,
+    "give_back": give_back,
+    "finish": finish,
+}
+
+
+def run_action(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
+    from . import drill
+
+    ACTIONS.setdefault("drill_plan", drill.plan)
+    ACTIONS.setdefault("drill_scale_back", drill.scale_back)
+    action = event.get("action")
+    if action not in ACTIONS:
+        raise InvalidRequest(f"provision task: field action is {action!r}, expected one of {sorted(ACTIONS)}")
+    payload = event.get("input") if isinstance(event.get("input"), dict) else event
+    return ACTIONS[str(action)](deps, {**(event.get("defaults") or {}), **payload})  # type: ignore[dict-item]
