@@ -2,4 +2,5 @@
 
 pytest_plugins = [
     "hpa_testkit.pytest_kube",
+    "hpa_testkit.pytest_aws",
 ]

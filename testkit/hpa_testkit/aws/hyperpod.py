@@ -1,0 +1,486 @@
+"""A HyperPod emulator inside moto's server: the cluster APIs the autoscaler calls, with a realistic node life cycle and
+injectable faults.
+
+moto models CreateCluster / DescribeCluster / ListClusterNodes but lacks UpdateCluster, BatchAddClusterNodes and
+BatchDeleteClusterNodes, drops the Orchestrator and names nodes ``gpu-0``. This module owns the cluster state and serves
+all seven operations from moto's SageMaker endpoint (``install`` adds the methods to moto's ``SageMakerResponse``), on
+the wire format botocore expects (awsJson1_1; errors as ``{"__type", "message"}``).
+
+Life cycle on the given clock: an added instance is ``Pending`` and becomes ``Running`` after the group's provisioning
+delay (the ``on_running`` hook registers its Kubernetes Node); during a capacity outage a launch ends in ``Failure``
+(``InsufficientInstanceCapacity``) and, in continuous mode, is retried by the service after the delay; a deleted
+instance is ``ShuttingDown`` and gone after ``shutdown_delay`` (``on_gone`` removes the Node).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+CONTINUOUS = "Continuous"
+ACCOUNT = "123456789012"
+
+
+class HyperPodError(Exception):
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+@dataclass
+class Instance:
+    instance_id: str
+    logical_id: str
+    group: str
+    instance_type: str
+    zone: str
+    status: str
+    launched_at: float
+    ready_at: float
+    gone_at: float | None = None
+    message: str = ""
+
+
+@dataclass
+class Group:
+    name: str
+    instance_type: str
+    spec: dict[str, Any]
+    zone: str
+    target: int = 0
+    min_count: int = 0
+    status: str = "InService"
+    updating_until: float = 0.0
+
+
+@dataclass
+class Cluster:
+    name: str
+    arn: str
+    mode: str | None
+    spec: dict[str, Any]
+    groups: dict[str, Group]
+    instances: dict[str, Instance] = field(default_factory=dict)
+    tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
+    updating_until: float = 0.0
+
+
+@dataclass
+class NodeRecord:
+    """What the hooks get: enough to register (or remove) the Kubernetes Node."""
+
+    instance_id: str
+    group: str
+    instance_type: str
+    zone: str
+    cluster: str
+
+    @property
+    def node_name(self) -> str:
+        return f"hyperpod-{self.instance_id}"
+
+
+class HyperPodEmulator:
+    def __init__(
+        self,
+        now: Callable[[], float] = time.time,
+        provisioning_delay: float = 60.0,
+        shutdown_delay: float = 5.0,
+        update_duration: float = 20.0,
+        seed: int = 7,
+    ) -> None:
+        self.now = now
+        self.provisioning_delay = provisioning_delay
+        self.group_delays: dict[str, float] = {}
+        self.shutdown_delay = shutdown_delay
+        self.update_duration = update_duration
+        self.rng = random.Random(seed)
+        self.clusters: dict[str, Cluster] = {}
+        self.subnet_zones: dict[str, str] = {}
+        self.lock = threading.RLock()
+        self.on_running: list[Callable[[NodeRecord], None]] = []
+        self.on_gone: list[Callable[[NodeRecord], None]] = []
+        self.call_log: list[tuple[float, str, dict[str, Any], str | None]] = []
+        # faults
+        self.capacity_outages: dict[str, int | None] = {}
+        self.throttle_rate = 0.0
+        self.throttle_next = 0
+        self.conflict_next = 0
+        self.conflict_while_updating = True
+        self.delete_fail_rate = 0.0
+        self.delete_fail_ids: set[str] = set()
+
+    # --- faults ----------------------------------------------------------------------------------------------------------
+
+    def capacity_failure(self, group: str, times: int | None = None) -> None:
+        """Launches in ``group`` fail (``times`` launches, or until cleared with ``times=0``)."""
+        with self.lock:
+            if times == 0:
+                self.capacity_outages.pop(group, None)
+            else:
+                self.capacity_outages[group] = times
+
+    def throttle(self, rate: float = 0.0, next_n: int = 0) -> None:
+        with self.lock:
+            self.throttle_rate = rate
+            self.throttle_next = next_n
+
+    def conflicts(self, next_n: int) -> None:
+        with self.lock:
+            self.conflict_next = next_n
+
+    def delete_failures(self, rate: float = 0.0, ids: set[str] | None = None) -> None:
+        with self.lock:
+            self.delete_fail_rate = rate
+            self.delete_fail_ids = set(ids or ())
+
+    def delay_for(self, group: str) -> float:
+        return self.group_delays.get(group, self.provisioning_delay)
+
+    # --- the cluster -----------------------------------------------------------------------------------------------------
+
+    def create_cluster(self, spec: dict[str, Any]) -> str:
+        name = spec["ClusterName"]
+        arn = spec.get("ClusterArn") or f"arn:aws:sagemaker:us-west-2:{ACCOUNT}:cluster/{secrets.token_hex(6)}"
+        groups: dict[str, Group] = {}
+        for g in spec.get("InstanceGroups") or []:
+            subnets = ((g.get("OverrideVpcConfig") or {}).get("Subnets")) or []
+            zone = next((self.subnet_zones[s] for s in subnets if s in self.subnet_zones), "us-west-2a")
+            spec_keep = {
+                k: v
+                for k, v in g.items()
+                if k not in ("CurrentCount", "TargetCount", "Status", "ActiveOperations", "InstanceCount")
+            }
+            groups[g["InstanceGroupName"]] = Group(
+                g["InstanceGroupName"],
+                g["InstanceType"],
+                spec_keep,
+                zone,
+                int(g.get("TargetCount", 0)),
+                int(g.get("MinCount", 0)),
+            )
+        with self.lock:
+            self.clusters[name] = Cluster(name, arn, spec.get("NodeProvisioningMode"), dict(spec), groups)
+        return arn
+
+    def _cluster(self, name: str) -> Cluster:
+        cluster = self.clusters.get(name)
+        if cluster is None:
+            for c in self.clusters.values():
+                if c.arn == name:
+                    return c
+            raise HyperPodError("ResourceNotFound", f"Cluster {name} not found")
+        return cluster
+
+    def _faults(self, op: str) -> None:
+        if self.throttle_next > 0:
+            self.throttle_next -= 1
+            raise HyperPodError("ThrottlingException", "Rate exceeded")
+        if self.throttle_rate and self.rng.random() < self.throttle_rate:
+            raise HyperPodError("ThrottlingException", "Rate exceeded")
+        if op in ("UpdateCluster", "BatchAddClusterNodes", "BatchDeleteClusterNodes") and self.conflict_next > 0:
+            self.conflict_next -= 1
+            raise HyperPodError("ConflictException", "The cluster is being updated by another operation")
+
+    def _launch(self, cluster: Cluster, group: Group, now: float) -> Instance:
+        inst = Instance(
+            instance_id="i-" + secrets.token_hex(9)[:17],
+            logical_id=secrets.token_hex(8),
+            group=group.name,
+            instance_type=group.instance_type,
+            zone=group.zone,
+            status="Pending",
+            launched_at=now,
+            ready_at=now + self.delay_for(group.name),
+        )
+        cluster.instances[inst.instance_id] = inst
+        return inst
+
+    def tick(self) -> None:
+        """Advance every instance's life cycle to the clock's time (also done lazily on every call)."""
+        running: list[NodeRecord] = []
+        gone: list[NodeRecord] = []
+        with self.lock:
+            now = self.now()
+            for cluster in self.clusters.values():
+                for group in cluster.groups.values():
+                    if group.status == "Updating" and now >= group.updating_until:
+                        group.status = "InService"
+                if now >= cluster.updating_until and cluster.spec.get("ClusterStatus") == "Updating":
+                    cluster.spec["ClusterStatus"] = "InService"
+                for inst in list(cluster.instances.values()):
+                    if inst.status in ("Pending", "Failure") and now >= inst.ready_at:
+                        outage = inst.group in self.capacity_outages
+                        if outage:
+                            remaining = self.capacity_outages[inst.group]
+                            if remaining is not None:
+                                remaining -= 1
+                                if remaining <= 0:
+                                    del self.capacity_outages[inst.group]
+                                else:
+                                    self.capacity_outages[inst.group] = remaining
+                            inst.status = "Failure"
+                            inst.message = "InsufficientInstanceCapacity: no capacity for the instance type in the zone"
+                            inst.ready_at = now + self.delay_for(inst.group)  # the service retries in the background
+                        else:
+                            inst.status = "Running"
+                            inst.message = ""
+                            running.append(
+                                NodeRecord(inst.instance_id, inst.group, inst.instance_type, inst.zone, cluster.name)
+                            )
+                    elif inst.status == "ShuttingDown" and inst.gone_at is not None and now >= inst.gone_at:
+                        del cluster.instances[inst.instance_id]
+                        gone.append(
+                            NodeRecord(inst.instance_id, inst.group, inst.instance_type, inst.zone, cluster.name)
+                        )
+        for rec in running:
+            for hook in self.on_running:
+                hook(rec)
+        for rec in gone:
+            for hook in self.on_gone:
+                hook(rec)
+
+    # --- operations (wire shapes) ----------------------------------------------------------------------------------------
+
+    def handle(self, op: str, params: dict[str, Any]) -> dict[str, Any]:
+        self.tick()
+        error: str | None = None
+        try:
+            with self.lock:
+                self._faults(op)
+                return getattr(self, f"_op_{op}")(params)
+        except HyperPodError as exc:
+            error = exc.code
+            raise
+        finally:
+            self.call_log.append((self.now(), op, params, error))
+
+    def _group_view(self, cluster: Cluster, group: Group) -> dict[str, Any]:
+        insts = [i for i in cluster.instances.values() if i.group == group.name and i.status != "ShuttingDown"]
+        running = sum(1 for i in insts if i.status == "Running")
+        pending = group.target - running
+        view = {
+            **group.spec,
+            "InstanceGroupName": group.name,
+            "InstanceType": group.instance_type,
+            "CurrentCount": running,
+            "TargetCount": group.target,
+            "MinCount": group.min_count,
+            "Status": group.status,
+        }
+        if pending > 0:
+            view["ActiveOperations"] = {"Scaling": 1}
+        return view
+
+    def _op_DescribeCluster(self, p: dict[str, Any]) -> dict[str, Any]:
+        c = self._cluster(p["ClusterName"])
+        out = {
+            **{k: v for k, v in c.spec.items() if k not in ("InstanceGroups",)},
+            "ClusterArn": c.arn,
+            "ClusterName": c.name,
+            "ClusterStatus": c.spec.get("ClusterStatus", "InService"),
+            "CreationTime": datetime(2026, 1, 1, tzinfo=UTC).timestamp(),
+            "InstanceGroups": [self._group_view(c, g) for g in c.groups.values()],
+        }
+        if c.mode:
+            out["NodeProvisioningMode"] = c.mode
+        return out
+
+    def _op_UpdateCluster(self, p: dict[str, Any]) -> dict[str, Any]:
+        c = self._cluster(p["ClusterName"])
+        now = self.now()
+        if self.conflict_while_updating and now < c.updating_until:
+            raise HyperPodError("ConflictException", f"Cluster {c.name} is Updating; retry when it is InService")
+        items = p.get("InstanceGroups") or []
+        for item in items:
+            for key in ("InstanceGroupName", "InstanceCount", "ExecutionRole"):
+                if key not in item:
+                    raise HyperPodError("ValidationException", f"InstanceGroups[].{key} is required")
+            if item["InstanceGroupName"] not in c.groups:
+                raise HyperPodError("ValidationException", f"Instance group {item['InstanceGroupName']} does not exist")
+        for item in items:
+            group = c.groups[item["InstanceGroupName"]]
+            new = int(item["InstanceCount"])
+            alive = [i for i in c.instances.values() if i.group == group.name and i.status != "ShuttingDown"]
+            for _ in range(max(0, new - len(alive))):
+                self._launch(c, group, now)
+            for inst in sorted(alive, key=lambda i: (i.status == "Running", -i.launched_at))[
+                : max(0, len(alive) - new)
+            ]:
+                inst.status, inst.gone_at = "ShuttingDown", now + self.shutdown_delay
+            group.target = new
+            group.status = "Updating"
+            group.updating_until = now + self.update_duration
+        c.updating_until = now + self.update_duration
+        c.spec["ClusterStatus"] = "Updating"
+        return {"ClusterArn": c.arn}
+
+    def _op_BatchAddClusterNodes(self, p: dict[str, Any]) -> dict[str, Any]:
+        c = self._cluster(p["ClusterName"])
+        if c.mode != CONTINUOUS:
+            raise HyperPodError("ValidationException", "BatchAddClusterNodes needs NodeProvisioningMode Continuous")
+        token = p.get("ClientToken")
+        if token and token in c.tokens:
+            return c.tokens[token]
+        now = self.now()
+        ok: list[dict[str, Any]] = []
+        failed: list[dict[str, Any]] = []
+        for item in p.get("NodesToAdd") or []:
+            name = item.get("InstanceGroupName")
+            n = int(item.get("IncrementTargetCountBy", 0))
+            group = c.groups.get(name)
+            if group is None:
+                failed.append(
+                    {
+                        "InstanceGroupName": name,
+                        "ErrorCode": "InstanceGroupNotFound",
+                        "FailedCount": n,
+                        "Message": "no such group",
+                    }
+                )
+                continue
+            if not 1 <= n <= 50:
+                raise HyperPodError("ValidationException", "IncrementTargetCountBy must be between 1 and 50")
+            for _ in range(n):
+                inst = self._launch(c, group, now)
+                ok.append({"NodeLogicalId": inst.logical_id, "InstanceGroupName": name, "Status": "Pending"})
+            group.target += n
+        result = {"Successful": ok, "Failed": failed}
+        if token:
+            c.tokens[token] = result
+        return result
+
+    def _op_BatchDeleteClusterNodes(self, p: dict[str, Any]) -> dict[str, Any]:
+        c = self._cluster(p["ClusterName"])
+        ids = list(p.get("NodeIds") or [])
+        logical = list(p.get("NodeLogicalIds") or [])
+        if len(ids) + len(logical) > 99 or len(ids) > 99:
+            raise HyperPodError("ValidationException", "too many node ids")
+        now = self.now()
+        out: dict[str, Any] = {
+            "Successful": [],
+            "Failed": [],
+            "SuccessfulNodeLogicalIds": [],
+            "FailedNodeLogicalIds": [],
+        }
+        by_logical = {i.logical_id: i for i in c.instances.values()}
+        for node_id in ids:
+            inst = c.instances.get(node_id)
+            if inst is None:
+                out["Failed"].append({"Code": "NodeIdNotFound", "Message": f"{node_id} not found", "NodeId": node_id})
+                continue
+            if node_id in self.delete_fail_ids or (self.delete_fail_rate and self.rng.random() < self.delete_fail_rate):
+                out["Failed"].append({"Code": "InvalidNodeStatus", "Message": "node is busy", "NodeId": node_id})
+                continue
+            self._shut_down(c, inst, now)
+            out["Successful"].append(node_id)
+        for lid in logical:
+            inst = by_logical.get(lid)
+            if inst is None:
+                out["FailedNodeLogicalIds"].append(
+                    {"Code": "NodeIdNotFound", "Message": f"{lid} not found", "NodeLogicalId": lid}
+                )
+                continue
+            self._shut_down(c, inst, now)
+            out["SuccessfulNodeLogicalIds"].append(lid)
+        return out
+
+    def _shut_down(self, c: Cluster, inst: Instance, now: float) -> None:
+        if inst.status != "ShuttingDown":
+            c.groups[inst.group].target = max(0, c.groups[inst.group].target - 1)
+        if inst.status == "Running":
+            inst.status, inst.gone_at = "ShuttingDown", now + self.shutdown_delay
+        else:
+            inst.status, inst.gone_at = "ShuttingDown", now  # never came up: gone at once
+
+    def _node_summary(self, inst: Instance, logical: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "InstanceGroupName": inst.group,
+            "InstanceId": inst.instance_id,
+            "InstanceType": inst.instance_type,
+            "LaunchTime": inst.launched_at,
+            "InstanceStatus": {"Status": inst.status, **({"Message": inst.message} if inst.message else {})},
+        }
+        if logical:
+            out["NodeLogicalId"] = inst.logical_id
+        return out
+
+    def _op_ListClusterNodes(self, p: dict[str, Any]) -> dict[str, Any]:
+        c = self._cluster(p["ClusterName"])
+        contains = p.get("InstanceGroupNameContains") or ""
+        items = sorted(
+            (i for i in c.instances.values() if contains in i.group), key=lambda i: (i.launched_at, i.instance_id)
+        )
+        size = int(p.get("MaxResults") or 100)
+        start = int(p.get("NextToken") or 0)
+        page = items[start : start + size]
+        out: dict[str, Any] = {
+            "ClusterNodeSummaries": [self._node_summary(i, bool(p.get("IncludeNodeLogicalIds"))) for i in page]
+        }
+        if start + size < len(items):
+            out["NextToken"] = str(start + size)
+        return out
+
+    def _op_DescribeClusterNode(self, p: dict[str, Any]) -> dict[str, Any]:
+        c = self._cluster(p["ClusterName"])
+        inst = c.instances.get(p.get("NodeId", "")) or next(
+            (i for i in c.instances.values() if i.logical_id == p.get("NodeLogicalId")), None
+        )
+        if inst is None:
+            raise HyperPodError("ResourceNotFound", "node not found")
+        details = self._node_summary(inst, True)
+        details["Placement"] = {"AvailabilityZone": inst.zone}
+        return {"NodeDetails": details}
+
+    def _op_CreateCluster(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {"ClusterArn": self.create_cluster({**p, "NodeProvisioningMode": p.get("NodeProvisioningMode")})}
+
+
+_ACTIVE: list[HyperPodEmulator] = []
+OPERATIONS = (
+    "CreateCluster",
+    "DescribeCluster",
+    "UpdateCluster",
+    "BatchAddClusterNodes",
+    "BatchDeleteClusterNodes",
+    "ListClusterNodes",
+    "DescribeClusterNode",
+)
+
+
+def _snake(op: str) -> str:
+    out = ""
+    for ch in op:
+        out += ("_" + ch.lower()) if ch.isupper() and out else ch.lower()
+    return out
+
+
+def install(emulator: HyperPodEmulator) -> None:
+    """Serve the HyperPod operations of moto's SageMaker endpoint from ``emulator`` (this process's moto server)."""
+    from moto.sagemaker.responses import SageMakerResponse
+
+    _ACTIVE[:] = [emulator]
+
+    def make(op: str) -> Callable[[Any], Any]:
+        def method(self: Any) -> Any:
+            params = json.loads(self.body or "{}")
+            try:
+                result = _ACTIVE[0].handle(op, params)
+            except HyperPodError as exc:
+                return json.dumps({"__type": exc.code, "message": exc.message}), {"status": exc.status}
+            return json.dumps(result, default=str), {"status": 200}
+
+        method.__name__ = _snake(op)
+        return method
+
+    for op in OPERATIONS:
+        setattr(SageMakerResponse, _snake(op), make(op))

@@ -1,0 +1,171 @@
+"""Running the real ``statemachines/*.asl.json`` in moto's ASL interpreter, with Lambda tasks routed in-process.
+
+moto's interpreter invokes Lambda through a boto3 client (it would need Docker); here that client is replaced by one that
+calls the registered Python handler, and a handler's exception reaches Retry/Catch as AWS Lambda reports it: ``errorType``
+= the exception's class name. Wait states and Retry intervals wait on the emulator's clock instead of really sleeping,
+and every Retry interval is recorded (``retry_intervals``) so that tests can assert backoff, jitter and caps.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+Handler = Callable[[Any, Any], Any]
+
+_routes: dict[str, Handler] = {}
+_clock: list[Any] = [None]
+retry_intervals: list[tuple[str, float]] = []
+waits: list[float] = []
+_installed = threading.Lock()
+_done = [False]
+
+
+class _Context:
+    def __init__(self, name: str) -> None:
+        self.function_name = name
+        self.aws_request_id = f"sfn-{time.monotonic_ns()}"
+        self.invoked_function_arn = name
+        self.memory_limit_in_mb = 512
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+def _name_of(function: str) -> str:
+    """A function name from a name, a function ARN or a qualified ARN."""
+    m = re.match(r"arn:aws[^:]*:lambda:[^:]*:\d+:function:([^:]+)", function)
+    return m.group(1) if m else function
+
+
+class _LambdaClient:
+    def invoke(self, FunctionName: str, Payload: Any = None, **_: Any) -> dict[str, Any]:
+        name = _name_of(FunctionName)
+        handler = _routes.get(name)
+        if handler is None:
+            body = {"errorType": "ResourceNotFoundException", "errorMessage": f"no handler routed for {name}"}
+            return {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": io.BytesIO(json.dumps(body).encode())}
+        if isinstance(Payload, bytes | bytearray):
+            event = json.loads(Payload or b"{}")
+        elif isinstance(Payload, str):
+            event = json.loads(Payload or "{}")
+        else:
+            event = Payload
+        try:
+            result = handler(event, _Context(name))
+        except Exception as exc:  # Lambda's error envelope: errorType is the exception class name
+            body = {
+                "errorType": type(exc).__name__,
+                "errorMessage": str(exc),
+                "stackTrace": traceback.format_exception_only(type(exc), exc),
+            }
+            return {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": io.BytesIO(json.dumps(body).encode())}
+        return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(result, default=str).encode())}
+
+
+class _ClockTime:
+    """Stands in for the ``time`` module inside moto's retrier: its sleep waits on our clock and is recorded."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        retry_intervals.append((threading.current_thread().name, float(seconds)))
+        clock = _clock[0]
+        if clock is None:
+            time.sleep(seconds)
+        else:
+            clock.sleep(seconds)
+
+
+def install(clock: Any) -> None:
+    """Patch moto's interpreter (once per process) and point its waits at ``clock``."""
+    _clock[0] = clock
+    with _installed:
+        if _done[0]:
+            return
+        from moto.core import config as moto_config
+        from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+        from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
+
+        moto_config.default_user_config["stepfunctions"]["execute_state_machine"] = True
+        original_client_for = lambda_eval_utils.boto_client_for
+
+        def client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+            if service == "lambda":
+                return _LambdaClient()
+            return original_client_for(region=region, service=service, state_credentials=state_credentials)
+
+        lambda_eval_utils.boto_client_for = client_for  # type: ignore[assignment]
+        retrier_decl.time = _ClockTime()  # type: ignore[assignment]
+
+        def wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
+            waits.append(float(wait_seconds))
+            clock_now = _clock[0]
+            if clock_now is None:
+                time.sleep(wait_seconds)
+            else:
+                clock_now.sleep(wait_seconds)
+
+        wait_function.WaitFunction._wait_interval = wait_interval  # type: ignore[method-assign]
+        _done[0] = True
+
+
+def route_lambda(function: str, handler: Handler) -> None:
+    _routes[_name_of(function)] = handler
+
+
+def substitute(definition: str, substitutions: dict[str, Any]) -> str:
+    """SAM's DefinitionSubstitutions: ``${Name}`` replaced by its value (numbers stay numbers in the JSON)."""
+
+    def sub(m: re.Match[str]) -> str:
+        key = m.group(1)
+        if key not in substitutions:
+            raise KeyError(f"no DefinitionSubstitution for ${{{key}}}")
+        return str(substitutions[key])
+
+    return re.sub(r"\$\{([A-Za-z0-9_]+)\}", sub, definition)
+
+
+def create_state_machine(sfn: Any, name: str, path: str | Path, substitutions: dict[str, Any]) -> str:
+    definition = substitute(Path(path).read_text(), substitutions)
+    json.loads(definition)  # fail early on a bad substitution
+    return str(
+        sfn.create_state_machine(
+            name=name, definition=definition, roleArn="arn:aws:iam::123456789012:role/sfn", type="STANDARD"
+        )["stateMachineArn"]
+    )
+
+
+def wait_for(sfn: Any, execution_arn: str, timeout: float = 60.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        desc = sfn.describe_execution(executionArn=execution_arn)
+        if desc["status"] != "RUNNING":
+            out = dict(desc)
+            if desc.get("output"):
+                out["output"] = json.loads(desc["output"])
+            return out
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{execution_arn} still RUNNING after {timeout}s")
+        time.sleep(0.01)
+
+
+def history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
+    while True:
+        page = sfn.get_execution_history(**kwargs)
+        events.extend(page["events"])
+        if not page.get("nextToken"):
+            return events
+        kwargs["nextToken"] = page["nextToken"]

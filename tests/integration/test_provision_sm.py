@@ -1,0 +1,98 @@
+"""The real provision state machine in moto's ASL interpreter, tasks routed to the real handler, against the HyperPod and
+Kubernetes emulators on a simulated clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hpa_testkit.aws import sfn
+from hpa_testkit.pytest_aws import Stack
+
+
+def claim(count: int = 2, group: str = "auto-g6-az1", claim_id: str = "claim-0001") -> dict[str, Any]:
+    return {
+        "cluster": "hyperpod-eks-demo",
+        "instanceGroup": group,
+        "count": count,
+        "claimId": claim_id,
+        "pods": ["default/p1"],
+    }
+
+
+def states(out: dict[str, Any]) -> list[str]:
+    return [e["stateEnteredEventDetails"]["name"] for e in out["history"] if "stateEnteredEventDetails" in e]
+
+
+def test_happy_path_nodes_running_and_ready(stack: Stack) -> None:
+    out = stack.run("provision", claim())
+    assert out["status"] == "SUCCEEDED", out
+    assert out["output"]["status"] == "ready" and len(out["output"]["nodes"]) == 2
+    nodes = [n["metadata"]["name"] for n in stack.kube.list("v1", "Node")]
+    assert sorted(nodes) == sorted(out["output"]["nodes"])
+    assert "WaitForNodes" in states(out) and "Finish" in states(out)
+
+
+def test_throttling_and_conflicts_are_retried_with_growing_capped_jittered_intervals(stack: Stack) -> None:
+    stack.aws.hyperpod.throttle(next_n=2)
+    stack.aws.hyperpod.conflicts(next_n=3)
+    out = stack.run("provision", claim())
+    assert out["status"] == "SUCCEEDED", out
+    intervals = [s for _t, s in sfn.retry_intervals]
+    assert len(intervals) >= 4
+    # FULL jitter: each interval is random in [0, min(MaxDelay, base * 2^attempt)]
+    caps = [min(60.0, 5.0 * 2**i) for i in range(len(intervals))]
+    assert all(0 <= got <= cap + 1e-6 for got, cap in zip(intervals, caps, strict=False)), (intervals, caps)
+    errors = [e for (_t, _op, _p, e) in stack.aws.hyperpod.call_log if e]
+    assert errors.count("ThrottlingException") == 2 and errors.count("ConflictException") == 3
+
+
+def test_capacity_failure_gives_back_and_backs_off_the_group(stack: Stack) -> None:
+    stack.aws.hyperpod.capacity_failure("auto-g6-az1")
+    out = stack.run("provision", claim())
+    assert out["status"] == "SUCCEEDED", "a capacity failure is an expected outcome, not a failed execution"
+    assert out["output"]["status"] == "gave-back" and out["output"]["reason"] == "InsufficientCapacity"
+    assert len(out["output"]["deleted"]) == 2
+    from hyperpod_autoscaler import runtime
+
+    backoffs = runtime.backoff().unavailable_groups()
+    assert "auto-g6-az1" in backoffs
+    assert stack.aws.hyperpod.clusters["hyperpod-eks-demo"].groups["auto-g6-az1"].target == 0, "no node left behind"
+    # a second failure backs off longer
+    first = out["output"]["backoffSeconds"]
+    second = stack.run("provision", claim(claim_id="claim-0002"))["output"]["backoffSeconds"]
+    assert second == 2 * first
+
+
+def test_registration_timeout(stack: Stack) -> None:
+    stack.aws.hyperpod.group_delays["auto-g6-az1"] = 5000
+    out = stack.run("provision", claim(count=1))
+    assert out["status"] == "SUCCEEDED"
+    assert out["output"]["reason"] == "RegistrationTimeout"
+    assert stack.clock.elapsed >= 1200
+
+
+def test_the_same_claim_started_twice_is_one_execution_and_one_scale_up(stack: Stack) -> None:
+    import json
+
+    client = stack.sfn
+    payload = json.dumps(claim())
+    first = client.start_execution(
+        stateMachineArn=stack.machines["provision"], name="auto-g6-az1-claim-0001", input=payload
+    )
+    second = client.start_execution(
+        stateMachineArn=stack.machines["provision"], name="auto-g6-az1-claim-0001", input=payload
+    )
+    assert first["executionArn"] == second["executionArn"]
+    sfn.wait_for(client, first["executionArn"])
+    adds = [c for c in stack.aws.hyperpod.call_log if c[1] == "BatchAddClusterNodes"]
+    assert len(adds) == 1
+    assert stack.aws.hyperpod.clusters["hyperpod-eks-demo"].groups["auto-g6-az1"].target == 2
+
+
+def test_a_bad_input_fails_the_execution_naming_the_field(stack: Stack) -> None:
+    out = stack.run("provision", {"cluster": "hyperpod-eks-demo", "instanceGroup": "auto-g6-az1", "claimId": "c"})
+    assert out["status"] == "FAILED"
+    failed = [e["executionFailedEventDetails"] for e in out["history"] if e.get("type") == "ExecutionFailed"]
+    assert failed and failed[0]["error"] == "InvalidRequest"
+    assert "field count" in failed[0]["cause"]
+    assert not [c for c in stack.aws.hyperpod.call_log if c[1] in ("UpdateCluster", "BatchAddClusterNodes")]
