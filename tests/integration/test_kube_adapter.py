@@ -243,7 +243,11 @@ def test_bad_nodepools_get_false_conditions_with_the_reason_and_good_ones_ready(
     unknown["spec"]["template"]["spec"]["nodeClassRef"]["name"] = "nope"
     ec2 = yaml.safe_load((ROOT / "examples" / "seed" / "nodepool.yaml").read_text())
     ec2["metadata"]["name"] = "ec2"
-    ec2["spec"]["template"]["spec"]["nodeClassRef"] = {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "d"}
+    ec2["spec"]["template"]["spec"]["nodeClassRef"] = {
+        "group": "karpenter.k8s.aws",
+        "kind": "EC2NodeClass",
+        "name": "d",
+    }
     for obj in (bad, unknown, ec2):
         kube.apply(obj)
     view = ClusterView.from_describe_cluster(json.loads((ROOT / "examples" / "cluster.json").read_text()))
