@@ -117,7 +117,55 @@ def install(clock: Any) -> None:
                 clock_now.sleep(wait_seconds)
 
         wait_function.WaitFunction._wait_interval = wait_interval  # type: ignore[method-assign]
+        _patch_sfn_integration()
         _done[0] = True
+
+
+def _pascal(d: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        if hasattr(v, "isoformat"):
+            v = v.isoformat()
+        out[k[:1].upper() + k[1:]] = v
+    return out
+
+
+def _patch_sfn_integration() -> None:
+    """moto's ``states:startExecution`` integration hands the ASL's PascalCase parameters (StateMachineArn, Name, Input)
+    to boto3 unchanged and expects PascalCase back (ExecutionArn); boto3 speaks camelCase. Translate both ways, and give
+    ``.sync:2`` the shape AWS documents: the DescribeExecution fields in PascalCase with ``Output`` parsed as JSON."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_callback as callback_mod,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_sfn as mod
+
+    callback_mod._DELAY_SECONDS_SYNC_CONDITION_CHECK = 0.02  # type: ignore[misc]  # real-time poll of a child execution
+    cls = mod.StateTaskServiceSfn
+
+    def eval_service_task(
+        self: Any, env: Any, resource_runtime_part: Any, normalised_parameters: dict[str, Any], state_credentials: Any
+    ) -> None:
+        client = mod.boto_client_for(
+            region=resource_runtime_part.region, service="stepfunctions", state_credentials=state_credentials
+        )
+        params = {k[:1].lower() + k[1:]: v for k, v in normalised_parameters.items()}
+        response = getattr(client, self._get_boto_service_action())(**params)
+        response.pop("ResponseMetadata", None)
+        env.stack.append(_pascal(response))
+
+    original_sync2 = cls._build_sync2_resolver
+
+    def build_sync2(self: Any, *args: Any, **kwargs: Any) -> Any:
+        resolver = original_sync2(self, *args, **kwargs)
+
+        def resolve() -> Any:
+            result = resolver()
+            return None if result is None else _pascal(result)
+
+        return resolve
+
+    cls._eval_service_task = eval_service_task  # type: ignore[method-assign]
+    cls._build_sync2_resolver = build_sync2  # type: ignore[method-assign]
 
 
 def route_lambda(function: str, handler: Handler) -> None:

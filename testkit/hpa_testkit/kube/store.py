@@ -272,6 +272,8 @@ class Store:
         self.rv = 0
         self.log: list[tuple[int, tuple[str, str], str, dict[str, Any]]] = []
         self.changed = threading.Condition(self.lock)
+        self.evictions: list[tuple[str, str]] = []
+        self.pdb_violations: list[tuple[str, str]] = []
         for t in RESOURCES:
             self.register(t)
 
@@ -298,6 +300,8 @@ class Store:
             for bucket in self.objects.values():
                 bucket.clear()
             self.log.clear()
+            self.evictions.clear()
+            self.pdb_violations.clear()
 
     def _bump(self, t: ResourceType, event: str, obj: dict[str, Any]) -> None:
         self.rv += 1
@@ -464,35 +468,45 @@ class Store:
         with self.lock:
             bucket = self.objects[(t.group, t.plural)]
             key = (namespace or "" if t.namespaced else "", name)
-            obj = bucket.pop(key, None)
+            obj = bucket.get(key)
             if obj is None:
                 raise ApiError(404, "NotFound", f'{t.plural} "{name}" not found')
+            if t.plural == "pods" and t.group == "" and self._pdb_blocks(obj):
+                self.pdb_violations.append(key)  # a plain delete that a PDB would have refused as an eviction
+            bucket.pop(key)
             self._bump(t, "DELETED", obj)
             return copy.deepcopy(obj)
 
     # --- subresources ----------------------------------------------------------------------------------------------------
 
+    def _pdb_blocks(self, pod: dict[str, Any]) -> bool:
+        """Whether taking this pod away now would leave one of its PDBs below its desired healthy count."""
+        if not _pod_healthy(pod):
+            return False
+        meta = pod.get("metadata") or {}
+        namespace, labels = meta.get("namespace") or "", meta.get("labels") or {}
+        ns_pods = [p for (ns, _n), p in self.objects[("", "pods")].items() if ns == namespace]
+        for (ns, _pn), pdb in self.objects[("policy", "poddisruptionbudgets")].items():
+            if ns != namespace:
+                continue
+            selector = LabelSelector.model_validate((pdb.get("spec") or {}).get("selector") or {})
+            if not selector.matches(labels):
+                continue
+            matching = [p for p in ns_pods if selector.matches((p.get("metadata") or {}).get("labels") or {})]
+            allowed, _healthy, _desired = pdb_allows(pdb, matching)
+            if allowed <= 0:
+                return True
+        return False
+
     def evict(self, namespace: str, name: str) -> dict[str, Any]:
         pods_t = self.type_of("", "pods")
         with self.lock:
             pod = self._get_ref(pods_t, namespace, name)
-            labels = (pod.get("metadata") or {}).get("labels") or {}
-            if _pod_healthy(pod):
-                ns_pods = [p for (ns, _n), p in self.objects[("", "pods")].items() if ns == namespace]
-                for (ns, _pn), pdb in self.objects[("policy", "poddisruptionbudgets")].items():
-                    if ns != namespace:
-                        continue
-                    selector = LabelSelector.model_validate((pdb.get("spec") or {}).get("selector") or {})
-                    if not selector.matches(labels):
-                        continue
-                    matching = [p for p in ns_pods if selector.matches((p.get("metadata") or {}).get("labels") or {})]
-                    allowed, _healthy, _desired = pdb_allows(pdb, matching)
-                    if allowed <= 0:
-                        raise ApiError(
-                            429,
-                            "TooManyRequests",
-                            "Cannot evict pod as it would violate the pod's disruption budget.",
-                        )
+            if self._pdb_blocks(pod):
+                raise ApiError(
+                    429, "TooManyRequests", "Cannot evict pod as it would violate the pod's disruption budget."
+                )
+            self.evictions.append((namespace, name))
             self.delete(pods_t, namespace, name)
             return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
 

@@ -1,0 +1,45 @@
+"""Small manifests for tests: a running pod bound to a node, a PodDisruptionBudget."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def running_pod(
+    name: str,
+    node: str,
+    labels: dict[str, str] | None = None,
+    namespace: str = "default",
+    annotations: dict[str, str] | None = None,
+    owner_kind: str = "ReplicaSet",
+    cpu: str = "1",
+    gpu: int = 0,
+) -> dict[str, Any]:
+    requests: dict[str, str] = {"cpu": cpu, "memory": "1Gi"}
+    if gpu:
+        requests["nvidia.com/gpu"] = str(gpu)
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": dict(labels or {}),
+            "annotations": dict(annotations or {}),
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": owner_kind, "name": f"{name}-owner", "uid": "u"}],
+        },
+        "spec": {
+            "nodeName": node,
+            "containers": [{"name": "main", "image": "busybox", "resources": {"requests": requests}}],
+        },
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
+    }
+
+
+def pdb(name: str, selector: dict[str, str], min_available: int | str, namespace: str = "default") -> dict[str, Any]:
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"minAvailable": min_available, "selector": {"matchLabels": selector}},
+    }

@@ -1,0 +1,144 @@
+"""The real deprovision and drill state machines in moto's ASL interpreter, tasks routed to the real handlers, against the
+HyperPod and Kubernetes emulators on a simulated clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hpa_testkit.pods import pdb, running_pod
+from hpa_testkit.pytest_aws import Stack
+
+CLUSTER = "hyperpod-eks-demo"
+GROUP = "auto-g6-az1"
+
+
+def up(stack: Stack, count: int = 2) -> list[str]:
+    out = stack.run(
+        "provision", {"cluster": CLUSTER, "instanceGroup": GROUP, "count": count, "claimId": "seed", "pods": []}
+    )
+    assert out["status"] == "SUCCEEDED" and out["output"]["status"] == "ready", out
+    return sorted(out["output"]["nodes"])
+
+
+def down(stack: Stack, nodes: list[str], reason: str = "Underutilized", **extra: Any) -> dict[str, Any]:
+    return stack.run("deprovision", {"cluster": CLUSTER, "nodes": nodes, "reason": reason, **extra})
+
+
+def node(stack: Stack, name: str) -> dict[str, Any] | None:
+    found = [n for n in stack.kube.list("v1", "Node") if n["metadata"]["name"] == name]
+    return found[0] if found else None
+
+
+def target(stack: Stack) -> int:
+    return stack.aws.hyperpod.clusters[CLUSTER].groups[GROUP].target
+
+
+def test_drain_and_delete_to_zero(stack: Stack) -> None:
+    a, b = up(stack)
+    stack.kube.apply(running_pod("web-1", a, {"app": "web"}))
+    stack.kube.apply(running_pod("ds-1", a, owner_kind="DaemonSet"))
+    out = down(stack, [a, b], reason="ScaleToZero")
+    assert out["status"] == "SUCCEEDED", out
+    assert node(stack, a) is None and node(stack, b) is None
+    assert target(stack) == 0, "scale to zero: the group has no instances left"
+    assert stack.kube.store.evictions == [("default", "web-1")], "DaemonSet pods are not evicted"
+
+
+def test_pdb_blocked_drain_waits_then_proceeds(stack: Stack) -> None:
+    a, b = up(stack)
+    stack.kube.apply(pdb("web", {"app": "web"}, min_available=2))
+    stack.kube.apply(running_pod("web-1", a, {"app": "web"}))
+    stack.kube.apply(running_pod("web-2", b, {"app": "web"}))
+    # two minutes into the drain a third replica becomes ready on the other node: the PDB then allows one eviction
+    stack.clock.call_at(120, lambda: stack.kube.apply(running_pod("web-3", b, {"app": "web"})))
+    started = stack.clock.now()
+    out = down(stack, [a])
+    assert out["status"] == "SUCCEEDED", out
+    drains = [e for e in out["history"] if e.get("stateEnteredEventDetails", {}).get("name") == "Drain"]
+    assert len(drains) >= 3, "the drain retried while the PDB refused"
+    assert stack.clock.now() - started >= 120
+    assert node(stack, a) is None and node(stack, b) is not None
+    assert stack.kube.store.evictions == [("default", "web-1")]
+    assert stack.kube.store.pdb_violations == []
+
+
+def test_do_not_disrupt_stops_that_node_and_untaints_it(stack: Stack) -> None:
+    a, b = up(stack)
+    stack.kube.apply(running_pod("train-0", a, {"job": "t"}, annotations={"karpenter.sh/do-not-disrupt": "true"}))
+    out = down(stack, [a, b])
+    assert out["status"] == "SUCCEEDED", out
+    kept = node(stack, a)
+    assert kept is not None, "the protected node stays"
+    assert not kept["spec"].get("unschedulable") and not [
+        t for t in kept["spec"].get("taints") or [] if t["key"] == "karpenter.sh/disrupted"
+    ]
+    assert node(stack, b) is None, "the other node still goes"
+    assert [p["metadata"]["name"] for p in stack.kube.list("v1", "Pod")] == ["train-0"]
+    assert stack.kube.store.evictions == []
+
+
+def test_do_not_disrupt_arriving_during_the_drain_aborts_that_node(stack: Stack) -> None:
+    (a,) = up(stack, 1)
+    stack.kube.apply(pdb("web", {"app": "web"}, min_available=1))
+    stack.kube.apply(running_pod("web-1", a, {"app": "web"}))
+    stack.clock.call_at(
+        30, lambda: stack.kube.apply(running_pod("train-0", a, annotations={"karpenter.sh/do-not-disrupt": "true"}))
+    )
+    out = down(stack, [a])
+    assert out["status"] == "SUCCEEDED", out
+    kept = node(stack, a)
+    assert kept is not None and not kept["spec"].get("unschedulable")
+    assert target(stack) == 1
+
+
+def test_expiry_is_forceful_but_still_honours_pdbs_until_the_grace_period(stack: Stack) -> None:
+    (a,) = up(stack, 1)
+    stack.kube.apply(pdb("web", {"app": "web"}, min_available=1))
+    stack.kube.apply(running_pod("web-1", a, {"app": "web"}, annotations={"karpenter.sh/do-not-disrupt": "true"}))
+    started = stack.clock.now()
+    out = down(stack, [a], reason="Expired", terminationGracePeriodSeconds=600)
+    assert out["status"] == "SUCCEEDED", out
+    assert stack.clock.now() - started >= 600, "the pod was deleted only after the node's terminationGracePeriod"
+    assert node(stack, a) is None
+
+
+def test_partial_delete_failure_rolls_back_the_refused_node(stack: Stack) -> None:
+    a, b = up(stack)
+    refused = a[len("hyperpod-") :]
+    stack.aws.hyperpod.delete_failures(ids={refused})
+    out = down(stack, [a, b])
+    assert out["status"] == "SUCCEEDED", out
+    assert out["output"]["delete"]["failed"] and a in out["output"]["delete"]["failed"]
+    kept = node(stack, a)
+    assert kept is not None and not kept["spec"].get("unschedulable"), "the refused node is back in service"
+    assert node(stack, b) is None
+    assert target(stack) == 1
+
+
+def test_unknown_nodes_are_already_gone(stack: Stack) -> None:
+    out = down(stack, ["hyperpod-i-0000000000000000"])
+    assert out["status"] == "SUCCEEDED"
+    assert out["output"]["cordon"]["gone"] == ["hyperpod-i-0000000000000000"]
+
+
+def test_drill_dry_run_changes_nothing(stack: Stack) -> None:
+    before = list(stack.aws.hyperpod.call_log)
+    out = stack.run("drill", {"drill": "scale-group", "group": GROUP, "count": 2, "dryRun": True})
+    assert out["status"] == "SUCCEEDED", out
+    assert out["output"]["dryRun"] is True and out["output"]["drill"] == "scale-group"
+    writes = [c for c in stack.aws.hyperpod.call_log[len(before) :] if not c[1].startswith(("Describe", "List"))]
+    assert writes == []
+
+
+def test_drill_scale_group_up_and_back(stack: Stack) -> None:
+    out = stack.run("drill", {"drill": "scale-group", "group": GROUP, "count": 2})
+    assert out["status"] == "SUCCEEDED", out
+    assert target(stack) == 0
+    assert stack.kube.list("v1", "Node") == []
+
+
+def test_drill_drain_group_to_zero(stack: Stack) -> None:
+    up(stack, 2)
+    out = stack.run("drill", {"drill": "drain-group", "group": GROUP})
+    assert out["status"] == "SUCCEEDED", out
+    assert target(stack) == 0 and stack.kube.list("v1", "Node") == []
