@@ -23,7 +23,9 @@ from hpa_testkit.kube import KubeEmulator
 PROJECT = Path(__file__).resolve().parents[2]
 ACCOUNT = "123456789012"
 REGION = "us-west-2"
-FUNCTIONS = {"provision": "ProvisionFunction", "deprovision": "DeprovisionFunction"}
+FUNCTIONS = sorted(p.parent.name for p in (PROJECT / "functions").glob("*/app.py"))
+"""Every function in the project; the workflow task functions are also routed as the state machines' Lambda tasks."""
+ROUTED = ("provision", "deprovision")
 
 
 def load_handler(name: str) -> ModuleType:
@@ -66,6 +68,20 @@ class Stack:
         out = sfn.wait_for(client, arn, timeout=timeout)
         out["history"] = sfn.history(client, arn)
         return out
+
+    def seed(self) -> None:
+        """The seed's HyperpodNodeClass and NodePools (``examples/seed``), as a user would apply them."""
+        from hpa_testkit.sandbox.runner import load_yaml_objects
+
+        for name in ("nodeclass.yaml", "nodepool.yaml"):
+            for obj in load_yaml_objects(PROJECT / "examples" / "seed" / name):
+                self.kube.apply(obj)
+
+    def executions(self, machine: str) -> list[dict[str, Any]]:
+        return list(self.sfn.list_executions(stateMachineArn=self.machines[machine])["executions"])
+
+    def wait_all(self, machine: str, timeout: float = 60.0) -> list[dict[str, Any]]:
+        return [sfn.wait_for(self.sfn, e["executionArn"], timeout=timeout) for e in self.executions(machine)]
 
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
         from hpa_testkit.sandbox.runner import LambdaContext
@@ -123,7 +139,7 @@ def stack(aws: AwsEmulator, kube: KubeEmulator, kubeconfig: str, sim_clock: SimC
     os.environ.update(env)
     runtime.use_clock(sim_clock.now, sim_clock.sleep)
     s = Stack(aws, kube, sim_clock, "hyperpod-eks-demo", table)
-    for name in FUNCTIONS:
+    for name in ROUTED:
         s.handlers[name] = load_handler(name)
         sfn.route_lambda(function_arn(name), s.handlers[name].handler)
     client = aws.client("stepfunctions")
@@ -149,12 +165,21 @@ def stack(aws: AwsEmulator, kube: KubeEmulator, kubeconfig: str, sim_clock: SimC
             "DeprovisionStateMachineArn": s.machines["deprovision"],
         },
     )
+    machine_env = {
+        "PROVISION_STATE_MACHINE_ARN": s.machines["provision"],
+        "DEPROVISION_STATE_MACHINE_ARN": s.machines["deprovision"],
+        "RECHECK_BUDGET_SECONDS": "0",
+    }
+    before.update({k: os.environ.get(k) for k in machine_env})
+    os.environ.update(machine_env)
+    for name in FUNCTIONS:
+        if name not in s.handlers:
+            s.handlers[name] = load_handler(name)
     try:
         yield s
     finally:
         runtime.use_clock(__import__("time").time, __import__("time").sleep)
-        runtime._clients.clear()
-        runtime._cluster_cache.clear()
+        runtime.reset()
         for k, v in before.items():
             if v is None:
                 os.environ.pop(k, None)

@@ -206,3 +206,58 @@ def deprovision_deps(service: str = "deprovision") -> Any:
     from .services.deprovision import DeprovisionDeps
 
     return DeprovisionDeps(hyperpod=hyperpod(), cluster=kubernetes(), metrics=metrics(service), clock=now)
+
+
+def reconcile_settings() -> Any:
+    from .services.reconcile import ReconcileSettings
+
+    return ReconcileSettings(
+        cluster_name=env("HYPERPOD_CLUSTER_NAME"),
+        provision_state_machine_arn=env("PROVISION_STATE_MACHINE_ARN"),
+        max_nodes_per_decision=env_int("MAX_NODES_PER_DECISION", 20),
+        max_nodes_total=env_int("MAX_NODES_TOTAL", 100),
+        registration_timeout_seconds=env_int("REGISTRATION_TIMEOUT_SECONDS", 1200),
+    )
+
+
+def loop_settings() -> Any:
+    from .services.leased_loop import LoopSettings
+
+    return LoopSettings(
+        interval_seconds=env_float("RECHECK_INTERVAL_SECONDS", 5.0),
+        budget_seconds=env_float("RECHECK_BUDGET_SECONDS", 50.0),
+    )
+
+
+_reconcile_deps: dict[str, Any] = {}
+
+
+def reconcile_deps(service: str = "reconcile") -> Any:
+    """Built once per container: the engine's caches and the sent-events memory live across warm invocations."""
+    from .services.reconcile import ReconcileDeps
+
+    with _lock:
+        deps = _reconcile_deps.get(service)
+    if deps is None:
+        deps = ReconcileDeps(
+            cluster=kubernetes(),
+            hyperpod=hyperpod(),
+            claims=claims(),
+            backoffs=backoff(),
+            workflows=workflows(),
+            metrics=metrics(service),
+            catalog=catalog(),
+            clock=now,
+        )
+        with _lock:
+            _reconcile_deps[service] = deps
+    return deps
+
+
+def reset() -> None:
+    """Forget every cached client and dependency set (tests and the sandbox switch endpoints between runs)."""
+    with _lock:
+        _clients.clear()
+        _cluster_cache.clear()
+        _reconcile_deps.clear()
+    catalog.cache_clear()

@@ -26,8 +26,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import yaml
-
 from .alarms import Alarm, evaluate, state_change_event
 from .clock import SteppedClock
 from .eventbus import matches, resolve
@@ -141,15 +139,9 @@ def stack_context(wiring: Wiring, physical: dict[str, str]) -> dict[str, Any]:
 
 
 def load_yaml_objects(path: Path) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for doc in yaml.safe_load_all(path.read_text()):
-        if not doc:
-            continue
-        if str(doc.get("kind", "")).endswith("List"):
-            out.extend(doc.get("items") or [])
-        else:
-            out.append(doc)
-    return out
+    from hyperpod_autoscaler.domain.objects import load_yaml_documents
+
+    return [d for d in load_yaml_documents(path.read_text(), str(path)) if isinstance(d, dict)]
 
 
 def deployment_manifest(d: Any) -> list[dict[str, Any]]:

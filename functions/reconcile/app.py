@@ -1,0 +1,14 @@
+"""Node tier: pending pods -> node claims -> provision workflows (alarm, HyperPod events, schedule, manual invoke)."""
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.logging import correlation_paths
+from hyperpod_autoscaler import entrypoints
+
+logger = Logger()
+tracer = Tracer()
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, log_event=False)
+@tracer.capture_lambda_handler
+def handler(event, context):
+    return entrypoints.reconcile(event, context)

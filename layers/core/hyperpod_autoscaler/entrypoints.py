@@ -1,0 +1,97 @@
+"""What each Lambda handler does between the event and the service, in one place so the handlers stay a few lines.
+
+Every entry point: parses the event into a typed trigger (a malformed event fails naming the field, before anything is
+read), deduplicates a redelivered EventBridge event with Powertools Idempotency on the state table (same event id → the
+recorded answer, no second decision), runs the service with the dependencies built by ``runtime``, and flushes metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from . import runtime
+from .services.triggers import Trigger, parse_trigger
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENCY_PK = "idempotency"
+
+
+def _remaining(context: Any) -> Callable[[], float] | None:
+    get = getattr(context, "get_remaining_time_in_millis", None)
+    if get is None:
+        return None
+    return lambda: float(get()) / 1000.0
+
+
+def idempotent(trigger: Trigger, context: Any, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run ``work`` once per EventBridge event id; a redelivery gets the first answer. Events without an id (a manual
+    invoke without one, a dry run) always run."""
+    if not trigger.event_id or trigger.dry_run:
+        return work()
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
+
+    store = DynamoDBPersistenceLayer(
+        table_name=runtime.env("TABLE_NAME"),
+        key_attr="pk",
+        sort_key_attr="sk",
+        static_pk_value=IDEMPOTENCY_PK,
+        expiry_attr="expiresAt",
+        boto3_client=runtime.client("dynamodb"),
+    )
+    config = IdempotencyConfig(expires_after_seconds=3600)
+    if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+        config.register_lambda_context(context)
+
+    @idempotent_function(data_keyword_argument="key", persistence_store=store, config=config)
+    def once(key: dict[str, Any]) -> dict[str, Any]:
+        return work()
+
+    return once(key={"function": runtime.env("POWERTOOLS_SERVICE_NAME", "hpa"), "event": trigger.event_id})
+
+
+def reconcile(event: Any, context: Any) -> dict[str, Any]:
+    from .services.leased_loop import new_holder
+    from .services.reconcile import run_reconcile
+
+    trigger = parse_trigger(event)
+    deps = runtime.reconcile_deps()
+
+    def work() -> dict[str, Any]:
+        try:
+            result = run_reconcile(
+                deps,
+                runtime.reconcile_settings(),
+                runtime.lease(),
+                runtime.loop_settings(),
+                trigger,
+                new_holder("reconcile"),
+                remaining_seconds=_remaining(context),
+                sleep=runtime.sleep,
+            )
+            out = result.to_dict()
+            if trigger.kind == "schedule" and not trigger.dry_run:
+                out["validation"] = validate(deps)
+            return out
+        finally:
+            deps.metrics.flush()
+
+    return idempotent(trigger, context, work)
+
+
+def validate(deps: Any) -> dict[str, Any]:
+    """Write the NodePool and HyperpodNodeClass status conditions (the schedule does it once a minute)."""
+    from .services.validation import validate_and_report
+
+    try:
+        result = validate_and_report(deps.cluster, deps.cluster.snapshot(), deps.hyperpod.describe_cluster())
+    except Exception as exc:  # validation is a report: it must not fail the decision that just ran
+        log.warning("status conditions not written: %s", exc)
+        return {"error": str(exc)}
+    return {"nodeClasses": len(result.nodeclasses), "nodePools": len(result.nodepools), "failures": result.failures}
