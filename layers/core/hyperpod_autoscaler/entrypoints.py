@@ -95,3 +95,28 @@ def validate(deps: Any) -> dict[str, Any]:
         log.warning("status conditions not written: %s", exc)
         return {"error": str(exc)}
     return {"nodeClasses": len(result.nodeclasses), "nodePools": len(result.nodepools), "failures": result.failures}
+
+
+def pod_scaler(event: Any, context: Any) -> dict[str, Any]:
+    from .services.leased_loop import new_holder
+    from .services.pod_scaler import run_pod_scaler
+
+    trigger = parse_trigger(event)
+    deps = runtime.pod_scaler_deps()
+
+    def work() -> dict[str, Any]:
+        try:
+            result = run_pod_scaler(
+                deps,
+                runtime.lease(),
+                runtime.loop_settings(),
+                trigger,
+                new_holder("pod-scaler"),
+                remaining_seconds=_remaining(context),
+                sleep=runtime.sleep,
+            )
+            return result.to_dict()
+        finally:
+            deps.metrics.flush()
+
+    return idempotent(trigger, context, work)

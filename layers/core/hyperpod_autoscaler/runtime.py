@@ -261,3 +261,30 @@ def reset() -> None:
         _cluster_cache.clear()
         _reconcile_deps.clear()
     catalog.cache_clear()
+
+
+def regional_client(service: str, region: str | None = None) -> Any:
+    """A client in ``region`` (a ScaledObject trigger's awsRegion), else the function's region."""
+    import boto3
+
+    if not region:
+        return client(service)
+    key = (service, region, os.environ.get("AWS_ENDPOINT_URL", ""))
+    with _lock:
+        if key not in _clients:
+            _clients[key] = boto3.session.Session().client(service, region_name=region)
+        return _clients[key]
+
+
+def pod_scaler_deps(service: str = "pod-scaler") -> Any:
+    from .adapters.aws_metrics import AwsTriggerMetrics
+    from .adapters.dynamo_state import DynamoScalerStates
+    from .services.pod_scaler import PodScalerDeps
+
+    return PodScalerDeps(
+        cluster=kubernetes(),
+        metrics_reader=AwsTriggerMetrics(regional_client, now=now),
+        states=DynamoScalerStates(client("dynamodb"), env("TABLE_NAME")),
+        metrics=metrics(service),
+        clock=now,
+    )

@@ -102,11 +102,11 @@ class AwsEmulator:
     def __exit__(self, *exc: Any) -> None:
         self.stop()
 
-    def client(self, service: str, retries: int | None = None) -> Any:
+    def client(self, service: str, retries: int | None = None, region: str | None = None) -> Any:
         config = Config(retries={"total_max_attempts": retries, "mode": "standard"}) if retries else None
         return boto3.client(
             service,
-            region_name=self.region,
+            region_name=region or self.region,
             endpoint_url=self.endpoint_url,
             aws_access_key_id="testing",
             aws_secret_access_key="testing",

@@ -8,6 +8,7 @@ quiet ``FORGET_AFTER_SECONDS``.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -73,3 +74,31 @@ class DynamoBackoff:
 
     def clear(self, group: str) -> None:
         self._client.delete_item(TableName=self._table, Key=self._key(group))
+
+
+SCALER_PARTITION = "podscaler"
+
+
+class DynamoScalerStates:
+    """Pod-scaler state per ScaledObject (``pk = "podscaler"``, ``sk = <namespace>/<name>``, ``state`` as JSON)."""
+
+    def __init__(self, client: Any, table_name: str) -> None:
+        if not table_name:
+            raise ValueError("DynamoScalerStates: table_name is empty (set TABLE_NAME)")
+        self._client = client
+        self._table = table_name
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        item = self._client.get_item(
+            TableName=self._table, Key={"pk": {"S": SCALER_PARTITION}, "sk": {"S": key}}, ConsistentRead=True
+        ).get("Item")
+        if not item or "state" not in item:
+            return None
+        value: dict[str, Any] = json.loads(item["state"]["S"])
+        return value
+
+    def put(self, key: str, state: dict[str, Any]) -> None:
+        self._client.put_item(
+            TableName=self._table,
+            Item={"pk": {"S": SCALER_PARTITION}, "sk": {"S": key}, "state": {"S": json.dumps(state)}},
+        )
