@@ -281,6 +281,16 @@ class KubeCluster:
 
         self._update_node(node_name, flip)
 
+    def label_node(self, node_name: str, labels: dict[str, str]) -> None:
+        def merge(raw: dict[str, Any]) -> bool:
+            current = raw.setdefault("metadata", {}).setdefault("labels", {}) or {}
+            if all(current.get(k) == v for k, v in labels.items()):
+                return False
+            raw["metadata"]["labels"] = {**current, **labels}
+            return True
+
+        self._update_node(node_name, merge)
+
     def cordon(self, node_name: str) -> None:
         self._set_unschedulable(node_name, True)
 

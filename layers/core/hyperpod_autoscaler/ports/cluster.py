@@ -66,6 +66,10 @@ class ClusterPort(Protocol):
         """Write status (conditions, instanceGroups) of a HyperpodNodeClass through the status subresource."""
         ...
 
+    def label_node(self, node_name: str, labels: dict[str, str]) -> None:
+        """Merge ``labels`` into a node's labels (idempotent; a missing node is ignored)."""
+        ...
+
     def get_scale(self, kind: str, namespace: str, name: str) -> tuple[int, int]:
         """(spec.replicas, status.replicas) of a Deployment or StatefulSet's scale subresource."""
         ...

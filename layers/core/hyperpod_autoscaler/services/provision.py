@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from ..adapters import metrics as m
 from ..adapters.metrics import AutoscalerMetrics
 from ..domain.errors import InsufficientCapacity, InvalidRequest, RegistrationTimeout
+from ..domain.k8s import NODEPOOL_LABEL
 from ..ports.cluster import ClusterPort
 from ..ports.hyperpod import ClusterNode, HyperPodPort
 from ..ports.state import BackoffPort
@@ -146,6 +147,13 @@ def finish(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
     if deps.claims is not None:
         deps.claims.forget(claim)
     ready = (event.get("check") or {}).get("readyNodes") or []
+    pool = event.get("nodePool")
+    if isinstance(pool, str) and pool:
+        for name in ready:  # as Karpenter's nodes: the disruption side maps a node to its NodePool by this label
+            try:
+                deps.cluster.label_node(name, {NODEPOOL_LABEL: pool})
+            except Exception as exc:
+                log.warning("could not label node %s with its NodePool %s: %s", name, pool, exc)
     deps.metrics.count(m.NODECLAIMS_READY, len(ready), InstanceGroup=group)
     return {"status": "ready", "nodes": ready}
 

@@ -1,0 +1,528 @@
+"""Which nodes to remove, and why the others stay: Karpenter's disruption rules over HyperPod instance groups, pure.
+
+Order of methods (as Karpenter): **Expired** (forceful: ignores budgets and do-not-disrupt; the drain still honours PDBs
+and the terminationGracePeriod), **Drifted** (the instance group left the NodePool's HyperpodNodeClass, or the node no
+longer satisfies the NodePool's requirements), **Empty** (no pods but DaemonSet ones, for consolidateAfter), then
+**Underutilized** consolidation under ``WhenEmptyOrUnderutilized``: first several nodes at once (the largest prefix of
+the cheapest-to-move candidates whose pods fit on the remaining nodes, plus at most one cheaper new node), then single
+nodes. Every move is checked by the same packing simulation that scale-up uses (``domain.scheduling.schedule``).
+
+Guards: disruption budgets per NodePool (count or percent rounded up, UTC cron windows, reasons; the most restrictive
+active budget wins; nodes NotReady or already being disrupted count against it); ``karpenter.sh/do-not-disrupt`` on a node
+or any of its pods; PDBs (every pod of a move must be evictable together); pods without a controller (not moved except on
+expiry); nodes HyperPod is repairing; an instance group's MinCount; a replacement is never the same instance type and
+must save at least ``min_savings_fraction`` of the removed nodes' price (no flapping on small differences).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .catalog import Catalog
+from .cron import window_active
+from .duration import parse_duration
+from .hyperpod import ClusterView
+from .k8s import DO_NOT_DISRUPT, NODEPOOL_LABEL, Node, Pod, PodDisruptionBudget
+from .karpenter import NodePool
+from .objects import ClusterObjects
+from .plan import NodeClaim, PlanInput, PlanOptions
+from .requirements import Requirement
+
+Reason = Literal["Expired", "Drifted", "Empty", "Underutilized"]
+VOLUNTARY: tuple[Reason, ...] = ("Drifted", "Empty", "Underutilized")
+
+DEFAULT_MIN_SAVINGS_FRACTION = 0.2
+"""A replacement must cost at most 80% of what it replaces. Karpenter replaces for any saving, which churns GPU nodes (a
+replacement costs a boot, image pulls and a drain) for a few percent."""
+
+
+@dataclass(frozen=True)
+class DisruptionSettings:
+    min_savings_fraction: float = DEFAULT_MIN_SAVINGS_FRACTION
+    max_multi_candidates: int = 50
+    """Multi-node consolidation considers at most this many candidates at once (Karpenter: 100)."""
+    simulation_budget_seconds: float = 0.2
+    """Improvement time each packing simulation may use (a feasible answer comes first regardless)."""
+
+
+@dataclass
+class DisruptionInput:
+    objects: ClusterObjects
+    cluster: ClusterView
+    catalog: Catalog
+    now: float
+    last_pod_change: dict[str, float] = field(default_factory=dict)
+    """Per node: when its set of pods last changed (consolidateAfter counts from there). Missing: the node's creation."""
+    busy: set[str] = field(default_factory=set)
+    """Nodes already in a disruption (a running deprovision execution, a pending replacement): never in a second one."""
+    protected: set[str] = field(default_factory=set)
+    """Nodes that must not be disrupted now (e.g. a replacement that just came up for a decision not yet executed)."""
+
+
+@dataclass
+class Decision:
+    reason: Reason
+    nodepool: str
+    nodes: list[str]
+    replacement: NodeClaim | None
+    savings_per_hour: float
+    pods: int
+    message: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.reason}:{','.join(sorted(self.nodes))}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "reason": self.reason,
+            "nodePool": self.nodepool,
+            "nodes": list(self.nodes),
+            "replacement": self.replacement.to_contract() if self.replacement else None,
+            "savingsPerHour": round(self.savings_per_hour, 4),
+            "pods": self.pods,
+            "message": self.message,
+        }
+
+
+@dataclass
+class DisruptionPlan:
+    decisions: list[Decision] = field(default_factory=list)
+    kept: dict[str, str] = field(default_factory=dict)
+    """Node -> why it stays."""
+    allowed: dict[str, dict[str, int]] = field(default_factory=dict)
+    """NodePool -> reason -> disruptions its budgets allow now."""
+    eligible: dict[str, int] = field(default_factory=dict)
+    """Reason -> candidate nodes."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "decisions": [d.to_dict() for d in self.decisions],
+            "kept": dict(sorted(self.kept.items())),
+            "allowedDisruptions": self.allowed,
+            "eligible": self.eligible,
+        }
+
+
+# --- what a node is ------------------------------------------------------------------------------------------------------
+
+
+def _protects(value: str | None, pod_or_node_age: float | None) -> bool:
+    """``karpenter.sh/do-not-disrupt``: "true" protects; a duration protects for that long (from the pod's start)."""
+    if value is None:
+        return False
+    text = value.strip().lower()
+    if text == "true":
+        return True
+    try:
+        seconds = parse_duration(value)
+    except ValueError:
+        return text != "false"
+    if seconds is None:
+        return True
+    return pod_or_node_age is None or pod_or_node_age < seconds
+
+
+def _created(obj: Node | Pod) -> float | None:
+    ts = obj.metadata.creation_timestamp
+    return ts.timestamp() if ts is not None else None
+
+
+def nodepool_of(node: Node, pools: list[NodePool], group_pools: dict[str, NodePool]) -> NodePool | None:
+    name = node.labels.get(NODEPOOL_LABEL)
+    if name:
+        for p in pools:
+            if p.name == name:
+                return p
+    group = node.instance_group
+    return group_pools.get(group) if group else None
+
+
+def _group_pools(objects: ClusterObjects) -> dict[str, NodePool]:
+    """Instance group -> the NodePool (highest weight, then name) whose HyperpodNodeClass lists it."""
+    classes = {nc.metadata.name: nc for nc in objects.nodeclasses}
+    out: dict[str, NodePool] = {}
+    for pool in sorted(objects.nodepools, key=lambda p: (-p.weight, p.name)):
+        nc = classes.get(pool.spec.template.spec.node_class_ref.name)
+        if nc is None:
+            continue
+        for g in nc.spec.instance_groups:
+            out.setdefault(g, pool)
+    return out
+
+
+def drift_reason(node: Node, pool: NodePool, objects: ClusterObjects) -> str | None:
+    classes = {nc.metadata.name: nc for nc in objects.nodeclasses}
+    nc = classes.get(pool.spec.template.spec.node_class_ref.name)
+    group = node.instance_group
+    if nc is not None and group and group not in nc.spec.instance_groups:
+        return f"instance group {group} is no longer in HyperpodNodeClass {nc.metadata.name}"
+    for req in pool.spec.template.spec.requirements:
+        if req.key not in node.labels:
+            continue  # a label the node never had is not drift (HyperPod does not set every well-known label)
+        r = Requirement.from_node_selector_requirement(req)
+        if not r.matches(node.labels):
+            return f"{req.key}={node.labels[req.key]} no longer satisfies the NodePool's requirement {r}"
+    for key, value in pool.spec.template.metadata.labels.items():
+        if node.labels.get(key) not in (None, value):
+            return f"label {key}={node.labels.get(key)} differs from the NodePool template's {value}"
+    return None
+
+
+# --- budgets -------------------------------------------------------------------------------------------------------------
+
+
+def allowed_disruptions(pool: NodePool, total: int, disrupting: int, reason: Reason, now: float) -> int:
+    """The most restrictive active budget for ``reason``, minus the nodes already disrupting or NotReady."""
+    limit: int | None = None
+    for b in pool.spec.disruption.budgets:
+        if b.reasons is not None and reason not in b.reasons:
+            continue
+        if b.schedule is not None:
+            duration = parse_duration(b.duration) or 0.0
+            if not window_active(b.schedule, duration, now):
+                continue
+        text = b.nodes.strip()
+        n = math.ceil(int(text[:-1]) * total / 100) if text.endswith("%") else int(text)
+        limit = n if limit is None else min(limit, n)
+    if limit is None:
+        limit = total
+    return max(0, limit - disrupting)
+
+
+# --- the simulation ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Sim:
+    inp: DisruptionInput
+    settings: DisruptionSettings
+
+    def fits_without(self, removed: set[str]) -> tuple[bool, list[NodeClaim], dict[str, str]]:
+        """Whether the pods of ``removed`` nodes fit on the other usable nodes, plus at most one new node. Returns
+        (feasible, new claims, unschedulable pods)."""
+        from .scheduling import schedule
+
+        objs = self.inp.objects
+        nodes = [n for n in objs.nodes if n.name not in removed and n.name not in self.inp.busy]
+        moved: list[Pod] = []
+        stay: list[Pod] = []
+        for p in objs.bound_pods:
+            if p.spec.node_name in removed:
+                if not p.is_daemonset_pod:
+                    moved.append(p.model_copy(update={"spec": p.spec.model_copy(update={"node_name": None})}))
+            elif p.spec.node_name not in self.inp.busy:
+                stay.append(p)
+        if not moved:
+            return True, [], {}
+        plan = schedule(
+            PlanInput(
+                pods=moved,
+                nodes=nodes,
+                bound_pods=stay,
+                nodepools=objs.nodepools,
+                nodeclasses=objs.nodeclasses,
+                cluster=self.inp.cluster,
+                catalog=self.inp.catalog,
+                daemonsets=objs.daemonsets,
+            ),
+            PlanOptions(max_new_nodes=1, time_budget_seconds=self.settings.simulation_budget_seconds),
+        )
+        ok = not plan.unschedulable and len(plan.node_claims) <= 1
+        return ok, plan.node_claims, plan.unschedulable
+
+
+def _pdb_blocker(pods: Iterable[Pod], pdbs: list[PodDisruptionBudget], all_pods: list[Pod]) -> str | None:
+    """A PDB that would refuse evicting all of ``pods`` together, or None."""
+    pods = list(pods)
+    for pdb in pdbs:
+        selected = [p for p in pods if pdb.selects(p)]
+        if not selected:
+            continue
+        allowed = pdb.allowed_disruptions(all_pods)
+        if len(selected) > allowed:
+            return f"PDB {pdb.key} allows {allowed} disruption(s), the move needs {len(selected)}"
+    return None
+
+
+# --- the plan ------------------------------------------------------------------------------------------------------------
+
+
+def plan_disruptions(inp: DisruptionInput, settings: DisruptionSettings | None = None) -> DisruptionPlan:
+    settings = settings or DisruptionSettings()
+    objs = inp.objects
+    out = DisruptionPlan()
+    group_pools = _group_pools(objs)
+    pods_by_node: dict[str, list[Pod]] = {}
+    for p in objs.bound_pods:
+        pods_by_node.setdefault(str(p.spec.node_name), []).append(p)
+    all_pods = [p for p in objs.pods if not p.is_terminal]
+    sim = _Sim(inp, settings)
+
+    managed: dict[str, tuple[Node, NodePool]] = {}
+    for node in objs.nodes:
+        pool = nodepool_of(node, objs.nodepools, group_pools)
+        if pool is not None:
+            managed[node.name] = (node, pool)
+
+    # budget accounting per pool
+    totals: dict[str, int] = {}
+    disrupting: dict[str, int] = {}
+    for name, (node, pool) in managed.items():
+        totals[pool.name] = totals.get(pool.name, 0) + 1
+        if not node.is_ready or node.is_deleting or name in inp.busy:
+            disrupting[pool.name] = disrupting.get(pool.name, 0) + 1
+    pools = {p.name: p for _, p in managed.values()}
+    remaining: dict[tuple[str, str], int] = {}
+    for pname, pool in pools.items():
+        out.allowed[pname] = {}
+        for r in VOLUNTARY:
+            allowed = allowed_disruptions(pool, totals.get(pname, 0), disrupting.get(pname, 0), r, inp.now)
+            out.allowed[pname][r] = allowed
+            remaining[(pname, r)] = allowed
+    # MinCount per instance group
+    observed: dict[str, int] = {}
+    for node, _pool in managed.values():
+        if node.instance_group:
+            observed[node.instance_group] = observed.get(node.instance_group, 0) + 1
+    group_room: dict[str, int] = {}
+    for g in inp.cluster.instance_groups:
+        group_room[g.name] = max(0, max(g.current_count, observed.get(g.name, 0)) - g.min_count)
+
+    taken: set[str] = set()
+
+    def room_in_groups(nodes: list[Node]) -> str | None:
+        need: dict[str, int] = {}
+        for n in nodes:
+            if n.instance_group:
+                need[n.instance_group] = need.get(n.instance_group, 0) + 1
+        for g, k in need.items():
+            if g in group_room and group_room[g] < k:
+                return f"instance group {g} would go below its MinCount"
+        return None
+
+    evicting: list[Pod] = []
+
+    def commit(decision: Decision, nodes: list[Node]) -> None:
+        out.decisions.append(decision)
+        for n in nodes:
+            taken.add(n.name)
+            evicting.extend(p for p in pods_by_node.get(n.name, []) if not p.is_daemonset_pod)
+            if n.instance_group in group_room:
+                group_room[n.instance_group] -= 1
+        if decision.reason in VOLUNTARY:
+            remaining[(decision.nodepool, decision.reason)] -= len(nodes)
+
+    # per-node screening
+    drifts: dict[str, str] = {}
+    candidates: dict[Reason, list[tuple[Node, NodePool]]] = {
+        "Expired": [],
+        "Drifted": [],
+        "Empty": [],
+        "Underutilized": [],
+    }
+    for name, (node, pool) in sorted(managed.items()):
+        if name in inp.busy or node.is_deleting:
+            out.kept[name] = "already being disrupted"
+            continue
+        if name in inp.protected:
+            out.kept[name] = "a replacement for a pending decision"
+            continue
+        if node.hyperpod_unhealthy:
+            out.kept[name] = f"HyperPod is repairing it ({node.hyperpod_unhealthy})"
+            continue
+        if not node.is_ready:
+            out.kept[name] = "NotReady (counts against the budget; left to HyperPod's health checks)"
+            continue
+        created = _created(node)
+        age = None if created is None else inp.now - created
+        expire = pool.spec.template.spec.expire_after_seconds
+        if expire is not None and age is not None and age >= expire:
+            candidates["Expired"].append((node, pool))
+            continue
+        pods = [p for p in pods_by_node.get(name, []) if not p.is_daemonset_pod]
+        blocker = None
+        if _protects(node.metadata.annotations.get(DO_NOT_DISRUPT), age):
+            blocker = f"node is annotated {DO_NOT_DISRUPT}"
+        for p in pods:
+            if blocker:
+                break
+            pc = _created(p)
+            if _protects(p.do_not_disrupt, None if pc is None else inp.now - pc):
+                blocker = f"pod {p.key} is annotated {DO_NOT_DISRUPT}"
+            elif not p.metadata.owner_references:
+                blocker = f"pod {p.key} has no controller (it would not come back)"
+        if blocker:
+            out.kept[name] = blocker
+            continue
+        drift = drift_reason(node, pool, objs)
+        if drift:
+            drifts[name] = drift
+            candidates["Drifted"].append((node, pool))
+            out.kept[name] = f"drifted ({drift}), waiting for the budget or a fit"
+            continue
+        after = pool.spec.disruption.consolidate_after_seconds
+        if after is None:
+            out.kept[name] = "consolidateAfter: Never"
+            continue
+        since = inp.last_pod_change.get(name, created if created is not None else inp.now)
+        if inp.now - since < after:
+            out.kept[name] = (
+                f"consolidateAfter {pool.spec.disruption.consolidate_after}: pods changed {int(inp.now - since)}s ago"
+            )
+            continue
+        if not pods:
+            candidates["Empty"].append((node, pool))
+            out.kept[name] = "empty, waiting for the budget"
+            continue
+        if pool.spec.disruption.consolidation_policy == "WhenEmpty":
+            out.kept[name] = "consolidationPolicy WhenEmpty and the node has pods"
+            continue
+        candidates["Underutilized"].append((node, pool))
+        out.kept[name] = "no cheaper fit for its pods"
+    out.eligible = {r: len(v) for r, v in candidates.items()}
+
+    def price(n: Node) -> float:
+        t = n.instance_type
+        try:
+            return inp.catalog[t].price if t else 0.0
+        except KeyError:
+            return 0.0
+
+    def settle(nodes: list[Node], reason: Reason, pool: NodePool, allow_replace: bool) -> Decision | None:
+        """The move for ``nodes`` if it is safe, else None (and the reason recorded per node)."""
+        moved = [p for n in nodes for p in pods_by_node.get(n.name, []) if not p.is_daemonset_pod]
+        # PDBs see this move together with the moves already decided in this pass
+        why = _pdb_blocker(moved + evicting, objs.pdbs, all_pods) if reason != "Expired" else None
+        why = why or room_in_groups(nodes)
+        if why:
+            for n in nodes:
+                out.kept[n.name] = why
+            return None
+        ok, claims, unschedulable = sim.fits_without(taken | {n.name for n in nodes})
+        if not ok and reason != "Expired":
+            msg = (
+                f"its pods would not fit elsewhere ({next(iter(unschedulable.values()))})"
+                if unschedulable
+                else "its pods need more than one new node"
+            )
+            for n in nodes:
+                out.kept[n.name] = msg
+            return None
+        removed_price = sum(price(n) for n in nodes)
+        replacement = claims[0] if claims else None
+        if replacement is not None and reason in ("Underutilized",):
+            if not allow_replace:
+                return None
+            same = len(nodes) == 1 and replacement.instance_type == nodes[0].instance_type
+            if same:
+                for n in nodes:
+                    out.kept[n.name] = f"a replacement would be the same instance type ({replacement.instance_type})"
+                return None
+            if replacement.price > removed_price * (1 - settings.min_savings_fraction):
+                for n in nodes:
+                    out.kept[n.name] = (
+                        f"a replacement ({replacement.instance_type}, {replacement.price:.2f}/h) would not save "
+                        f"{int(settings.min_savings_fraction * 100)}% of {removed_price:.2f}/h"
+                    )
+                return None
+        saving = removed_price - (replacement.price if replacement else 0.0)
+        what = "delete" if replacement is None else f"replace with one {replacement.instance_type}"
+        message = f"{reason}: {what} ({len(moved)} pod(s) move; saves {saving:.2f}/h)"
+        return Decision(reason, pool.name, [n.name for n in nodes], replacement, saving, len(moved), message)
+
+    # Expired: forceful, one node at a time per decision, budgets do not apply
+    for node, pool in candidates["Expired"]:
+        d = settle([node], "Expired", pool, allow_replace=True)
+        if d:
+            d.message = f"Expired: node older than expireAfter {pool.spec.template.spec.expire_after}; " + d.message
+            commit(d, [node])
+            out.kept.pop(node.name, None)
+
+    # Drifted: budget-limited, one node per decision (its replacement, if any, comes up first)
+    for node, pool in candidates["Drifted"]:
+        if node.name in taken:
+            continue
+        if remaining[(pool.name, "Drifted")] <= 0:
+            out.kept[node.name] = f"drifted; NodePool {pool.name}'s budget allows no more Drifted disruptions now"
+            continue
+        d = settle([node], "Drifted", pool, allow_replace=True)
+        if d:
+            d.message = f"Drifted ({drifts[node.name]}): {d.message.split(': ', 1)[1]}"
+            commit(d, [node])
+            out.kept.pop(node.name, None)
+
+    # Empty: all at once per pool, within the budget
+    by_pool: dict[str, list[Node]] = {}
+    for node, pool in candidates["Empty"]:
+        if node.name not in taken:
+            by_pool.setdefault(pool.name, []).append(node)
+    for pname, nodes in by_pool.items():
+        room = remaining[(pname, "Empty")]
+        chosen: list[Node] = []
+        for n in sorted(nodes, key=lambda n: (-price(n), n.name)):
+            if len(chosen) >= room:
+                out.kept[n.name] = f"empty; NodePool {pname}'s budget allows no more Empty disruptions now"
+                continue
+            if room_in_groups([*chosen, n]):
+                out.kept[n.name] = f"empty; instance group {n.instance_group} is at its MinCount"
+                continue
+            chosen.append(n)
+        if chosen:
+            d = Decision("Empty", pname, [n.name for n in chosen], None, sum(price(n) for n in chosen), 0, "")
+            d.message = f"Empty: {len(chosen)} node(s) without pods; saves {d.savings_per_hour:.2f}/h"
+            commit(d, chosen)
+            for n in chosen:
+                out.kept.pop(n.name, None)
+
+    # Underutilized: multi-node first, then single nodes
+    by_pool_u: dict[str, list[Node]] = {}
+    for node, pool in candidates["Underutilized"]:
+        if node.name not in taken:
+            by_pool_u.setdefault(pool.name, []).append(node)
+    for pname, nodes in by_pool_u.items():
+        pool = pools[pname]
+
+        def cost(n: Node) -> tuple[int, float, str]:
+            # cheapest to disrupt first: fewest pods, then the most expensive node (the biggest saving)
+            return (len([p for p in pods_by_node.get(n.name, []) if not p.is_daemonset_pod]), -price(n), n.name)
+
+        ordered = sorted(nodes, key=cost)[: settings.max_multi_candidates]
+        budget = remaining[(pname, "Underutilized")]
+        if budget <= 0:
+            for n in ordered:
+                out.kept[n.name] = f"NodePool {pname}'s budget allows no Underutilized disruptions now"
+            continue
+        # multi-node: binary search the largest feasible prefix (>= 2 nodes)
+        lo, hi = 2, min(len(ordered), budget)
+        best: Decision | None = None
+        best_nodes: list[Node] = []
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            kept_before = dict(out.kept)
+            d = settle(ordered[:mid], "Underutilized", pool, allow_replace=True)
+            out.kept = kept_before  # a failed prefix says nothing about single nodes
+            if d is not None:
+                best, best_nodes = d, ordered[:mid]
+                lo = mid + 1
+            else:
+                hi = mid - 1
+        if best is not None:
+            best.message = f"Underutilized (multi-node): {best.message.split(': ', 1)[1]}"
+            commit(best, best_nodes)
+            for n in best_nodes:
+                out.kept.pop(n.name, None)
+        for n in ordered:
+            if n.name in taken:
+                continue
+            if remaining[(pname, "Underutilized")] <= 0:
+                out.kept[n.name] = f"NodePool {pname}'s budget allows no more Underutilized disruptions now"
+                continue
+            d = settle([n], "Underutilized", pool, allow_replace=True)
+            if d:
+                commit(d, [n])
+                out.kept.pop(n.name, None)
+    return out

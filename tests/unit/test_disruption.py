@@ -1,0 +1,276 @@
+"""Every disruption rule and guard, table-driven where the shape allows (Karpenter's semantics, our stricter guards)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hyperpod_autoscaler.domain.cron import Cron, window_active
+from hyperpod_autoscaler.domain.disruption import DisruptionSettings
+
+from .disruption_fixtures import HOUR, NOW, aged, disrupt, ready
+from .engine_fixtures import node as node_
+from .engine_fixtures import nodeclass, nodepool, pod
+
+M5 = [{"key": "node.kubernetes.io/instance-type", "operator": "In", "values": ["ml.m5.2xlarge"]}]
+CPU_GROUPS = ["cpu-m5-az1", "cpu-m5-az2", "cpu-c5-az3"]
+
+
+def pool(
+    name: str = "default", disruption: dict[str, Any] | None = None, expire: str = "Never", **kw: Any
+) -> dict[str, Any]:
+    p = nodepool(name, **kw)
+    p["spec"]["template"]["spec"]["expireAfter"] = expire
+    p["spec"]["disruption"] = {"consolidationPolicy": "WhenEmptyOrUnderutilized", "consolidateAfter": "0s"} | (
+        disruption or {}
+    )
+    return p
+
+
+def node(name: str, group: str = "cpu-m5-az1", age: float = 10 * HOUR, **kw: Any) -> dict[str, Any]:
+    return aged(node_(name, group, **kw), age)
+
+
+def running(name: str, on: str, cpu: str = "1", annotations: dict[str, str] | None = None, **kw: Any) -> dict[str, Any]:
+    p = ready(pod(name, cpu=cpu, node=on, **kw))
+    if annotations:
+        p["metadata"]["annotations"] = annotations
+    return p
+
+
+def base(groups: list[str] | None = None, **pool_kw: Any) -> list[dict[str, Any]]:
+    return [nodeclass(groups=groups or CPU_GROUPS), pool(**pool_kw)]
+
+
+def reasons(plan: Any) -> list[tuple[str, list[str], str | None]]:
+    return [(d.reason, sorted(d.nodes), d.replacement.instance_type if d.replacement else None) for d in plan.decisions]
+
+
+# --- empty ---------------------------------------------------------------------------------------------------------------
+
+
+def test_empty_node_is_deleted_and_daemonset_pods_do_not_count() -> None:
+    ds = running("ds-a", "a")
+    ds["metadata"]["ownerReferences"][0]["kind"] = "DaemonSet"
+    plan = disrupt([*base(), node("a"), ds])
+    assert reasons(plan) == [("Empty", ["a"], None)]
+
+
+def test_consolidate_after_counts_from_the_last_pod_change() -> None:
+    objs = [*base(disruption={"consolidateAfter": "10m"}), node("a")]
+    assert disrupt(objs, last_change={"a": NOW - 300}).decisions == []
+    assert "consolidateAfter" in disrupt(objs, last_change={"a": NOW - 300}).kept["a"]
+    assert reasons(disrupt(objs, last_change={"a": NOW - 601})) == [("Empty", ["a"], None)]
+
+
+def test_consolidate_after_never() -> None:
+    plan = disrupt([*base(disruption={"consolidateAfter": "Never"}), node("a")])
+    assert plan.decisions == [] and plan.kept["a"] == "consolidateAfter: Never"
+
+
+# --- budgets -------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("budgets", "expected"),
+    [
+        ([{"nodes": "1"}], 1),
+        ([{"nodes": "50%"}], 2),  # ceil(50% of 3)
+        ([{"nodes": "10%"}], 1),  # ceil(0.3)
+        ([{"nodes": "0"}], 0),
+        ([{"nodes": "3"}, {"nodes": "1"}], 1),  # the most restrictive wins
+        ([{"nodes": "0", "reasons": ["Underutilized"]}], 3),  # a budget for another reason does not apply
+        ([{"nodes": "0", "reasons": ["Empty"]}], 0),
+    ],
+)
+def test_budgets_limit_empty_nodes(budgets: list[dict[str, Any]], expected: int) -> None:
+    plan = disrupt([*base(disruption={"budgets": budgets}), node("a"), node("b"), node("c")])
+    assert sum(len(d.nodes) for d in plan.decisions) == expected
+
+
+def test_budget_cron_window() -> None:
+    # 09:00-17:00 UTC on weekdays nothing may go; NOW is 2027-01-15 08:00 UTC, a Friday
+    budgets = [{"nodes": "0", "schedule": "0 9 * * mon-fri", "duration": "8h"}]
+    objs = [*base(disruption={"budgets": budgets}), node("a")]
+    assert len(disrupt(objs).decisions) == 1, "before the window opens"
+    assert disrupt(objs, now=NOW + 2 * HOUR).decisions == [], "inside the window"
+    assert len(disrupt(objs, now=NOW + 10 * HOUR).decisions) == 1, "after it closed"
+
+
+def test_not_ready_and_busy_nodes_count_against_the_budget() -> None:
+    objs = [*base(disruption={"budgets": [{"nodes": "2"}]}), node("a"), node("b"), node("c", ready=False)]
+    plan = disrupt(objs, busy={"b"})
+    assert plan.allowed["default"]["Empty"] == 0
+    assert plan.decisions == [] and plan.kept["b"] == "already being disrupted"
+
+
+def test_cron_parser() -> None:
+    c = Cron.parse("*/15 9-17 * * 1-5")
+    assert 0 in c.minutes and 45 in c.minutes and 10 not in c.minutes and c.weekdays == frozenset({1, 2, 3, 4, 5})
+    assert Cron.parse("@daily") == Cron.parse("0 0 * * *")
+    assert window_active("@daily", 3600, NOW - 8 * HOUR + 30 * 60)
+    with pytest.raises(ValueError):
+        Cron.parse("61 * * * *")
+
+
+# --- guards --------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("objects", "why"),
+    [
+        (
+            [node("a", labels={}), running("train-0", "a", annotations={"karpenter.sh/do-not-disrupt": "true"})],
+            "do-not-disrupt",
+        ),
+        (
+            [
+                {**node("a")}
+                | {"metadata": {**node("a")["metadata"], "annotations": {"karpenter.sh/do-not-disrupt": "true"}}}
+            ],
+            "node is annotated",
+        ),
+        (
+            [node("a"), {**running("bare", "a"), "metadata": {"name": "bare", "namespace": "default", "labels": {}}}],
+            "no controller",
+        ),
+        (
+            [node("a", labels={"sagemaker.amazonaws.com/node-health-status": "UnschedulablePendingReplacement"})],
+            "HyperPod is repairing",
+        ),
+    ],
+)
+def test_guards_keep_the_node(objects: list[dict[str, Any]], why: str) -> None:
+    plan = disrupt([*base(), node("b"), *objects])
+    assert "a" not in [n for d in plan.decisions for n in d.nodes]
+    assert why in plan.kept["a"]
+
+
+def test_do_not_disrupt_with_a_duration_expires() -> None:
+    p = aged(running("warm", "a", annotations={"karpenter.sh/do-not-disrupt": "1h"}), 2 * HOUR)
+    plan = disrupt([*base(), node("a"), node("b"), p])
+    assert "a" in [n for d in plan.decisions for n in d.nodes]
+
+
+def test_pdb_forbids_the_move() -> None:
+    objs = [
+        *base(),
+        node("a"),
+        node("b"),
+        running("web-1", "a", labels={"app": "web"}),
+        running("web-2", "b", labels={"app": "web"}),
+        {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": {"name": "web", "namespace": "default"},
+            "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}},
+        },
+    ]
+    plan = disrupt(objs)
+    assert plan.decisions == []
+    assert "PDB default/web allows 0" in plan.kept["a"]
+
+
+def test_min_count_is_respected() -> None:
+    plan = disrupt(
+        [*base(disruption={"budgets": [{"nodes": "100%"}]}), node("a"), node("b")], min_counts={"cpu-m5-az1": 1}
+    )
+    assert sum(len(d.nodes) for d in plan.decisions) == 1
+    assert any("MinCount" in why for why in plan.kept.values())
+
+
+def test_when_empty_policy_keeps_nodes_with_pods() -> None:
+    plan = disrupt([*base(disruption={"consolidationPolicy": "WhenEmpty"}), node("a"), node("b"), running("p", "a")])
+    assert reasons(plan) == [("Empty", ["b"], None)]
+    assert "WhenEmpty" in plan.kept["a"]
+
+
+# --- consolidation -------------------------------------------------------------------------------------------------------
+
+
+def test_underutilized_node_is_deleted_when_its_pods_fit_elsewhere() -> None:
+    plan = disrupt([*base(requirements=M5), node("a"), node("b"), running("p1", "a"), running("p2", "b")])
+    assert reasons(plan) in ([("Underutilized", ["a"], None)], [("Underutilized", ["b"], None)])
+
+
+def test_multi_node_consolidation_replaces_several_nodes_with_one_cheaper() -> None:
+    everything = {"budgets": [{"nodes": "100%"}]}
+    objs = [
+        *base(disruption=everything),
+        node("a"),
+        node("b", "cpu-m5-az2"),
+        node("c"),
+        *(running(f"p{i}", n) for i, n in enumerate("abc")),
+    ]
+    plan = disrupt(objs)
+    # three m5.2xlarge (3 x 0.461/h) carrying 3 CPUs -> one c5.xlarge (0.204/h)
+    assert reasons(plan) == [("Underutilized", ["a", "b", "c"], "ml.c5.xlarge")]
+    assert plan.decisions[0].savings_per_hour == pytest.approx(3 * 0.461 - 0.204, abs=0.01)
+
+
+def test_never_replaced_by_the_same_instance_type() -> None:
+    plan = disrupt([*base(requirements=M5), node("a"), running("p", "a", cpu="6")])
+    assert plan.decisions == []
+    assert "same instance type (ml.m5.2xlarge)" in plan.kept["a"]
+
+
+def test_replacement_must_save_the_minimum_fraction() -> None:
+    gpu_groups = ["auto-g6-az1", "auto-g6-4xaz2"]
+    objs = [
+        nodeclass(groups=gpu_groups),
+        pool(),
+        node("big", "auto-g6-4xaz2", cpu="15", memory="60Gi", gpu=1),
+        running("infer", "big", cpu="2", gpu=1),
+    ]
+    plan = disrupt(objs)
+    assert reasons(plan) == [("Underutilized", ["big"], "ml.g6.xlarge")]  # 1.654 -> 1.006: saves 39%
+    strict = disrupt(objs, settings=DisruptionSettings(min_savings_fraction=0.5, simulation_budget_seconds=0.05))
+    assert strict.decisions == [] and "would not save 50%" in strict.kept["big"]
+
+
+def test_pods_that_fit_nowhere_keep_the_node() -> None:
+    plan = disrupt(
+        [*base(requirements=M5), node("a"), node("b"), running("p1", "a", cpu="7"), running("p2", "b", cpu="7")]
+    )
+    assert plan.decisions == []
+
+
+# --- drift and expiry ----------------------------------------------------------------------------------------------------
+
+
+def test_drift_when_the_group_leaves_the_node_class() -> None:
+    objs = [
+        nodeclass(groups=["cpu-m5-az2"]),
+        pool(),
+        node("a", "cpu-m5-az1"),
+        node("b", "cpu-m5-az2"),
+        running("p", "a"),
+    ]
+    objs[0]["spec"]["instanceGroups"] = ["cpu-m5-az2"]
+    plan = disrupt(objs)
+    drifted = [d for d in plan.decisions if d.reason == "Drifted"]
+    assert drifted == [] or drifted[0].nodes == ["a"]
+
+
+def test_drift_when_requirements_change() -> None:
+    objs = [
+        *base(requirements=[{"key": "node.kubernetes.io/instance-type", "operator": "In", "values": ["ml.c5.xlarge"]}]),
+        node("a"),
+        running("p", "a"),
+    ]
+    plan = disrupt(objs)
+    assert reasons(plan) == [("Drifted", ["a"], "ml.c5.xlarge")]
+
+
+def test_expiry_is_forceful() -> None:
+    objs = [
+        *base(expire="720h"),
+        node("old", age=800 * HOUR),
+        node("b"),
+        running("train-0", "old", annotations={"karpenter.sh/do-not-disrupt": "true"}),
+    ]
+    plan = disrupt([*objs], now=NOW)
+    assert ("Expired", ["old"], None) in reasons(plan) or any(
+        d.reason == "Expired" and d.nodes == ["old"] for d in plan.decisions
+    )
+    assert plan.decisions[0].message.startswith("Expired")
