@@ -120,3 +120,32 @@ def pod_scaler(event: Any, context: Any) -> dict[str, Any]:
             deps.metrics.flush()
 
     return idempotent(trigger, context, work)
+
+
+def disruption(event: Any, context: Any) -> dict[str, Any]:
+    """One pass under the ``disruption`` lease (a second invocation meanwhile does nothing: the schedule comes back)."""
+    from .services.disruption import disrupt_once
+    from .services.leased_loop import LoopSettings, new_holder, run_leased_loop
+
+    trigger = parse_trigger(event)
+    deps = runtime.disruption_deps()
+    config = runtime.disruption_config()
+
+    def work() -> dict[str, Any]:
+        try:
+            outcome = run_leased_loop(
+                runtime.lease(),
+                "disruption",
+                new_holder("disruption"),
+                lambda: (disrupt_once(deps, config, dry_run=trigger.dry_run), False),
+                LoopSettings(budget_seconds=0.0, lease_seconds=300.0),
+                remaining_seconds=_remaining(context),
+                clock=runtime.now,
+                sleep=runtime.sleep,
+            )
+            last = outcome.passes[-1].to_dict() if outcome.passes else None
+            return {"trigger": trigger.description, "held": outcome.held, "result": last}
+        finally:
+            deps.metrics.flush()
+
+    return idempotent(trigger, context, work)

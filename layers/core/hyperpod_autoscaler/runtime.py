@@ -260,6 +260,7 @@ def reset() -> None:
         _clients.clear()
         _cluster_cache.clear()
         _reconcile_deps.clear()
+        _disruption_deps.clear()
     catalog.cache_clear()
 
 
@@ -288,3 +289,40 @@ def pod_scaler_deps(service: str = "pod-scaler") -> Any:
         metrics=metrics(service),
         clock=now,
     )
+
+
+_disruption_deps: dict[str, Any] = {}
+
+
+def disruption_config() -> Any:
+    from .domain.disruption import DisruptionSettings
+    from .services.disruption import DisruptionConfig
+
+    return DisruptionConfig(
+        cluster_name=env("HYPERPOD_CLUSTER_NAME"),
+        provision_state_machine_arn=env("PROVISION_STATE_MACHINE_ARN"),
+        deprovision_state_machine_arn=env("DEPROVISION_STATE_MACHINE_ARN"),
+        settings=DisruptionSettings(min_savings_fraction=env_float("MIN_SAVINGS_FRACTION", 0.2)),
+        registration_timeout_seconds=env_int("REGISTRATION_TIMEOUT_SECONDS", 1200),
+    )
+
+
+def disruption_deps(service: str = "disruption") -> Any:
+    from .adapters.dynamo_disruption import DynamoDisruptionState
+    from .services.disruption import DisruptionDeps
+
+    with _lock:
+        deps = _disruption_deps.get(service)
+    if deps is None:
+        deps = DisruptionDeps(
+            cluster=kubernetes(),
+            hyperpod=hyperpod(),
+            workflows=workflows(),
+            state=DynamoDisruptionState(client("dynamodb"), env("TABLE_NAME")),
+            metrics=metrics(service),
+            catalog=catalog(),
+            clock=now,
+        )
+        with _lock:
+            _disruption_deps[service] = deps
+    return deps

@@ -36,6 +36,7 @@ NODEPOOL_USAGE = "NodePoolUsage"  # karpenter_nodepools_usage
 NODEPOOL_LIMIT = "NodePoolLimit"  # karpenter_nodepools_limit
 NODEPOOL_ALLOWED_DISRUPTIONS = "NodePoolAllowedDisruptions"  # karpenter_nodepools_allowed_disruptions
 DISRUPTION_DECISIONS = "VoluntaryDisruptionDecisions"  # karpenter_voluntary_disruption_decisions_total
+DISRUPTION_ELIGIBLE_NODES = "DisruptionEligibleNodes"  # karpenter_voluntary_disruption_eligible_nodes
 NODES_TOTAL = "Nodes"  # karpenter_nodes_total (HyperPod nodes in managed instance groups)
 POD_STARTUP_DURATION = "PodsProvisioningStartupDuration"  # karpenter_pods_provisioning_startup_duration_seconds
 # The project's own.

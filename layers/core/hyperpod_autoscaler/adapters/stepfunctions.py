@@ -58,3 +58,29 @@ class StepFunctionsWorkflows:
             if not token:
                 return out
             kwargs["nextToken"] = token
+
+    def describe(self, state_machine_arn: str, name: str) -> Execution | None:
+        arn = state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name[:NAME_MAX]}"
+        try:
+            desc = self.sfn.describe_execution(executionArn=arn)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("ExecutionDoesNotExist", "ResourceNotFound"):
+                return None
+            raise
+
+        def parse(raw: Any) -> dict[str, Any] | None:
+            try:
+                value = json.loads(raw) if raw else None
+            except ValueError:
+                return None
+            return value if isinstance(value, dict) else None
+
+        started = desc.get("startDate")
+        return Execution(
+            arn=arn,
+            name=desc.get("name", name),
+            status=desc.get("status", "RUNNING"),
+            input=parse(desc.get("input")) or {},
+            started_at=started.timestamp() if hasattr(started, "timestamp") else 0.0,
+            output=parse(desc.get("output")),
+        )

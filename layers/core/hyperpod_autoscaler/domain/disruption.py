@@ -60,6 +60,9 @@ class DisruptionInput:
     """Nodes already in a disruption (a running deprovision execution, a pending replacement): never in a second one."""
     protected: set[str] = field(default_factory=set)
     """Nodes that must not be disrupted now (e.g. a replacement that just came up for a decision not yet executed)."""
+    pending_pods: int = 0
+    """Pods waiting for capacity: consolidation (Empty, Underutilized) waits until they are placed, since the capacity
+    it would remove is what the next scale-up decision counts on."""
 
 
 @dataclass
@@ -373,6 +376,9 @@ def plan_disruptions(inp: DisruptionInput, settings: DisruptionSettings | None =
             out.kept[name] = (
                 f"consolidateAfter {pool.spec.disruption.consolidate_after}: pods changed {int(inp.now - since)}s ago"
             )
+            continue
+        if inp.pending_pods:
+            out.kept[name] = f"{inp.pending_pods} pod(s) are pending: consolidation waits for them to be placed"
             continue
         if not pods:
             candidates["Empty"].append((node, pool))

@@ -20,6 +20,8 @@ class Execution:
     input: dict[str, Any]
     started_at: float
     """Epoch seconds."""
+    output: dict[str, Any] | None = None
+    """The result of a finished execution (``describe``), else None."""
 
 
 @dataclass(frozen=True)
@@ -36,4 +38,8 @@ class WorkflowPort(Protocol):
 
     def running(self, state_machine_arn: str) -> list[Execution]:
         """The executions of that state machine that are still running, with their input."""
+        ...
+
+    def describe(self, state_machine_arn: str, name: str) -> Execution | None:
+        """The execution of that name (any status, with its output when finished), or None."""
         ...

@@ -1,0 +1,261 @@
+"""The disruption function: which nodes go (``domain.disruption`` decides), and starting the workflows that remove them.
+
+One pass:
+
+1. a snapshot and the instance-group view; the per-node pod digests update "last pod change" (consolidateAfter);
+2. nodes already in a disruption: inputs of running deprovision executions, and decisions waiting for a replacement;
+3. pending replacements move on: a replacement that is Ready -> the old nodes' deprovision starts; one that failed ->
+   the decision is dropped (nothing was tainted yet);
+4. the decisions: a deletion starts a deprovision execution (deterministic name from the reason and the nodes, so a
+   second pass or a second invocation cannot start it twice); a replacement first starts a provision execution for the
+   new node and is recorded, and the old nodes are drained only once it is Ready;
+5. an Event on every node decided (``DisruptionTerminating``/``DisruptionLaunching``) and on every candidate kept
+   (``DisruptionBlocked`` with the reason), metrics named after Karpenter's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..adapters import metrics as m
+from ..adapters.metrics import AutoscalerMetrics
+from ..domain.catalog import Catalog
+from ..domain.disruption import Decision, DisruptionInput, DisruptionPlan, DisruptionSettings, plan_disruptions
+from ..domain.objects import ClusterObjects
+from ..ports.cluster import ClusterPort, ObjectRef
+from ..ports.workflow import WorkflowPort
+from .reconcile import HyperPodReader
+
+log = logging.getLogger(__name__)
+
+FAILED = ("FAILED", "TIMED_OUT", "ABORTED")
+
+
+class DisruptionState(Protocol):
+    def activity(self) -> dict[str, dict[str, Any]]: ...
+
+    def save_activity(self, nodes: dict[str, dict[str, Any]]) -> None: ...
+
+    def replacements(self) -> dict[str, dict[str, Any]]: ...
+
+    def put_replacement(self, decision_id: str, record: dict[str, Any]) -> None: ...
+
+    def delete_replacement(self, decision_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class DisruptionConfig:
+    cluster_name: str
+    provision_state_machine_arn: str
+    deprovision_state_machine_arn: str
+    settings: DisruptionSettings = field(default_factory=DisruptionSettings)
+    registration_timeout_seconds: int = 1200
+
+
+@dataclass
+class DisruptionDeps:
+    cluster: ClusterPort
+    hyperpod: HyperPodReader
+    workflows: WorkflowPort
+    state: DisruptionState
+    metrics: AutoscalerMetrics
+    catalog: Catalog
+    clock: Callable[[], float] = time.time
+    events_sent: dict[tuple[str, str], float] = field(default_factory=dict)
+
+
+def decision_id(decision: Decision) -> str:
+    return hashlib.sha256(decision.key.encode()).hexdigest()[:16]
+
+
+def _digest(pods: list[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(pods)).encode()).hexdigest()[:16]
+
+
+def track_activity(deps: DisruptionDeps, snapshot: ClusterObjects, now: float) -> dict[str, float]:
+    """Node -> when its set of (non-DaemonSet) pods last changed. A node seen for the first time counts from now, unless
+    it has no pods and is older than that (an empty node's emptiness starts no later than its creation)."""
+    before = deps.state.activity()
+    on: dict[str, list[str]] = {n.name: [] for n in snapshot.nodes}
+    for p in snapshot.bound_pods:
+        if not p.is_daemonset_pod and p.spec.node_name in on:
+            on[str(p.spec.node_name)].append(p.metadata.uid or p.key)
+    after: dict[str, dict[str, Any]] = {}
+    for node in snapshot.nodes:
+        digest = _digest(on[node.name])
+        old = before.get(node.name)
+        if old and old.get("digest") == digest:
+            after[node.name] = old
+        else:
+            since = now
+            if old is None and not on[node.name] and node.metadata.creation_timestamp is not None:
+                since = min(now, node.metadata.creation_timestamp.timestamp())
+            after[node.name] = {"digest": digest, "since": since}
+    if after != before:
+        deps.state.save_activity(after)
+    return {k: float(v["since"]) for k, v in after.items()}
+
+
+def _advance_replacements(
+    deps: DisruptionDeps, cfg: DisruptionConfig, dry_run: bool
+) -> tuple[set[str], set[str], list[str]]:
+    """(old nodes still waiting, new replacement nodes to protect, deprovision executions started)."""
+    waiting: set[str] = set()
+    protected: set[str] = set()
+    started: list[str] = []
+    for rid, rec in deps.state.replacements().items():
+        if rec.get("phase") == "draining":
+            # the old nodes are being drained onto the replacement: keep it out of consolidation until that is over
+            drain = deps.workflows.describe(cfg.deprovision_state_machine_arn, rec["deprovisionName"])
+            if drain is not None and drain.status in ("RUNNING", "PENDING_REDRIVE"):
+                protected.update(rec.get("newNodes") or [])
+                waiting.update(rec["nodes"])
+            elif not dry_run:
+                deps.state.delete_replacement(rid)
+            continue
+        execution = deps.workflows.describe(cfg.provision_state_machine_arn, rec["provisionName"])
+        status = execution.status if execution else "FAILED"
+        output = (execution.output if execution else None) or {}
+        if status in ("RUNNING", "PENDING_REDRIVE"):
+            waiting.update(rec["nodes"])
+            continue
+        if status == "SUCCEEDED" and output.get("status") == "ready":
+            new_nodes = list(output.get("nodes") or [])
+            protected.update(new_nodes)
+            waiting.update(rec["nodes"])
+            if not dry_run:
+                name = rec["deprovisionName"]
+                deps.workflows.start(cfg.deprovision_state_machine_arn, name, rec["deprovision"])
+                started.append(name)
+                deps.state.put_replacement(rid, {**rec, "phase": "draining", "newNodes": new_nodes})
+            continue
+        # the replacement never came up (capacity, timeout, failure): the old nodes stay, untouched
+        log.warning("replacement %s for %s did not come up (%s): decision dropped", rid, rec["nodes"], status)
+        deps.metrics.count(m.DISRUPTION_DECISIONS, 1, Reason=rec.get("reason", "?"), Decision="dropped")
+        if not dry_run:
+            deps.state.delete_replacement(rid)
+    return waiting, protected, started
+
+
+def _event(deps: DisruptionDeps, node: str, reason: str, message: str, type_: str, now: float) -> None:
+    key = (node, f"{reason}:{message}")
+    if now - deps.events_sent.get(key, -1e18) < 600:
+        return
+    deps.events_sent[key] = now
+    try:
+        deps.cluster.record_event(ObjectRef("Node", node), reason, message, type_)
+    except Exception:  # information only: a failed event must not undo a decision
+        deps.metrics.count(m.CLOUDPROVIDER_ERRORS, 1, Error="KubernetesEvent")
+
+
+@dataclass
+class DisruptionResult:
+    plan: DisruptionPlan
+    deprovisions: list[str] = field(default_factory=list)
+    replacements: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.plan.to_dict(),
+            "deprovisionsStarted": self.deprovisions,
+            "replacementsStarted": self.replacements,
+            "dryRun": self.dry_run,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def disrupt_once(deps: DisruptionDeps, cfg: DisruptionConfig, dry_run: bool = False) -> DisruptionResult:
+    started = deps.clock()
+    snapshot = deps.cluster.snapshot()
+    view = deps.hyperpod.describe_cluster()
+    now = deps.clock()
+    last = track_activity(deps, snapshot, now) if not dry_run else {}
+    busy: set[str] = set()
+    for execution in deps.workflows.running(cfg.deprovision_state_machine_arn):
+        busy.update(n for n in execution.input.get("nodes") or [] if isinstance(n, str))
+    waiting, protected, deprovisions = _advance_replacements(deps, cfg, dry_run)
+    busy |= waiting
+    plan = plan_disruptions(
+        DisruptionInput(
+            objects=snapshot,
+            cluster=view,
+            catalog=deps.catalog,
+            now=now,
+            last_pod_change=last,
+            busy=busy,
+            protected=protected,
+            pending_pods=len(snapshot.pending_pods),
+        ),
+        cfg.settings,
+    )
+    result = DisruptionResult(plan, deprovisions, dry_run=dry_run)
+    pools = {p.name: p for p in snapshot.nodepools}
+    for d in plan.decisions:
+        did = decision_id(d)
+        pool = pools.get(d.nodepool)
+        grace = pool.spec.template.spec.termination_grace_period_seconds if pool else None
+        deprovision: dict[str, Any] = {"cluster": cfg.cluster_name, "nodes": d.nodes, "reason": d.reason}
+        if grace is not None:
+            deprovision["terminationGracePeriodSeconds"] = int(grace)
+        deprovision_name = f"{d.reason.lower()}-{did}"
+        deps.metrics.count(
+            m.DISRUPTION_DECISIONS, 1, Reason=d.reason, Decision="replace" if d.replacement else "delete"
+        )
+        if dry_run:
+            continue
+        if d.replacement is None:
+            deps.workflows.start(cfg.deprovision_state_machine_arn, deprovision_name, deprovision)
+            result.deprovisions.append(deprovision_name)
+            for n in d.nodes:
+                _event(deps, n, "DisruptionTerminating", d.message, "Normal", now)
+            continue
+        claim = d.replacement
+        provision_name = f"replace-{did}"
+        deps.state.put_replacement(
+            did,
+            {
+                "nodes": d.nodes,
+                "reason": d.reason,
+                "provisionName": provision_name,
+                "deprovisionName": deprovision_name,
+                "deprovision": deprovision,
+                "decidedAt": now,
+            },
+        )
+        deps.workflows.start(
+            cfg.provision_state_machine_arn,
+            provision_name,
+            {
+                "cluster": cfg.cluster_name,
+                "instanceGroup": claim.instance_group,
+                "count": 1,
+                "claimId": f"replace-{did}",
+                "pods": list(claim.pods),
+                "nodePool": claim.nodepool,
+                "instanceType": claim.instance_type,
+                "zone": claim.zone,
+                "registrationTimeoutSeconds": cfg.registration_timeout_seconds,
+            },
+        )
+        result.replacements.append(provision_name)
+        for n in d.nodes:
+            _event(deps, n, "DisruptionLaunching", d.message, "Normal", now)
+    if not dry_run:
+        for node, why in plan.kept.items():
+            if why.startswith(("already being disrupted", "a replacement")):
+                continue
+            _event(deps, node, "DisruptionBlocked", why, "Normal", now)
+    for pool_name, reasons in plan.allowed.items():
+        for reason, allowed in reasons.items():
+            deps.metrics.gauge(m.NODEPOOL_ALLOWED_DISRUPTIONS, allowed, NodePool=pool_name, Reason=reason)
+    for reason, count in plan.eligible.items():
+        deps.metrics.gauge(m.DISRUPTION_ELIGIBLE_NODES, count, Reason=reason)
+    result.seconds = deps.clock() - started
+    return result

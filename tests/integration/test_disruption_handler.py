@@ -1,0 +1,129 @@
+"""The disruption handler end to end: decisions start the real deprovision (and provision, for replacements) state
+machines in moto's interpreter against the HyperPod and Kubernetes emulators."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hpa_testkit.pods import running_pod
+from hpa_testkit.pytest_aws import Stack
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS = sorted((ROOT / "events" / "disruption").glob("*.json"))
+CLUSTER = "hyperpod-eks-demo"
+
+
+def gpu_pool() -> dict[str, Any]:
+    return {
+        "apiVersion": "karpenter.sh/v1",
+        "kind": "NodePool",
+        "metadata": {"name": "gpu"},
+        "spec": {
+            "template": {
+                "spec": {
+                    "nodeClassRef": {
+                        "group": "karpenter.sagemaker.amazonaws.com",
+                        "kind": "HyperpodNodeClass",
+                        "name": "multiazg6",
+                    },
+                    "expireAfter": "Never",
+                }
+            },
+            "disruption": {
+                "consolidationPolicy": "WhenEmptyOrUnderutilized",
+                "consolidateAfter": "0s",
+                "budgets": [{"nodes": "100%"}],
+            },
+        },
+    }
+
+
+def up(stack: Stack, group: str, count: int, pool: str = "gpu") -> list[str]:
+    out = stack.run(
+        "provision",
+        {
+            "cluster": CLUSTER,
+            "instanceGroup": group,
+            "count": count,
+            "claimId": f"seed-{group}",
+            "pods": [],
+            "nodePool": pool,
+        },
+    )
+    assert out["output"]["status"] == "ready", out
+    return sorted(out["output"]["nodes"])
+
+
+def setup(stack: Stack) -> None:
+    stack.seed()
+    for pool in stack.kube.list("karpenter.sh/v1", "NodePool"):
+        stack.kube.delete("karpenter.sh/v1", "NodePool", pool["metadata"]["name"])
+    stack.kube.apply(gpu_pool())
+
+
+def group_target(stack: Stack, group: str) -> int:
+    return stack.aws.hyperpod.clusters[CLUSTER].groups[group].target
+
+
+@pytest.mark.parametrize("path", EVENTS, ids=[p.stem for p in EVENTS])
+def test_every_sample_event(stack: Stack, path: Path) -> None:
+    setup(stack)
+    up(stack, "auto-g6-az1", 1)
+    event = json.loads(path.read_text())
+    out = stack.invoke("disruption", event)
+    assert out["held"], out
+    decided = out["result"]["decisions"]
+    assert [d["reason"] for d in decided] == ["Empty"]
+    if event.get("dryRun"):
+        assert out["result"]["deprovisionsStarted"] == [] and group_target(stack, "auto-g6-az1") == 1
+    else:
+        assert all(r["status"] == "SUCCEEDED" for r in stack.wait_all("deprovision"))
+        assert group_target(stack, "auto-g6-az1") == 0, "scaled to zero"
+
+
+def test_empty_nodes_go_and_busy_nodes_are_not_decided_twice(stack: Stack) -> None:
+    setup(stack)
+    nodes = up(stack, "auto-g6-az1", 2)
+    first = stack.invoke("disruption", {"source": "manual", "reason": "t", "id": "pass-1"})
+    assert sorted(first["result"]["decisions"][0]["nodes"]) == nodes
+    assert all(r["status"] == "SUCCEEDED" for r in stack.wait_all("deprovision"))
+    assert stack.kube.list("v1", "Node") == []
+    again = stack.invoke("disruption", {"source": "manual", "reason": "t", "id": "pass-2"})
+    assert again["result"]["decisions"] == []
+    assert len(stack.executions("deprovision")) == 1
+
+
+def test_replacement_comes_up_before_the_old_node_is_drained(stack: Stack) -> None:
+    setup(stack)
+    (big,) = up(stack, "auto-g6-4xaz2", 1)
+    stack.kube.apply(running_pod("infer-0", big, {"app": "infer"}, cpu="2", gpu=1))
+    first = stack.invoke("disruption", {"source": "manual", "reason": "t", "id": "pass-1"})
+    (decision,) = first["result"]["decisions"]
+    assert decision["reason"] == "Underutilized" and decision["replacement"]["instanceType"] == "ml.g6.xlarge"
+    assert first["result"]["replacementsStarted"] and not first["result"]["deprovisionsStarted"]
+    big_node = next(n for n in stack.kube.list("v1", "Node") if n["metadata"]["name"] == big)
+    assert not big_node["spec"].get("unschedulable"), "nothing is drained before the replacement is Ready"
+    provisions = stack.wait_all("provision")
+    assert all(r["output"]["status"] == "ready" for r in provisions)
+    second = stack.invoke("disruption", {"source": "manual", "reason": "t", "id": "pass-2"})
+    assert second["result"]["deprovisionsStarted"], second
+    assert all(r["status"] == "SUCCEEDED" for r in stack.wait_all("deprovision"))
+    names = [n["metadata"]["name"] for n in stack.kube.list("v1", "Node")]
+    assert big not in names and len(names) == 1
+    assert group_target(stack, "auto-g6-4xaz2") == 0 and group_target(stack, "auto-g6-az1") == 1
+    events = [e for e in stack.kube.list("v1", "Event", "default") if e["involvedObject"]["name"] == big]
+    assert any(e["reason"] == "DisruptionLaunching" for e in events)
+
+
+def test_blocked_nodes_get_an_event_with_the_reason(stack: Stack) -> None:
+    setup(stack)
+    (node,) = up(stack, "auto-g6-az1", 1)
+    stack.kube.apply(running_pod("train-0", node, annotations={"karpenter.sh/do-not-disrupt": "true"}))
+    out = stack.invoke("disruption", {"source": "manual", "reason": "t", "id": "pass-1"})
+    assert out["result"]["decisions"] == []
+    assert "do-not-disrupt" in out["result"]["kept"][node]
+    events = [e for e in stack.kube.list("v1", "Event", "default") if e["involvedObject"]["name"] == node]
+    assert any(e["reason"] == "DisruptionBlocked" and "do-not-disrupt" in e["message"] for e in events)
