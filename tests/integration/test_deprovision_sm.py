@@ -142,3 +142,27 @@ def test_drill_drain_group_to_zero(stack: Stack) -> None:
     out = stack.run("drill", {"drill": "drain-group", "group": GROUP})
     assert out["status"] == "SUCCEEDED", out
     assert target(stack) == 0 and stack.kube.list("v1", "Node") == []
+
+
+def test_drill_command_follows_the_execution(stack: Stack, capsys: Any) -> None:
+    import json as _json
+
+    from hyperpod_autoscaler.cli import main
+
+    code = main(
+        [
+            "drill",
+            "scale-group",
+            "--group",
+            GROUP,
+            "--count",
+            "1",
+            "--dry-run",
+            "--state-machine-arn",
+            stack.machines["drill"],
+        ]
+    )
+    assert code == 0
+    out = _json.loads(capsys.readouterr().out)
+    assert out["dryRun"] is True and "would add 1 node(s) to auto-g6-az1" in out["summary"]
+    assert main(["drill", "replace-node", "--state-machine-arn", stack.machines["drill"]]) == 2

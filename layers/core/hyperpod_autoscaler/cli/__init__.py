@@ -13,7 +13,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "disruption": ("hyperpod_autoscaler.cli.disruption", "print disruption decisions and why each node is kept"),
     "sandbox": ("hyperpod_autoscaler.cli.sandbox", "run the autoscaler on an embedded HyperPod + EKS sandbox"),
     "drill": ("hyperpod_autoscaler.cli.drill", "start a drill execution and follow it to the end"),
-    "status": ("hyperpod_autoscaler.cli.status", "show what the autoscaler sees and why"),
 }
 
 
@@ -23,12 +22,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     for name, (module_name, help_text) in COMMANDS.items():
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)
         if only is None or only == name:
-            try:
-                module = importlib.import_module(module_name)
-            except ModuleNotFoundError as exc:
-                if exc.name != module_name:
-                    raise
-                continue
+            module = importlib.import_module(module_name)
             module.register(sub_parser)
             sub_parser.set_defaults(_run=module.run)
     return parser
