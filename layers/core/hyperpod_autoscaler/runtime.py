@@ -280,6 +280,7 @@ def regional_client(service: str, region: str | None = None) -> Any:
 def pod_scaler_deps(service: str = "pod-scaler") -> Any:
     from .adapters.aws_metrics import AwsTriggerMetrics
     from .adapters.dynamo_state import DynamoScalerStates
+    from .adapters.eventbridge import EventBridgeAnnouncer
     from .services.pod_scaler import PodScalerDeps
 
     return PodScalerDeps(
@@ -288,6 +289,7 @@ def pod_scaler_deps(service: str = "pod-scaler") -> Any:
         states=DynamoScalerStates(client("dynamodb"), env("TABLE_NAME")),
         metrics=metrics(service),
         clock=now,
+        announcer=EventBridgeAnnouncer(client("events"), env("HYPERPOD_CLUSTER_NAME")),
     )
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import threading
 import time
 
+_worker = threading.local()
+
 
 class SteppedClock:
     def __init__(self, start: float = 1_800_000_000.0, real_seconds_per_tick: float = 0.0) -> None:
@@ -18,7 +20,43 @@ class SteppedClock:
         self.start = start
         self._cond = threading.Condition()
         self._sleepers = 0
+        self._busy = 0
+        """Function invocations running real code (not waiting on this clock): the runner does not advance past them."""
         self.real_seconds_per_tick = real_seconds_per_tick
+
+    def queued(self) -> None:
+        """An asynchronous invocation was queued: busy until its worker thread finishes it (``enter_work(False)``)."""
+        with self._cond:
+            self._busy += 1
+
+    def enter_work(self, count: bool = True) -> None:
+        """A function invocation starts on this thread (nested calls count once; ``count=False``: already counted by
+        ``queued``)."""
+        depth = getattr(_worker, "depth", 0)
+        _worker.depth = depth + 1
+        if depth == 0 and count:
+            with self._cond:
+                self._busy += 1
+
+    def exit_work(self) -> None:
+        depth = getattr(_worker, "depth", 1) - 1
+        _worker.depth = depth
+        if depth == 0:
+            with self._cond:
+                self._busy -= 1
+                self._cond.notify_all()
+
+    def wait_quiet(self, timeout: float) -> bool:
+        """Block until every function invocation is waiting on the clock (or done), at most ``timeout`` real seconds.
+        Then advancing the clock cannot outrun work that a real Lambda would have finished in that time."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._busy > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(timeout=min(left, 0.05))
+            return True
 
     def now(self) -> float:
         with self._cond:
@@ -31,15 +69,22 @@ class SteppedClock:
         return self.now() - self.start
 
     def sleep(self, seconds: float) -> None:
-        """Block until the cluster clock has advanced by ``seconds`` (at least until the runner's next tick)."""
+        """Block until the cluster clock has advanced by ``seconds`` (at least until the runner's next tick). A function
+        invocation that sleeps is not busy meanwhile."""
+        working = getattr(_worker, "depth", 0) > 0
         with self._cond:
             wake = self._t + max(0.0, seconds)
             self._sleepers += 1
+            if working:
+                self._busy -= 1
+                self._cond.notify_all()
             try:
                 while self._t < wake:
                     self._cond.wait(timeout=5.0)
             finally:
                 self._sleepers -= 1
+                if working:
+                    self._busy += 1
 
     def advance(self, seconds: float) -> None:
         with self._cond:

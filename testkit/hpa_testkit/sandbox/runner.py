@@ -107,22 +107,62 @@ class FunctionHost:
 
     def call(self, logical_id: str, event: Any) -> Any:
         """A synchronous invoke (a Step Functions task): exceptions propagate with their class."""
-        fn = self.handler(logical_id)
-        ctx = LambdaContext(logical_id, self.clock.now() + self.timeout(logical_id), self.clock)
-        return fn(event, ctx)
+        self.clock.enter_work()
+        try:
+            fn = self.handler(logical_id)
+            ctx = LambdaContext(logical_id, self.clock.now() + self.timeout(logical_id), self.clock)
+            return fn(event, ctx)
+        finally:
+            self.clock.exit_work()
 
     def invoke_async(self, logical_id: str, event: Any, source: str) -> None:
         def run() -> Any:
             try:
-                return self.call(logical_id, event)
+                fn = self.handler(logical_id)
+                ctx = LambdaContext(logical_id, self.clock.now() + self.timeout(logical_id), self.clock)
+                return fn(event, ctx)
             except Exception as exc:  # Lambda records it and sends the event to the failure destination
                 with self._lock:
                     self.errors.append((self.clock.elapsed, logical_id, f"{type(exc).__name__}: {exc}"))
                 raise
 
-        future = self.pool.submit(run)
+        self.clock.queued()  # busy from the moment it is queued: the runner waits for it to start and finish
+
+        def run_counted() -> Any:
+            self.clock.enter_work(count=False)
+            try:
+                return run()
+            finally:
+                self.clock.exit_work()
+
+        future = self.pool.submit(run_counted)
         with self._lock:
             self.invocations.append(Invocation(logical_id, source, self.clock.elapsed, future))
+
+
+_put_events_hook: list[Callable[[list[dict[str, Any]]], None] | None] = [None]
+_put_events_patched = [False]
+
+
+def _route_put_events(hook: Callable[[list[dict[str, Any]]], None] | None) -> None:
+    """moto keeps PutEvents to itself (it does not invoke Lambda targets): the sandbox, which runs moto's server in this
+    process, sees each accepted entry and delivers it to the template's rules, as EventBridge would."""
+    _put_events_hook[0] = hook
+    if _put_events_patched[0]:
+        return
+    from moto.events import models as events_models
+
+    original = events_models.EventsBackend.put_events
+
+    def put_events(backend: Any, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = original(backend, events)
+        route = _put_events_hook[0]
+        if route is not None:
+            route([e for e, r in zip(events, out, strict=False) if "EventId" in r])
+        return out
+
+    events_models.EventsBackend.put_events = put_events  # type: ignore[method-assign]
+    _put_events_patched[0] = True
 
 
 def stack_context(wiring: Wiring, physical: dict[str, str]) -> dict[str, Any]:
@@ -249,7 +289,9 @@ class SandboxOptions:
     speed: float | None = None
     live: bool | None = None
     parameter_overrides: dict[str, Any] = field(default_factory=dict)
-    workers: int = 8
+    workers: int = 32
+    quiet_timeout: float = 5.0
+    """Real seconds the runner waits for running invocations before it advances the clock anyway (a slow tick)."""
 
 
 #: What the sandbox sets on the stack: a quick re-check loop and the sandbox's own limits.
@@ -279,7 +321,10 @@ class Sandbox:
         self.queues: dict[str, str] = {}
         self.faults_injected: list[dict[str, Any]] = []
         self.decisions = 0
+        self.slow_ticks = 0
+        self.live: Any = None
         self._next_schedule: dict[str, float] = {}
+        self._schedule_expr: dict[str, str] = {}
         self._tmp = tempfile.TemporaryDirectory(prefix="hpa-sandbox-")
         self.kube: Any = None
         self.aws: Any = None
@@ -317,11 +362,71 @@ class Sandbox:
                 "POWERTOOLS_DEV": "false",
             }
         )
+        from hyperpod_autoscaler import runtime
+
+        runtime.reset()
+        runtime.use_clock(self.clock.now, self.clock.sleep)
         self._create_stack()
         self._apply_seed()
+        self._publish_connection()
+        _route_put_events(self._put_events)
+
+    def _put_events(self, entries: list[dict[str, Any]]) -> None:
+        for entry in entries:
+            try:
+                detail = json.loads(entry.get("Detail") or "{}")
+            except ValueError:
+                detail = {}
+            event = {
+                "version": "0",
+                "id": str(uuid.uuid4()),
+                "detail-type": entry.get("DetailType"),
+                "source": entry.get("Source"),
+                "account": ACCOUNT,
+                "time": to_datetime(self.clock.now()).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "region": REGION,
+                "resources": entry.get("Resources") or [],
+                "detail": detail,
+            }
+            self._decision(self.clock.elapsed, "event", f"event {event['detail-type']} from {event['source']}")
+            self._deliver(event, self.clock.elapsed)
+
+    def _publish_connection(self) -> None:
+        """``status --sandbox`` and ``drill --sandbox`` (other processes) find the emulators and the stack here."""
+        from hyperpod_autoscaler.cli.connect import sandbox_file
+
+        keys = [
+            "AWS_ENDPOINT_URL",
+            "AWS_REGION",
+            "AWS_DEFAULT_REGION",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "KUBECONFIG",
+            "KUBE_CONTEXT",
+            "HYPERPOD_CLUSTER_NAME",
+            "EKS_CLUSTER_NAME",
+            "TABLE_NAME",
+            "PROVISION_STATE_MACHINE_ARN",
+            "DEPROVISION_STATE_MACHINE_ARN",
+            "METRICS_SINK",
+        ]
+        env = {k: os.environ[k] for k in keys if k in os.environ}
+        env["DRILL_STATE_MACHINE_ARN"] = self.physical.get("DrillStateMachine", "")
+        self.connection_file = sandbox_file()
+        self.connection_file.write_text(json.dumps(env, indent=2))
 
     def stop(self) -> None:
+        import time as _time
+
+        from hyperpod_autoscaler import runtime
+
+        _route_put_events(None)
         self.pool.shutdown(wait=False, cancel_futures=True)
+        if getattr(self, "connection_file", None) is not None:
+            with contextlib.suppress(OSError):
+                self.connection_file.unlink()
+        runtime.use_clock(_time.time, _time.sleep)
+        runtime.reset()
         for stopper in (self.aws, self.kube):
             if stopper is not None:
                 with contextlib.suppress(Exception):  # best effort at shutdown
@@ -380,13 +485,12 @@ class Sandbox:
         for logical_id, spec in wiring.state_machines.items():
             substitutions = {k: str(resolve(v, context)) for k, v in spec.substitutions.items()}
             arn = sfn.create_state_machine(
-                self.aws, f"{STACK}-{logical_id}", PROJECT / spec.definition_uri, substitutions
+                self.aws.client("stepfunctions"), f"{STACK}-{logical_id}", PROJECT / spec.definition_uri, substitutions
             )
             physical[logical_id] = arn
             physical[f"{logical_id}.Arn"] = arn
         for logical_id in wiring.functions:
             sfn.route_lambda(
-                self.aws,
                 physical[f"{logical_id}.Arn"],
                 lambda event, _ctx, lid=logical_id: self.functions.call(lid, event),
             )
@@ -417,8 +521,17 @@ class Sandbox:
             self.rules.append((rule, pattern))
             if rule.schedule:
                 self._next_schedule[rule.logical_id] = 0.0
+                self._schedule_expr[rule.logical_id] = str(resolve(rule.schedule, context))
         cluster = json.loads((PROJECT / "examples" / "cluster.json").read_text())
+        hp = self.aws.hyperpod
+        delays = self.scenario.provisioning_delay
+        if isinstance(delays, dict):
+            hp.provisioning_delay = float(delays.get("default", hp.provisioning_delay))
+            hp.group_delays.update({g: float(v) for g, v in delays.items() if g != "default"})
+        else:
+            hp.provisioning_delay = float(delays)
         self.aws.create_hyperpod_cluster(cluster)
+        self.aws.connect_kubernetes(self.kube)
         self.cluster_name = cluster["ClusterName"]
 
     def _apply_seed(self) -> None:
@@ -441,8 +554,7 @@ class Sandbox:
         """Play the scenario; returns the summary (see ``summary``)."""
         import time
 
-        from hpa_testkit.controllers import ReplicaController
-        from hpa_testkit.scheduler import SchedulerStandIn
+        from hpa_testkit.scheduler import ReplicaController, SchedulerStandIn
 
         sc = self.scenario
         speed = self.options.speed or sc.speed
@@ -472,6 +584,8 @@ class Sandbox:
             self._publish_metrics(t)
             self._alarms(t)
             self._schedules(t)
+            if not self.clock.wait_quiet(self.options.quiet_timeout):
+                self.slow_ticks += 1
             self.clock.advance(sc.tick)
             t += sc.tick
             pace = sc.tick / speed - (time.monotonic() - started)
@@ -500,6 +614,7 @@ class Sandbox:
                     hp.throttle(fault.rate)
                 elif fault.kind == "conflicts":
                     hp.conflict_while_updating = True
+                    hp.conflicts(next_n=max(1, int(fault.rate or 3)))
                 elif fault.kind == "delete-failures":
                     hp.delete_failures(rate=fault.rate)
             end = fault.at + fault.duration
@@ -511,7 +626,7 @@ class Sandbox:
                 elif fault.kind == "throttling":
                     hp.throttle(0.0)
                 elif fault.kind == "conflicts":
-                    hp.conflict_while_updating = False
+                    hp.conflicts(next_n=0)
                 elif fault.kind == "delete-failures":
                     hp.delete_failures(rate=0.0)
 
@@ -546,17 +661,7 @@ class Sandbox:
                     sqs.send_message_batch(
                         QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": "req"} for i in range(n)]
                     )
-                served = 0
-                while served < capacity:
-                    got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=min(10, capacity - served))
-                    msgs = got.get("Messages", [])
-                    if not msgs:
-                        break
-                    sqs.delete_message_batch(
-                        QueueUrl=url,
-                        Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs)],
-                    )
-                    served += len(msgs)
+                self._consume(traffic.queue, url, capacity)
             elif traffic.kind == "alb" and traffic.load_balancer:
                 self.aws.client("cloudwatch").put_metric_data(
                     Namespace="AWS/ApplicationELB",
@@ -570,6 +675,33 @@ class Sandbox:
                         }
                     ],
                 )
+
+    def _consume(self, queue: str, url: str, count: int) -> None:
+        """The Deployment's Ready replicas work off ``count`` requests: the oldest messages leave the queue. moto's
+        server runs in this process, so the consumer removes them from its queue model in one step (receiving and
+        deleting 10 at a time through the API scans the whole queue per call: minutes of CPU for a busy hour)."""
+        if count <= 0:
+            return
+        try:
+            from moto.sqs.models import sqs_backends
+
+            model = sqs_backends[ACCOUNT][REGION].get_queue(queue)
+            with model._messages_lock:
+                del model._messages[:count]
+        except (ImportError, KeyError, AttributeError):
+            sqs = self.aws.client("sqs")
+            served = 0
+            while served < count:
+                msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=min(10, count - served)).get(
+                    "Messages", []
+                )
+                if not msgs:
+                    return
+                sqs.delete_message_batch(
+                    QueueUrl=url,
+                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(msgs)],
+                )
+                served += len(msgs)
 
     def _ready_replicas(self, deployment: str, namespace: str) -> int:
         count = 0
@@ -718,7 +850,7 @@ class Sandbox:
             due = self._next_schedule.get(rule.logical_id, 0.0)
             if t < due:
                 continue
-            self._next_schedule[rule.logical_id] = due + parse_rate(str(rule.schedule))
+            self._next_schedule[rule.logical_id] = due + parse_rate(self._schedule_expr[rule.logical_id])
             event = {
                 "version": "0",
                 "id": str(uuid.uuid4()),
@@ -763,6 +895,7 @@ class Sandbox:
             "pdbViolations": len(self.killed_pods),
             "doNotDisruptViolations": len(self.killed_pods),
             "invocations": len(self.functions.invocations),
+            "slowTicks": self.slow_ticks,
             "invocationErrors": [list(e) for e in self.functions.errors[:50]],
         }
 

@@ -13,6 +13,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "disruption": ("hyperpod_autoscaler.cli.disruption", "print disruption decisions and why each node is kept"),
     "sandbox": ("hyperpod_autoscaler.cli.sandbox", "run the autoscaler on an embedded HyperPod + EKS sandbox"),
     "drill": ("hyperpod_autoscaler.cli.drill", "start a drill execution and follow it to the end"),
+    "status": ("hyperpod_autoscaler.cli.status", "show what the autoscaler sees and why (read-only)"),
 }
 
 

@@ -25,7 +25,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--count", type=int, default=1, help="nodes to add (scale-group)")
     parser.add_argument("--node", help="node to replace (replace-node)")
     parser.add_argument("--dry-run", action="store_true", help="only report what the drill would do")
-    parser.add_argument("--state-machine-arn", default=os.environ.get("DRILL_STATE_MACHINE_ARN"))
+    parser.add_argument("--state-machine-arn", default=None, help="default: $DRILL_STATE_MACHINE_ARN")
+    parser.add_argument("--sandbox", action="store_true", help="run the drill in the running sandbox")
     parser.add_argument("--no-wait", action="store_true", help="print the execution ARN and return")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to follow the execution")
 
@@ -55,6 +56,15 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"drill: {exc}", file=sys.stderr)
         return 2
+    if args.sandbox:
+        from .connect import use_sandbox
+
+        try:
+            use_sandbox()
+        except FileNotFoundError as exc:
+            print(f"drill: {exc}", file=sys.stderr)
+            return 2
+    args.state_machine_arn = args.state_machine_arn or os.environ.get("DRILL_STATE_MACHINE_ARN")
     if not args.state_machine_arn:
         print("drill: give --state-machine-arn or set DRILL_STATE_MACHINE_ARN", file=sys.stderr)
         return 2

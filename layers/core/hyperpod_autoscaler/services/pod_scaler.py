@@ -33,6 +33,12 @@ class TriggerMetrics(Protocol):
     def read(self, trigger: TriggerSpec) -> float: ...
 
 
+class Announcer(Protocol):
+    def replicas_increased(self, scaled_object: str, target: str, before: int, after: int) -> None:
+        """Tell the node tier that pods are coming (an EventBridge event the reconcile rule matches)."""
+        ...
+
+
 class ScalerStates(Protocol):
     def get(self, key: str) -> dict[str, Any] | None: ...
 
@@ -46,6 +52,7 @@ class PodScalerDeps:
     states: ScalerStates
     metrics: AutoscalerMetrics
     clock: Callable[[], float] = time.time
+    announcer: Announcer | None = None
 
 
 @dataclass
@@ -120,6 +127,17 @@ def scale_once(deps: PodScalerDeps, force: bool = False, dry_run: bool = False) 
             if decision.replicas != current and not dry_run:
                 deps.cluster.set_scale(spec.target_kind, spec.namespace, spec.target_name, decision.replicas)
                 record_scale(state, now, decision.replicas - current)
+                if decision.replicas > current and deps.announcer is not None:
+                    try:
+                        deps.announcer.replicas_increased(
+                            spec.key,
+                            f"{spec.target_kind}/{spec.namespace}/{spec.target_name}",
+                            current,
+                            decision.replicas,
+                        )
+                    except Exception as exc:  # the schedule and the pending-pods alarm still catch the pods
+                        deps.metrics.count(m.POD_SCALER_ERRORS, 1, Reason="Announce")
+                        log.warning("could not announce the scale-up of %s: %s", spec.key, exc)
                 deps.metrics.count(m.POD_SCALER_CHANGES, 1, Direction="up" if decision.replicas > current else "down")
                 log.info(
                     "ScaledObject %s: %s/%s %d -> %d (%s)",

@@ -46,6 +46,7 @@ from .leased_loop import LoopOutcome, LoopSettings, run_leased_loop
 from .triggers import Trigger
 
 LEASE_NAME = "reconcile"
+ANNOUNCED_PODS_GRACE_SECONDS = 30.0
 EXECUTION_NAME_MAX = 80
 
 
@@ -559,10 +560,13 @@ def run_reconcile(
     """Passes under the lease while pods stay pending (see the module docstring). An alarm going back to OK and a dry run
     get a single pass."""
     effective = loop if trigger.wants_recheck and not trigger.dry_run else _single_pass(loop)
+    # announced pods (the pod scaler just raised replicas) take a few seconds to be created and found unschedulable
+    watch_until = deps.clock() + ANNOUNCED_PODS_GRACE_SECONDS if trigger.announces_pods else 0.0
 
     def one_pass() -> tuple[PassResult, bool]:
         outcome = reconcile_once(deps, settings, dry_run=trigger.dry_run)
-        return outcome, outcome.more
+        waiting = outcome.pending == 0 and not outcome.claims and deps.clock() < watch_until
+        return outcome, outcome.more or waiting
 
     result: LoopOutcome[PassResult] = run_leased_loop(
         lease,

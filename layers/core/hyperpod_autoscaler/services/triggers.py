@@ -19,6 +19,10 @@ from ..domain.errors import InvalidObject
 ALARM_DETAIL_TYPE = "CloudWatch Alarm State Change"
 HYPERPOD_DETAIL_TYPE = "SageMaker HyperPod Cluster Event"
 SCHEDULE_DETAIL_TYPE = "Scheduled Event"
+OWN_SOURCE = "hyperpod-autoscaler"
+REPLICAS_INCREASED = "Replicas Increased"
+"""What the pod scaler puts on the default event bus after it raises a Deployment's replicas: pods are about to go
+pending, and reconcile (a rule on this detail-type) should be looking when they do."""
 
 TriggerKind = Literal["alarm", "schedule", "hyperpod", "manual", "event"]
 
@@ -86,6 +90,11 @@ class Trigger:
     instance_group: str | None = None
     dry_run: bool = False
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def announces_pods(self) -> bool:
+        """Pods are about to be created (not pending yet): keep looking for a short while even if none are pending."""
+        return self.kind == "event" and self.source == OWN_SOURCE
 
     @property
     def wants_recheck(self) -> bool:
