@@ -120,6 +120,7 @@ class ReplicaController:
         self.kube = kube
         self.now = now
         self._job_started: dict[str, float] = {}
+        self._job_done: dict[str, set[str]] = {}
         self._serial: dict[str, int] = {}
 
     def step(self) -> None:
@@ -206,11 +207,20 @@ class ReplicaController:
         spec = job.get("spec") or {}
         completions = int(spec.get("completions") or spec.get("parallelism") or 1)
         run_seconds = float(((job.get("metadata") or {}).get("annotations") or {}).get(RUN_SECONDS, "0") or 0)
-        succeeded = sum(1 for p in mine if (p.get("status") or {}).get("phase") == "Succeeded")
+        # Completions are remembered, as the Job controller keeps them in status.succeeded: a finished pod that goes
+        # away with its node afterwards must not be run again.
+        done = self._job_done.setdefault(f"{ns}/{name}", set())
+        done.update(p["metadata"]["name"] for p in mine if (p.get("status") or {}).get("phase") == "Succeeded")
+        succeeded = len(done)
         active = [p for p in mine if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
         missing = completions - succeeded - len(active)
-        for i in range(max(0, missing)):
-            self.kube.apply(self._template_pod(job, "Job", name, f"{name}-{succeeded + len(active) + i}"))
+        serial_key = f"Job/{ns}/{name}"
+        for _ in range(max(0, missing)):
+            index = self._serial.get(serial_key, 0)
+            self._serial[serial_key] = index + 1
+            self.kube.apply(self._template_pod(job, "Job", name, f"{name}-{index}"))
+        if int((job.get("status") or {}).get("succeeded") or 0) != succeeded:
+            self.kube.patch_status("batch/v1", "Job", name, {"succeeded": succeeded}, ns)
         now = self.now()
         for p in active:
             if (p.get("status") or {}).get("phase") != "Running":

@@ -96,3 +96,19 @@ def test_a_bad_input_fails_the_execution_naming_the_field(stack: Stack) -> None:
     assert failed and failed[0]["error"] == "InvalidRequest"
     assert "field count" in failed[0]["cause"]
     assert not [c for c in stack.aws.hyperpod.call_log if c[1] in ("UpdateCluster", "BatchAddClusterNodes")]
+
+
+def test_reads_ride_out_throttling_but_writes_leave_it_to_the_state_machine(stack: Stack) -> None:
+    import pytest
+    from hyperpod_autoscaler import runtime
+    from hyperpod_autoscaler.domain.errors import Throttled
+
+    adapter = runtime.hyperpod()
+    stack.aws.hyperpod.throttle(next_n=2)
+    assert adapter.describe_cluster().name == "hyperpod-eks-demo"
+    stack.aws.hyperpod.throttle(rate=1.0)
+    before = len(stack.aws.hyperpod.call_log)
+    with pytest.raises(Throttled):
+        adapter.scale_up("auto-g6-az1", 1, "claim-x")
+    calls = [c[1] for c in stack.aws.hyperpod.call_log[before:]]
+    assert calls == ["DescribeCluster"] * 4, "four read attempts, then the error goes to the caller"

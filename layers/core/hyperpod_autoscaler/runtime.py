@@ -148,7 +148,7 @@ def metrics(service: str) -> Any:
 def hyperpod() -> Any:
     from .adapters.hyperpod import HyperPodAdapter
 
-    return HyperPodAdapter(_sagemaker(), client("ec2"), env("HYPERPOD_CLUSTER_NAME"), now=now)
+    return HyperPodAdapter(_sagemaker(), client("ec2"), env("HYPERPOD_CLUSTER_NAME"), now=now, sleep=sleep)
 
 
 def _sagemaker() -> Any:

@@ -648,7 +648,6 @@ class Sandbox:
                 self._decision(t, "drill", f"drill {drill.name} started {json.dumps(drill.input)}")
 
     def _traffic(self, streams: list[ArrivalStream], t: float) -> None:
-        sqs = self.aws.client("sqs")
         for stream in streams:
             traffic = stream.traffic
             arrived = stream.take(t + self.scenario.tick)
@@ -656,11 +655,7 @@ class Sandbox:
             capacity = int(ready * traffic.per_replica_per_second * self.scenario.tick)
             if traffic.kind == "sqs" and traffic.queue:
                 url = self.queues[traffic.queue]
-                for start in range(0, arrived, 10):
-                    n = min(10, arrived - start)
-                    sqs.send_message_batch(
-                        QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": "req"} for i in range(n)]
-                    )
+                self._produce(traffic.queue, url, arrived)
                 self._consume(traffic.queue, url, capacity)
             elif traffic.kind == "alb" and traffic.load_balancer:
                 self.aws.client("cloudwatch").put_metric_data(
@@ -675,6 +670,29 @@ class Sandbox:
                         }
                     ],
                 )
+
+    def _produce(self, queue: str, url: str, count: int) -> None:
+        """``count`` requests arrive as messages. Straight into moto's queue model (in this process): its SendMessage
+        re-computes every queue attribute, a scan of the whole queue, per message."""
+        if count <= 0:
+            return
+        try:
+            from moto.sqs.models import Message, sqs_backends
+
+            model = sqs_backends[ACCOUNT][REGION].get_queue(queue)
+            batch = []
+            for _ in range(count):
+                message = Message(str(uuid.uuid4()), "req")
+                message.mark_sent()
+                batch.append(message)
+            with model._messages_lock:
+                model._messages.extend(batch)
+                model._messages_lock.notify_all()
+        except (ImportError, KeyError, AttributeError, TypeError):
+            sqs = self.aws.client("sqs")
+            for start in range(0, count, 10):
+                n = min(10, count - start)
+                sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": "req"} for i in range(n)])
 
     def _consume(self, queue: str, url: str, count: int) -> None:
         """The Deployment's Ready replicas work off ``count`` requests: the oldest messages leave the queue. moto's
@@ -768,6 +786,9 @@ class Sandbox:
             else:
                 pending += 1
                 self.tracker.observe_pending(uid, key, t)
+        present = {(p.get("metadata") or {}).get("uid") or "" for p in pods}
+        for uid in [u for u, r in self.tracker.records.items() if r.bound_at is None and u not in present]:
+            self.tracker.forget(uid)  # deleted while pending (the Deployment scaled down first): not a pod to serve
         for uid, (node, protected) in self._bound_last.items():
             if uid not in bound_now and node not in node_names and protected:
                 self.killed_pods.append(uid)  # a do-not-disrupt pod that went with its node, not through a drain

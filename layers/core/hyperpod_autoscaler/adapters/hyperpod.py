@@ -7,6 +7,7 @@ owns the waiting, visibly, the same in AWS and in tests.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +20,8 @@ from ..ports.hyperpod import ClusterNode, DeleteResult, ScaleResult
 
 DELETE_BATCH = 50
 SUBNET_CACHE_SECONDS = 3600.0
+READ_ATTEMPTS = 4
+READ_BACKOFF_SECONDS = 0.2
 THROTTLING = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
 CAPACITY = {"ResourceLimitExceeded", "InsufficientInstanceCapacity", "InsufficientCapacityException"}
 
@@ -50,7 +53,15 @@ def sagemaker_client(session: Any = None, region: str | None = None) -> Any:
 
 
 class HyperPodAdapter:
-    def __init__(self, sagemaker: Any, ec2: Any, cluster_name: str, now: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        sagemaker: Any,
+        ec2: Any,
+        cluster_name: str,
+        now: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._sleep = sleep
         self.sm = sagemaker
         self.ec2 = ec2
         self.cluster_name = cluster_name
@@ -64,10 +75,22 @@ class HyperPodAdapter:
         except ClientError as exc:
             raise translate(exc, what) from None
 
+    def _read(self, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+        """A read retried on throttling (full jitter, ~1.5 s at most): a decision should not fail on a busy API.
+        Writes are not retried here; the state machines retry them with their own backoff."""
+        for attempt in range(READ_ATTEMPTS):
+            try:
+                return self._call(what, fn, **kwargs)
+            except Throttled:
+                if attempt == READ_ATTEMPTS - 1:
+                    raise
+                self._sleep(random.uniform(0, READ_BACKOFF_SECONDS * 2**attempt))
+        raise AssertionError("unreachable")
+
     # --- reads -----------------------------------------------------------------------------------------------------------
 
     def raw_describe(self) -> dict[str, Any]:
-        return dict(self._call("DescribeCluster", self.sm.describe_cluster, ClusterName=self.cluster_name))
+        return dict(self._read("DescribeCluster", self.sm.describe_cluster, ClusterName=self.cluster_name))
 
     def subnet_zones(self, subnet_ids: list[str]) -> dict[str, str]:
         """Zones of the groups' subnets (ec2:DescribeSubnets), cached for an hour: subnets do not move."""
@@ -99,7 +122,7 @@ class HyperPodAdapter:
         if group:
             kwargs["InstanceGroupNameContains"] = group
         while True:
-            page = self._call("ListClusterNodes", self.sm.list_cluster_nodes, **kwargs)
+            page = self._read("ListClusterNodes", self.sm.list_cluster_nodes, **kwargs)
             for n in page.get("ClusterNodeSummaries", []):
                 if group and n.get("InstanceGroupName") != group:
                     continue  # "contains" also matches longer names
