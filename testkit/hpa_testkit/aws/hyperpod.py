@@ -114,6 +114,7 @@ class HyperPodEmulator:
         self.capacity_outages: dict[str, int | None] = {}
         self.throttle_rate = 0.0
         self.throttle_next = 0
+        self.throttle_ops: set[str] | None = None
         self.conflict_next = 0
         self.conflict_while_updating = True
         self.delete_fail_rate = 0.0
@@ -129,10 +130,13 @@ class HyperPodEmulator:
             else:
                 self.capacity_outages[group] = times
 
-    def throttle(self, rate: float = 0.0, next_n: int = 0) -> None:
+    def throttle(self, rate: float = 0.0, next_n: int = 0, ops: set[str] | None = None) -> None:
+        """Throttle the next ``next_n`` calls, then each call with probability ``rate``; only the operations in ``ops``
+        when given (e.g. the writes, whose retries the state machines own)."""
         with self.lock:
             self.throttle_rate = rate
             self.throttle_next = next_n
+            self.throttle_ops = set(ops) if ops else None
 
     def conflicts(self, next_n: int) -> None:
         with self.lock:
@@ -182,11 +186,12 @@ class HyperPodEmulator:
         return cluster
 
     def _faults(self, op: str) -> None:
-        if self.throttle_next > 0:
-            self.throttle_next -= 1
-            raise HyperPodError("ThrottlingException", "Rate exceeded")
-        if self.throttle_rate and self.rng.random() < self.throttle_rate:
-            raise HyperPodError("ThrottlingException", "Rate exceeded")
+        if self.throttle_ops is None or op in self.throttle_ops:
+            if self.throttle_next > 0:
+                self.throttle_next -= 1
+                raise HyperPodError("ThrottlingException", "Rate exceeded")
+            if self.throttle_rate and self.rng.random() < self.throttle_rate:
+                raise HyperPodError("ThrottlingException", "Rate exceeded")
         if op in ("UpdateCluster", "BatchAddClusterNodes", "BatchDeleteClusterNodes") and self.conflict_next > 0:
             self.conflict_next -= 1
             raise HyperPodError("ConflictException", "The cluster is being updated by another operation")

@@ -333,7 +333,11 @@ class Sandbox:
     # --- set-up ----------------------------------------------------------------------------------------------------------
 
     def __enter__(self) -> Sandbox:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.stop()  # a half-started sandbox must not leave its servers or environment behind
+            raise
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -348,6 +352,7 @@ class Sandbox:
         kubeconfig = self.kube.write_kubeconfig(str(Path(self._tmp.name) / "kubeconfig"), context="sandbox")
         self.aws = AwsEmulator(clock=self.clock, region=REGION)
         self.aws.start()
+        self.aws.reset()  # moto's backends live in the process: a second sandbox starts from nothing too
         self._set_env(
             {
                 "AWS_ENDPOINT_URL": self.aws.endpoint_url,
