@@ -102,6 +102,22 @@ def test_expiry_is_forceful_but_still_honours_pdbs_until_the_grace_period(stack:
     assert node(stack, a) is None
 
 
+def test_a_voluntary_disruption_never_overrides_a_pdb_it_gives_the_node_back(stack: Stack) -> None:
+    (a,) = up(stack, 1)
+    stack.kube.apply(pdb("web", {"app": "web"}, min_available=1))
+    stack.kube.apply(running_pod("web-1", a, {"app": "web"}))
+    started = stack.clock.now()
+    out = down(stack, [a], reason="Underutilized", terminationGracePeriodSeconds=600)
+    assert out["status"] == "SUCCEEDED", out
+    assert stack.clock.now() - started >= 600, "the drain kept trying until the timeout"
+    assert a in out["output"]["drain"]["aborted"] and "PodDisruptionBudget" in out["output"]["drain"]["aborted"][a]
+    kept = node(stack, a)
+    assert kept is not None and not kept["spec"].get("unschedulable"), "the node is back in service"
+    assert not any(t.get("key") == "karpenter.sh/disrupted" for t in kept["spec"].get("taints") or [])
+    assert [p["metadata"]["name"] for p in stack.kube.list("v1", "Pod")] == ["web-1"]
+    assert stack.kube.store.pdb_violations == [] and target(stack) == 1
+
+
 def test_partial_delete_failure_rolls_back_the_refused_node(stack: Stack) -> None:
     a, b = up(stack)
     refused = a[len("hyperpod-") :]

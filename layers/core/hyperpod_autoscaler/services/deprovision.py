@@ -4,8 +4,13 @@ confirm, roll back.
 Input of the execution: ``{cluster, nodes: [node names], reason, terminationGracePeriodSeconds?}``. ``reason`` is Empty,
 Underutilized, Drifted, Expired, ScaleToZero or Drill. A node or pod annotated ``karpenter.sh/do-not-disrupt`` stops the
 disruption of that node (it is untainted and dropped from the run) unless the reason is Expired, which is forceful but
-still goes through the Eviction API, PDBs and the grace period. The drain never deletes a pod a PDB protects before the
-node's terminationGracePeriod has passed since the drain started.
+still goes through the Eviction API, PDBs and the grace period.
+
+PodDisruptionBudgets: a refused eviction is retried on the next drain round. Only an expiry deletes a pod that a PDB
+still protects, and only once the NodePool's terminationGracePeriod has passed since the drain started (Karpenter's rule;
+with no terminationGracePeriod an expired node waits for its PDBs). Every other reason is voluntary and never overrides a
+PDB: when evictions are still refused after the drain timeout (the terminationGracePeriod if given, else
+``DEFAULT_DRAIN_TIMEOUT_SECONDS``) the node is given back (untainted, uncordoned) and reported as aborted.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ from ..ports.hyperpod import HyperPodPort
 log = logging.getLogger(__name__)
 
 FORCEFUL_REASONS = {"Expired"}
-DEFAULT_GRACE_SECONDS = 3600
+DEFAULT_DRAIN_TIMEOUT_SECONDS = 3600
+"""How long a voluntary disruption waits on PDB refusals before it gives the node back."""
 
 
 @dataclass
@@ -102,31 +108,41 @@ def drain(deps: DeprovisionDeps, event: dict[str, Any]) -> dict[str, Any]:
     state = event.get("drain") or event.get("cordon") or {}  # a later round continues from the previous one
     nodes = list(state.get("nodes") or [])
     reason = str(event.get("reason") or "Underutilized")
-    grace = int(event.get("terminationGracePeriodSeconds") or DEFAULT_GRACE_SECONDS)
+    forceful = reason in FORCEFUL_REASONS
+    given = event.get("terminationGracePeriodSeconds")
+    limit = int(given) if given is not None else (None if forceful else DEFAULT_DRAIN_TIMEOUT_SECONDS)
     started = float(state.get("drainStartedAt") or deps.clock())
-    past_grace = deps.clock() - started >= grace
+    waited = deps.clock() - started
+    past_limit = limit is not None and waited >= limit
     remaining = 0
     blocked = 0
     aborted: dict[str, str] = dict(state.get("aborted") or {})
     still: list[str] = []
     for name in nodes:
         pods = _evictable(deps.cluster.list_pods_on_node(name))
-        why = None if reason in FORCEFUL_REASONS else _blocker(deps, name, pods)
+        why = None if forceful else _blocker(deps, name, pods)
         if why:
             _release(deps, name)  # a protected pod arrived: stop for this node, give it back
             aborted[name] = why
             continue
-        still.append(name)
+        left_here = blocked_here = 0
         for pod in pods:
             result: str = deps.cluster.evict(pod.namespace, pod.name)
-            if result == "blocked" and past_grace:
+            if result == "blocked" and past_limit and forceful:
                 deps.cluster.delete_pod(pod.namespace, pod.name)
                 result = "deleted-after-grace"
             deps.metrics.count(m.EVICTIONS, 1, Result=result)
             if result == "blocked":
-                blocked += 1
+                blocked_here += 1
             if result in ("blocked", "evicted"):
-                remaining += 1  # evicted pods take a moment to go: the next check sees them gone
+                left_here += 1  # evicted pods take a moment to go: the next check sees them gone
+        if blocked_here and past_limit and not forceful:
+            _release(deps, name)  # a voluntary disruption never overrides a PDB: give the node back
+            aborted[name] = f"PodDisruptionBudgets refused {blocked_here} eviction(s) for {int(waited)}s"
+            continue
+        still.append(name)
+        remaining += left_here
+        blocked += blocked_here
     deps.metrics.count(m.DEPROVISION_STEPS, 1, Step="Drain")
     return {
         "nodes": still,
