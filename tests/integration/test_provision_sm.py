@@ -64,6 +64,20 @@ def test_capacity_failure_gives_back_and_backs_off_the_group(stack: Stack) -> No
     assert second == 2 * first
 
 
+def test_a_partial_capacity_failure_keeps_the_nodes_that_came_up_labelled_with_their_nodepool(stack: Stack) -> None:
+    stack.aws.hyperpod.capacity_failure("auto-g6-az1", times=1)  # one of the three launches fails
+    out = stack.run("provision", {**claim(count=3), "nodePool": "gpunodepool"})
+    assert out["status"] == "SUCCEEDED", out
+    result = out["output"]
+    assert result["status"] == "gave-back" and len(result["deleted"]) == 1 and len(result["kept"]) == 2, result
+    nodes = {n["metadata"]["name"]: n for n in stack.kube.list("v1", "Node")}
+    assert sorted(nodes) == result["kept"]
+    assert all(n["metadata"]["labels"].get("karpenter.sh/nodepool") == "gpunodepool" for n in nodes.values()), (
+        "kept nodes belong to their NodePool, so consolidation can remove them when they are not needed"
+    )
+    assert stack.aws.hyperpod.clusters["hyperpod-eks-demo"].groups["auto-g6-az1"].target == 2, "nothing else left"
+
+
 def test_registration_timeout(stack: Stack) -> None:
     stack.aws.hyperpod.group_delays["auto-g6-az1"] = 5000
     out = stack.run("provision", claim(count=1))

@@ -111,13 +111,25 @@ def check(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
     return {"ready": False, "readyNodes": sorted(ready), "elapsed": round(elapsed, 1)}
 
 
+def _label_with_nodepool(deps: ProvisionDeps, event: dict[str, Any], names: list[str]) -> None:
+    """As Karpenter's nodes: the disruption side maps a node to its NodePool by this label."""
+    pool = event.get("nodePool")
+    if not (isinstance(pool, str) and pool):
+        return
+    for name in names:
+        try:
+            deps.cluster.label_node(name, {NODEPOOL_LABEL: pool})
+        except Exception as exc:
+            log.warning("could not label node %s with its NodePool %s: %s", name, pool, exc)
+
+
 def give_back(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
     """After a capacity failure or a registration timeout: delete the claim's nodes that did not come up, pause launches
     into the group (growing backoff), and let the next decision place the pods elsewhere. Never relaunches here."""
     group = str(event.get("instanceGroup") or "")
     error = event.get("error") or {}
     reason = str(error.get("Error") or "ProvisioningFailed")
-    result: dict[str, Any] = {"status": "gave-back", "reason": reason, "deleted": [], "failed": {}}
+    result: dict[str, Any] = {"status": "gave-back", "reason": reason, "kept": [], "deleted": [], "failed": {}}
     if group and event.get("scale"):
         nodes = _mine(deps, event, group)
         keep = set()
@@ -126,6 +138,9 @@ def give_back(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
                 node = deps.cluster.get_node(n.node_name)
                 if node is not None and node.is_ready:
                     keep.add(n.instance_id)  # it came up: pods can use it, consolidation removes it if not
+        kept = sorted(n.node_name for n in nodes if n.instance_id in keep)
+        _label_with_nodepool(deps, event, kept)  # so that consolidation knows the node's NodePool
+        result["kept"] = kept
         doomed = [n for n in nodes if n.instance_id not in keep and n.status != "ShuttingDown"]
         if doomed:
             deleted = deps.hyperpod.delete_nodes(node_ids=[n.instance_id for n in doomed])
@@ -147,13 +162,7 @@ def finish(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
     if deps.claims is not None:
         deps.claims.forget(claim)
     ready = (event.get("check") or {}).get("readyNodes") or []
-    pool = event.get("nodePool")
-    if isinstance(pool, str) and pool:
-        for name in ready:  # as Karpenter's nodes: the disruption side maps a node to its NodePool by this label
-            try:
-                deps.cluster.label_node(name, {NODEPOOL_LABEL: pool})
-            except Exception as exc:
-                log.warning("could not label node %s with its NodePool %s: %s", name, pool, exc)
+    _label_with_nodepool(deps, event, ready)
     deps.metrics.count(m.NODECLAIMS_READY, len(ready), InstanceGroup=group)
     return {"status": "ready", "nodes": ready}
 
