@@ -4,6 +4,7 @@ Lambda tasks routed to the real handlers), connected to the Kubernetes emulator.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -106,8 +107,10 @@ def aws(sim_clock: SimClock) -> Iterator[AwsEmulator]:
         emu.stop()
 
 
-@pytest.fixture
-def stack(aws: AwsEmulator, kube: KubeEmulator, kubeconfig: str, sim_clock: SimClock) -> Iterator[Stack]:
+@contextlib.contextmanager
+def open_stack(aws: AwsEmulator, kube: KubeEmulator, kubeconfig: str, sim_clock: SimClock) -> Iterator[Stack]:
+    """The project's resources on running emulators, as template.yaml wires them (the ``stack`` fixture; the fault soak
+    benchmark uses it directly)."""
     from hyperpod_autoscaler import runtime
 
     ddb = aws.client("dynamodb")
@@ -185,3 +188,9 @@ def stack(aws: AwsEmulator, kube: KubeEmulator, kubeconfig: str, sim_clock: SimC
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@pytest.fixture
+def stack(aws: AwsEmulator, kube: KubeEmulator, kubeconfig: str, sim_clock: SimClock) -> Iterator[Stack]:
+    with open_stack(aws, kube, kubeconfig, sim_clock) as s:
+        yield s
