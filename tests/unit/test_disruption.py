@@ -214,6 +214,48 @@ def test_never_replaced_by_the_same_instance_type() -> None:
     assert "same instance type (ml.m5.2xlarge)" in plan.kept["a"]
 
 
+def test_multi_node_never_replaced_by_the_type_of_a_node_it_removes() -> None:
+    # Two g6.4xlarge with one GPU pod each, and one free GPU on a g6.48xlarge. Removing both and launching a new
+    # g6.4xlarge for one of the pods saves exactly what deleting one of them does, at the price of a second eviction and
+    # a launch (found by the 24-hour trace simulation: it churned like this every few minutes). Karpenter filters such
+    # replacements out too (multi-node consolidation's filterOutSameInstanceType).
+    gpu_groups = ["auto-g6-4xaz2", "g6-48x-az2"]
+    objs = [
+        nodeclass(groups=gpu_groups),
+        pool(disruption={"budgets": [{"nodes": "100%"}]}),
+        node("big", "g6-48x-az2", cpu="190", memory="700Gi", gpu=8),
+        *(running(f"train-{i}", "big", gpu=1) for i in range(7)),
+        node("a", "auto-g6-4xaz2", cpu="15", memory="60Gi", gpu=1),
+        node("b", "auto-g6-4xaz2", cpu="15", memory="60Gi", gpu=1),
+        running("infer-a", "a", gpu=1),
+        running("infer-b", "b", gpu=1),
+    ]
+    plan = disrupt(objs)
+    assert reasons(plan) in ([("Underutilized", ["a"], None)], [("Underutilized", ["b"], None)])
+
+
+def test_a_pass_never_launches_the_type_of_a_node_it_removes() -> None:
+    # Multi-node consolidation deletes the two g6.4xlarge (their pods take the two free GPUs of the g6.48xlarge); the
+    # g5.12xlarge's single-node simulation then re-places those pods too and would replace it by a g6.4xlarge carrying one
+    # of them: a g6.4xlarge removed and another launched in the same pass (the trace simulation counted these).
+    objs = [
+        nodeclass(groups=["auto-g6-4xaz2", "g6-48x-az2", "g5-12x-az1"]),
+        pool(disruption={"budgets": [{"nodes": "100%"}]}),
+        node("big", "g6-48x-az2", cpu="190", memory="700Gi", gpu=8),
+        *(running(f"train-{i}", "big", gpu=1) for i in range(6)),
+        node("a", "auto-g6-4xaz2", cpu="15", memory="60Gi", gpu=1),
+        node("b", "auto-g6-4xaz2", cpu="15", memory="60Gi", gpu=1),
+        node("c", "g5-12x-az1", cpu="47", memory="180Gi", gpu=4),
+        running("infer-a", "a", cpu="12", gpu=1),
+        running("infer-b", "b", cpu="12", gpu=1),
+        running("infer-c", "c", cpu="12", gpu=1),
+        running("side-c", "c", cpu="1"),
+    ]
+    plan = disrupt(objs)
+    assert reasons(plan) == [("Underutilized", ["a", "b"], None)]
+    assert "same instance type (ml.g6.4xlarge)" in plan.kept["c"]
+
+
 def test_replacement_must_save_the_minimum_fraction() -> None:
     gpu_groups = ["auto-g6-az1", "auto-g6-4xaz2"]
     objs = [
@@ -274,3 +316,21 @@ def test_expiry_is_forceful() -> None:
         d.reason == "Expired" and d.nodes == ["old"] for d in plan.decisions
     )
     assert plan.decisions[0].message.startswith("Expired")
+
+
+def test_pods_are_not_moved_onto_a_dearer_empty_node() -> None:
+    # The g5.12xlarge just lost its pods (its consolidateAfter has not passed). Deleting the g6.4xlarge by moving its pod
+    # there "saves" 1.65/h but keeps a 7.09/h node that Empty consolidation would remove, and which single-node
+    # consolidation then replaces by a g6.4xlarge again (the trace simulation saw this flap every few minutes).
+    objs = [
+        nodeclass(groups=["auto-g6-4xaz2", "g5-12x-az1"]),
+        pool(disruption={"consolidateAfter": "10m", "budgets": [{"nodes": "100%"}]}),
+        node("a", "auto-g6-4xaz2", cpu="15", memory="60Gi", gpu=1),
+        node("idle", "g5-12x-az1", cpu="47", memory="180Gi", gpu=4),
+        running("infer-a", "a", cpu="12", gpu=1),
+    ]
+    plan = disrupt(objs, last_change={"a": NOW - 3600, "idle": NOW - 60})
+    assert plan.decisions == []
+    assert "would keep the empty node(s) idle" in plan.kept["a"]
+    later = disrupt(objs, last_change={"a": NOW - 3600, "idle": NOW - 601})
+    assert ("Empty", ["idle"], None) in reasons(later)

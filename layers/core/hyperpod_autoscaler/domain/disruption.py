@@ -204,9 +204,9 @@ class _Sim:
     inp: DisruptionInput
     settings: DisruptionSettings
 
-    def fits_without(self, removed: set[str]) -> tuple[bool, list[NodeClaim], dict[str, str]]:
+    def fits_without(self, removed: set[str]) -> tuple[bool, list[NodeClaim], dict[str, str], set[str]]:
         """Whether the pods of ``removed`` nodes fit on the other usable nodes, plus at most one new node. Returns
-        (feasible, new claims, unschedulable pods)."""
+        (feasible, new claims, unschedulable pods, the existing nodes the pods go to)."""
         from .scheduling import schedule
 
         objs = self.inp.objects
@@ -220,7 +220,7 @@ class _Sim:
             elif p.spec.node_name not in self.inp.busy:
                 stay.append(p)
         if not moved:
-            return True, [], {}
+            return True, [], {}, set()
         plan = schedule(
             PlanInput(
                 pods=moved,
@@ -235,7 +235,8 @@ class _Sim:
             PlanOptions(max_new_nodes=1, time_budget_seconds=self.settings.simulation_budget_seconds),
         )
         ok = not plan.unschedulable and len(plan.node_claims) <= 1
-        return ok, plan.node_claims, plan.unschedulable
+        onto = {n for n, keys in plan.existing_nodes.items() if keys and not n.startswith("inflight:")}
+        return ok, plan.node_claims, plan.unschedulable, onto
 
 
 def _pdb_blocker(pods: Iterable[Pod], pdbs: list[PodDisruptionBudget], all_pods: list[Pod]) -> str | None:
@@ -408,7 +409,7 @@ def plan_disruptions(inp: DisruptionInput, settings: DisruptionSettings | None =
             for n in nodes:
                 out.kept[n.name] = why
             return None
-        ok, claims, unschedulable = sim.fits_without(taken | {n.name for n in nodes})
+        ok, claims, unschedulable, onto = sim.fits_without(taken | {n.name for n in nodes})
         if not ok and reason != "Expired":
             msg = (
                 f"its pods would not fit elsewhere ({next(iter(unschedulable.values()))})"
@@ -420,11 +421,35 @@ def plan_disruptions(inp: DisruptionInput, settings: DisruptionSettings | None =
             return None
         removed_price = sum(price(n) for n in nodes)
         replacement = claims[0] if claims else None
+        # An empty node the pods would go to is one Empty consolidation removes once its consolidateAfter passes: filling
+        # it keeps it, so it is paid like a replacement (else a pod moves onto a dearer idle node, which is replaced soon).
+        revived = [
+            managed[x][0]
+            for x in sorted(onto)
+            if x in managed and not any(not p.is_daemonset_pod for p in pods_by_node.get(x, []))
+        ]
+        revived_price = sum(price(n) for n in revived) if reason == "Underutilized" else 0.0
+        if revived_price and (replacement.price if replacement else 0.0) + revived_price > removed_price * (
+            1 - settings.min_savings_fraction
+        ):
+            for n in nodes:
+                out.kept[n.name] = (
+                    f"its pods would keep the empty node(s) {', '.join(r.name for r in revived)} "
+                    f"({revived_price:.2f}/h): not {int(settings.min_savings_fraction * 100)}% cheaper than "
+                    f"{removed_price:.2f}/h"
+                )
+            return None
         if replacement is not None and reason in ("Underutilized",):
             if not allow_replace:
                 return None
-            same = len(nodes) == 1 and replacement.instance_type == nodes[0].instance_type
-            if same:
+            # Nodes replaced by one of the type of one of them: keeping that node and deleting the others saves as much
+            # and moves fewer pods (Karpenter's filterOutSameInstanceType), so the smaller move is left to win. The same
+            # across this pass: the simulation re-places the pods of the nodes already taken, so a replacement of one of
+            # their types is that move split over two decisions (a node removed and one of its type launched at once).
+            removed_types = {n.instance_type for n in nodes} | {
+                managed[x][0].instance_type for x in taken if x in managed
+            }
+            if replacement.instance_type in removed_types:
                 for n in nodes:
                     out.kept[n.name] = f"a replacement would be the same instance type ({replacement.instance_type})"
                 return None
@@ -435,7 +460,7 @@ def plan_disruptions(inp: DisruptionInput, settings: DisruptionSettings | None =
                         f"{int(settings.min_savings_fraction * 100)}% of {removed_price:.2f}/h"
                     )
                 return None
-        saving = removed_price - (replacement.price if replacement else 0.0)
+        saving = removed_price - (replacement.price if replacement else 0.0) - revived_price
         what = "delete" if replacement is None else f"replace with one {replacement.instance_type}"
         message = f"{reason}: {what} ({len(moved)} pod(s) move; saves {saving:.2f}/h)"
         return Decision(reason, pool.name, [n.name for n in nodes], replacement, saving, len(moved), message)
