@@ -193,7 +193,7 @@ class ReplicaController:
                 ),
             )[: len(mine) - want]
             for p in victims:
-                self.kube.delete("v1", "Pod", p["metadata"]["name"], ns)
+                self.kube.delete("v1", "Pod", p["metadata"]["name"], ns, scale_down=True)
         ready = sum(1 for p in mine if (p.get("status") or {}).get("phase") == "Running")
         status = {"replicas": min(len(mine), want) if len(mine) > want else len(mine), "readyReplicas": ready}
         if (d.get("status") or {}).get("replicas") != status["replicas"] or (d.get("status") or {}).get(

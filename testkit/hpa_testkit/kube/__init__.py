@@ -234,10 +234,12 @@ class KubeEmulator:
         t = self.store.type_for(api_version, kind)
         return list(self.store.list(t, namespace)["items"])
 
-    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
+    def delete(
+        self, api_version: str, kind: str, name: str, namespace: str | None = None, *, scale_down: bool = False
+    ) -> bool:
         t = self.store.type_for(api_version, kind)
         try:
-            self.store.delete(t, namespace or ("default" if t.namespaced else None), name)
+            self.store.delete(t, namespace or ("default" if t.namespaced else None), name, scale_down=scale_down)
             return True
         except ApiError:
             return False

@@ -464,14 +464,16 @@ class Store:
         self._bump(t, "MODIFIED", current)
         return copy.deepcopy(current)
 
-    def delete(self, t: ResourceType, namespace: str | None, name: str) -> dict[str, Any]:
+    def delete(self, t: ResourceType, namespace: str | None, name: str, *, scale_down: bool = False) -> dict[str, Any]:
+        """Delete an object. A pod deleted while a PDB allows no disruption is recorded in ``pdb_violations``, unless
+        ``scale_down``: a workload controller removing its own replicas, which PDBs do not govern."""
         with self.lock:
             bucket = self.objects[(t.group, t.plural)]
             key = (namespace or "" if t.namespaced else "", name)
             obj = bucket.get(key)
             if obj is None:
                 raise ApiError(404, "NotFound", f'{t.plural} "{name}" not found')
-            if t.plural == "pods" and t.group == "" and self._pdb_blocks(obj):
+            if t.plural == "pods" and t.group == "" and not scale_down and self._pdb_blocks(obj):
                 self.pdb_violations.append(key)  # a plain delete that a PDB would have refused as an eviction
             bucket.pop(key)
             self._bump(t, "DELETED", obj)

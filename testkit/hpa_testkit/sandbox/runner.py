@@ -918,7 +918,7 @@ class Sandbox:
             "provisionExecutions": executions.get("Provision", 0),
             "faultsInjected": self.faults_injected,
             "fallbackNodesDuringOutage": self.fallback_nodes_during_outage,
-            "pdbViolations": len(self.killed_pods),
+            "pdbViolations": len(self.kube.store.pdb_violations),
             "doNotDisruptViolations": len(self.killed_pods),
             "invocations": len(self.functions.invocations),
             "slowTicks": self.slow_ticks,
