@@ -65,7 +65,8 @@ def test_capacity_failure_gives_back_and_backs_off_the_group(stack: Stack) -> No
 
 
 def test_a_partial_capacity_failure_keeps_the_nodes_that_came_up_labelled_with_their_nodepool(stack: Stack) -> None:
-    stack.aws.hyperpod.capacity_failure("auto-g6-az1", times=1)  # one of the three launches fails
+    stack.aws.hyperpod.capacity_failure("auto-g6-az1", times=1)  # one of the three launches fails...
+    stack.aws.hyperpod.failure_delay = stack.aws.hyperpod.provisioning_delay + 30  # ...after the other two are Ready
     out = stack.run("provision", {**claim(count=3), "nodePool": "gpunodepool"})
     assert out["status"] == "SUCCEEDED", out
     result = out["output"]

@@ -8,7 +8,7 @@ the wire format botocore expects (awsJson1_1; errors as ``{"__type", "message"}`
 
 Life cycle on the given clock: an added instance is ``Pending`` and becomes ``Running`` after the group's provisioning
 delay (the ``on_running`` hook registers its Kubernetes Node); during a capacity outage a launch ends in ``Failure``
-(``InsufficientInstanceCapacity``) and, in continuous mode, is retried by the service after the delay; a deleted
+(``InsufficientInstanceCapacity``) after ``failure_delay`` and, in continuous mode, is retried by the service after the delay; a deleted
 instance is ``ShuttingDown`` and gone after ``shutdown_delay`` (``on_gone`` removes the Node).
 """
 
@@ -95,6 +95,7 @@ class HyperPodEmulator:
         now: Callable[[], float] = time.time,
         provisioning_delay: float = 60.0,
         shutdown_delay: float = 5.0,
+        failure_delay: float = 30.0,
         update_duration: float = 20.0,
         seed: int = 7,
     ) -> None:
@@ -102,6 +103,9 @@ class HyperPodEmulator:
         self.provisioning_delay = provisioning_delay
         self.group_delays: dict[str, float] = {}
         self.shutdown_delay = shutdown_delay
+        self.failure_delay = failure_delay
+        """A launch into a group without capacity is reported ``Failure`` this soon (EC2 answers an insufficient-capacity
+        launch at once; HyperPod lists the failed instance within tens of seconds), not after the full boot time."""
         self.update_duration = update_duration
         self.rng = random.Random(seed)
         self.clusters: dict[str, Cluster] = {}
@@ -223,8 +227,11 @@ class HyperPodEmulator:
                 if now >= cluster.updating_until and cluster.spec.get("ClusterStatus") == "Updating":
                     cluster.spec["ClusterStatus"] = "InService"
                 for inst in list(cluster.instances.values()):
-                    if inst.status in ("Pending", "Failure") and now >= inst.ready_at:
-                        outage = inst.group in self.capacity_outages
+                    outage = inst.group in self.capacity_outages
+                    due = inst.ready_at
+                    if outage and inst.status == "Pending":
+                        due = min(due, inst.launched_at + self.failure_delay)
+                    if inst.status in ("Pending", "Failure") and now >= due:
                         if outage:
                             remaining = self.capacity_outages[inst.group]
                             if remaining is not None:
