@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -86,6 +87,8 @@ class FunctionHost:
         self.modules: dict[str, ModuleType] = {}
         self.invocations: list[Invocation] = []
         self.errors: list[tuple[float, str, str]] = []
+        self.log_stream: Any = None
+        """Where the functions' Powertools log lines go (CloudWatch Logs' part): a file, so the live view stays readable."""
         self._lock = threading.Lock()
 
     def handler(self, logical_id: str) -> Callable[[Any, Any], Any]:
@@ -98,6 +101,9 @@ class FunctionHost:
                 raise FileNotFoundError(f"{logical_id}: no handler module at {path}")
             module = importlib.util.module_from_spec(loader)
             loader.loader.exec_module(module)
+            handler = getattr(getattr(module, "logger", None), "registered_handler", None)
+            if self.log_stream is not None and isinstance(handler, logging.StreamHandler):
+                handler.setStream(self.log_stream)
             self.modules[logical_id] = module
         return getattr(module, spec.handler_name)
 
@@ -290,6 +296,8 @@ class SandboxOptions:
     live: bool | None = None
     parameter_overrides: dict[str, Any] = field(default_factory=dict)
     workers: int = 32
+    function_log: Path | None = None
+    """File for the functions' log lines (default: in the sandbox's temporary directory)."""
     quiet_timeout: float = 5.0
     """Real seconds the runner waits for running invocations before it advances the clock anyway (a slow tick)."""
 
@@ -319,6 +327,7 @@ class Sandbox:
         self.physical: dict[str, str] = {}
         self.alarms: dict[str, Alarm] = {}
         self.queues: dict[str, str] = {}
+        self._in_flight: dict[str, list[Any]] = {}
         self.faults_injected: list[dict[str, Any]] = []
         self.decisions = 0
         self.slow_ticks = 0
@@ -347,6 +356,12 @@ class Sandbox:
         from hpa_testkit.aws import AwsEmulator
         from hpa_testkit.kube import KubeEmulator
 
+        log_path = self.options.function_log or Path(self._tmp.name) / "functions.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.functions.log_stream = log_path.open("w", encoding="utf-8")
+        self.function_log = log_path
+        # moto's interpreter logs an error for every IsPresent Choice on an absent path: the definitions rely on it
+        logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
         self.kube = KubeEmulator()
         self.kube.start()
         kubeconfig = self.kube.write_kubeconfig(str(Path(self._tmp.name) / "kubeconfig"), context="sandbox")
@@ -441,6 +456,8 @@ class Sandbox:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+        if self.functions.log_stream is not None:
+            self.functions.log_stream.close()
         self._tmp.cleanup()
 
     def _set_env(self, values: dict[str, str]) -> None:
@@ -647,6 +664,15 @@ class Sandbox:
         for drill in self.scenario.drills:
             if drill.at <= t < drill.at + self.scenario.tick and arn:
                 body = {"drill": drill.name, "cluster": self.cluster_name, **drill.input}
+                if drill.name == "replace-node" and not body.get("node"):
+                    nodes = sorted(
+                        self.kube.list("v1", "Node"),
+                        key=lambda n: (n["metadata"].get("creationTimestamp", ""), n["metadata"]["name"]),
+                    )
+                    if not nodes:
+                        self._decision(t, "drill", "drill replace-node skipped: no node to replace")
+                        continue
+                    body["node"] = nodes[0]["metadata"]["name"]  # the oldest node, as an operator would pick
                 self.aws.client("stepfunctions").start_execution(
                     stateMachineArn=arn, name=f"drill-{drill.name}-{int(t)}", input=json.dumps(body)
                 )
@@ -700,17 +726,24 @@ class Sandbox:
                 sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": "req"} for i in range(n)])
 
     def _consume(self, queue: str, url: str, count: int) -> None:
-        """The Deployment's Ready replicas work off ``count`` requests: the oldest messages leave the queue. moto's
-        server runs in this process, so the consumer removes them from its queue model in one step (receiving and
-        deleting 10 at a time through the API scans the whole queue per call: minutes of CPU for a busy hour)."""
-        if count <= 0:
-            return
+        """The Deployment's Ready replicas work off up to ``count`` requests a tick. A request taken in one tick is in
+        flight (received, not visible: KEDA's ``scaleOnInFlight`` counts it) until it is done and deleted in the next,
+        as a consumer that receives, works and deletes. moto's server runs in this process, so the consumer works on its
+        queue model directly (receiving and deleting 10 at a time through the API scans the whole queue per call:
+        minutes of CPU for a busy hour)."""
         try:
             from moto.sqs.models import sqs_backends
 
             model = sqs_backends[ACCOUNT][REGION].get_queue(queue)
             with model._messages_lock:
-                del model._messages[:count]
+                done = self._in_flight.pop(queue, [])
+                if done:
+                    gone = {id(m) for m in done}
+                    model._messages = [m for m in model._messages if id(m) not in gone]
+                taken = model._messages[: max(0, count)]
+                for m in taken:
+                    m.visible_at = float("inf")  # until deleted (moto's visibility runs on the wall clock)
+                self._in_flight[queue] = taken
         except (ImportError, KeyError, AttributeError):
             sqs = self.aws.client("sqs")
             served = 0

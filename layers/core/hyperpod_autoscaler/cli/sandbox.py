@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
         path = bundled
     scenario = load_scenario(path)
-    options = SandboxOptions(speed=args.speed)
+    options = SandboxOptions(speed=args.speed, function_log=Path(args.report) / "functions.log")
     if args.template:
         options.template = Path(args.template).resolve()
     with Sandbox(scenario, options) as sandbox:
@@ -55,4 +55,5 @@ def run(args: argparse.Namespace) -> int:
         page = write_report(args.report, f"hyperpod-autoscaler sandbox: {scenario.name}", sandbox.timeline, summary)
     print(json.dumps(summary, indent=2))
     print(f"report: {page}")
+    print(f"function logs: {options.function_log}")
     return 0
