@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: demo test lint typecheck unit bench clean venv
+.PHONY: demo test lint typecheck unit bench sam clean venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -39,5 +39,16 @@ test: lint typecheck unit
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
+# `sam validate --lint` and `sam build` (no container) in a venv of their own: the SAM CLI is ~330 MB and `sam build`
+# needs a python3.12 first on PATH (the venv's). Not part of `make test`: it installs from PyPI and adds a minute.
+SAM_VENV := .venv-sam
+PY312 ?= python3.12
+SAM_ENV := PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0
+
+sam:
+	test -x $(SAM_VENV)/bin/sam || ($(PY312) -m venv $(SAM_VENV) && $(SAM_VENV)/bin/pip install --quiet aws-sam-cli==1.170.0)
+	$(SAM_ENV) sam validate --lint --region us-west-2
+	$(SAM_ENV) sam build --build-dir build/sam --region us-west-2
+
 clean:
-	rm -rf $(VENV) node_modules reports .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) node_modules reports build .pytest_cache .mypy_cache .ruff_cache
