@@ -334,3 +334,50 @@ def test_pods_are_not_moved_onto_a_dearer_empty_node() -> None:
     assert "would keep the empty node(s) idle" in plan.kept["a"]
     later = disrupt(objs, last_change={"a": NOW - 3600, "idle": NOW - 601})
     assert ("Empty", ["idle"], None) in reasons(later)
+
+
+def test_multi_node_move_never_pays_for_an_idle_node_with_another_nodes_saving() -> None:
+    # Three g6.xlarge (1.006/h) with one GPU pod each; the g6.48xlarge has two free GPUs and a g6.4xlarge (1.654/h) just
+    # lost its pods (its consolidateAfter has not passed). Deleting all three puts the third pod on the idle g6.4xlarge:
+    # 3.02/h removed, 1.65/h kept, "45% saved" in total, but that pod moves from a 1.006/h node to a 1.654/h one, and once
+    # consolidateAfter passes the g6.4xlarge carrying just it is replaced by a g6.xlarge again (the 24-hour trace
+    # simulation's flaps). Deleting the two whose pods fit on the g6.48xlarge saves more and moves fewer pods.
+    objs = [
+        nodeclass(groups=["auto-g6-az1", "auto-g6-4xaz2", "g6-48x-az2"]),
+        pool(disruption={"consolidateAfter": "10m", "budgets": [{"nodes": "100%"}]}),
+        node("big", "g6-48x-az2", cpu="190", memory="700Gi", gpu=8),
+        *(running(f"train-{i}", "big", gpu=1) for i in range(6)),
+        node("idle", "auto-g6-4xaz2", cpu="15", memory="60Gi", gpu=1),
+        *(node(n, "auto-g6-az1", cpu="3", memory="14Gi", gpu=1) for n in "abc"),
+        *(running(f"infer-{n}", n, cpu="2", gpu=1) for n in "abc"),
+    ]
+    plan = disrupt(
+        objs, last_change={"big": NOW - 3600, "idle": NOW - 60, "a": NOW - 3600, "b": NOW - 3600, "c": NOW - 3600}
+    )
+    assert reasons(plan) == [("Underutilized", ["a", "b"], None)]
+    assert plan.decisions[0].savings_per_hour == pytest.approx(2 * 1.006, abs=0.01)
+    assert "would keep the empty node(s) idle" in plan.kept["c"]
+
+
+def test_pods_are_not_moved_onto_a_node_the_next_consolidation_removes() -> None:
+    # A g6.4xlarge just came up for a CPU pod (its consolidateAfter has not passed), its GPU free. Deleting the g6.xlarge
+    # by moving its GPU pod there looks like a 1.006/h saving, but the g6.4xlarge then carries a CPU pod that fits on the
+    # m5 and a GPU pod that fits on a new g6.xlarge: once its consolidateAfter passes it is replaced by a g6.xlarge for
+    # the very pod that was moved off one (the trace simulation's flap). The move waits; the g6.4xlarge goes instead.
+    pinned = {"karpenter.sh/do-not-disrupt": "true"}
+    objs = [
+        nodeclass(groups=["auto-g6-az1", "auto-g6-4xaz2", "cpu-m5-az1"]),
+        pool(disruption={"consolidateAfter": "10m", "budgets": [{"nodes": "100%"}]}),
+        node("m5", "cpu-m5-az1", cpu="7", memory="30Gi"),
+        running("db", "m5", cpu="1", annotations=pinned),
+        node("young", "auto-g6-4xaz2", cpu="15", memory="60Gi", gpu=1),
+        running("batch", "young", cpu="4"),
+        node("a", "auto-g6-az1", cpu="3", memory="14Gi", gpu=1),
+        running("infer", "a", cpu="2", gpu=1),
+    ]
+    settled = {"m5": NOW - 3600, "a": NOW - 3600}
+    plan = disrupt(objs, last_change={**settled, "young": NOW - 60})
+    assert plan.decisions == []
+    assert "which the next consolidation would replace by a ml.g6.xlarge" in plan.kept["a"]
+    later = disrupt(objs, last_change={**settled, "young": NOW - 601})
+    assert reasons(later) == [("Underutilized", ["young"], None)]

@@ -11,13 +11,16 @@ Guards: disruption budgets per NodePool (count or percent rounded up, UTC cron w
 active budget wins; nodes NotReady or already being disrupted count against it); ``karpenter.sh/do-not-disrupt`` on a node
 or any of its pods; PDBs (every pod of a move must be evictable together); pods without a controller (not moved except on
 expiry); nodes HyperPod is repairing; an instance group's MinCount; a replacement is never the same instance type and
-must save at least ``min_savings_fraction`` of the removed nodes' price (no flapping on small differences).
+must save at least ``min_savings_fraction`` of the removed nodes' price (no flapping on small differences). No churn:
+an empty node a move fills is paid like a replacement, by the nodes whose pods it takes (in a multi-node move too, not
+by the saving of the others), and pods are not moved onto a node that the next consolidation would delete or replace
+(they would move twice, and can come back on a new node of the type the first move removed).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -204,9 +207,9 @@ class _Sim:
     inp: DisruptionInput
     settings: DisruptionSettings
 
-    def fits_without(self, removed: set[str]) -> tuple[bool, list[NodeClaim], dict[str, str], set[str]]:
+    def fits_without(self, removed: set[str]) -> tuple[bool, list[NodeClaim], dict[str, str], dict[str, list[str]]]:
         """Whether the pods of ``removed`` nodes fit on the other usable nodes, plus at most one new node. Returns
-        (feasible, new claims, unschedulable pods, the existing nodes the pods go to)."""
+        (feasible, new claims, unschedulable pods, existing node -> the moved pods' keys it takes)."""
         from .scheduling import schedule
 
         objs = self.inp.objects
@@ -220,7 +223,7 @@ class _Sim:
             elif p.spec.node_name not in self.inp.busy:
                 stay.append(p)
         if not moved:
-            return True, [], {}, set()
+            return True, [], {}, {}
         plan = schedule(
             PlanInput(
                 pods=moved,
@@ -235,8 +238,64 @@ class _Sim:
             PlanOptions(max_new_nodes=1, time_budget_seconds=self.settings.simulation_budget_seconds),
         )
         ok = not plan.unschedulable and len(plan.node_claims) <= 1
-        onto = {n for n, keys in plan.existing_nodes.items() if keys and not n.startswith("inflight:")}
+        onto = {n: list(keys) for n, keys in plan.existing_nodes.items() if keys and not n.startswith("inflight:")}
         return ok, plan.node_claims, plan.unschedulable, onto
+
+
+def _unpaid_revival(
+    nodes: list[Node],
+    revived: list[Node],
+    onto: dict[str, list[str]],
+    taken: set[str],
+    pods_by_node: dict[str, list[Pod]],
+    price: Callable[[Node], float],
+    min_savings_fraction: float,
+) -> str | None:
+    """Why the idle nodes a move fills are not paid for by the nodes whose pods they take, or None.
+
+    The removed nodes (this move's and those already taken in the pass) and the idle nodes are linked when a pod of the
+    one goes to the other; in every connected group holding an idle node and a node of this move, the idle nodes must
+    cost at most ``1 - min_savings_fraction`` of this move's nodes in it. Which of several similar pods lands where is the
+    packer's choice, so the check is on such groups, not on single pods."""
+    origin: dict[str, str] = {}
+    for name in {n.name for n in nodes} | taken:
+        for p in pods_by_node.get(name, []):
+            if not p.is_daemonset_pod:
+                origin[p.key] = name
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for r in revived:
+        find(r.name)
+        for key in onto.get(r.name, []):
+            if key in origin:
+                parent[find(origin[key])] = find(r.name)
+    mine = {n.name: n for n in nodes}
+    groups: dict[str, tuple[list[Node], list[Node]]] = {}
+    for r in revived:
+        groups.setdefault(find(r.name), ([], []))[1].append(r)
+    for name, n in mine.items():
+        root = find(name)
+        if root in groups:
+            groups[root][0].append(n)
+    for own, filled in groups.values():
+        if not own:
+            continue  # filled only by pods of nodes taken earlier in the pass: charged to the move as a whole above
+        paid = sum(price(n) for n in own)
+        cost = sum(price(r) for r in filled)
+        if cost > paid * (1 - min_savings_fraction):
+            return (
+                f"the pods of {', '.join(n.name for n in own)} would keep the empty node(s) "
+                f"{', '.join(r.name for r in filled)} "
+                f"({cost:.2f}/h): not {int(min_savings_fraction * 100)}% cheaper than {paid:.2f}/h"
+            )
+    return None
 
 
 def _pdb_blocker(pods: Iterable[Pod], pdbs: list[PodDisruptionBudget], all_pods: list[Pod]) -> str | None:
@@ -322,6 +381,7 @@ def plan_disruptions(inp: DisruptionInput, settings: DisruptionSettings | None =
 
     # per-node screening
     drifts: dict[str, str] = {}
+    movable: set[str] = set()
     candidates: dict[Reason, list[tuple[Node, NodePool]]] = {
         "Expired": [],
         "Drifted": [],
@@ -372,6 +432,8 @@ def plan_disruptions(inp: DisruptionInput, settings: DisruptionSettings | None =
         if after is None:
             out.kept[name] = "consolidateAfter: Never"
             continue
+        if pool.spec.disruption.consolidation_policy != "WhenEmpty":
+            movable.add(name)  # Underutilized consolidation moves it once consolidateAfter passes (or now)
         since = inp.last_pod_change.get(name, created if created is not None else inp.now)
         if inp.now - since < after:
             out.kept[name] = (
@@ -399,7 +461,39 @@ def plan_disruptions(inp: DisruptionInput, settings: DisruptionSettings | None =
         except KeyError:
             return 0.0
 
-    def settle(nodes: list[Node], reason: Reason, pool: NodePool, allow_replace: bool) -> Decision | None:
+    def unsettled_destination(nodes: list[Node], onto: dict[str, list[str]]) -> str | None:
+        """Why the move would put pods on a node the next consolidation removes, or None.
+
+        Each existing node the pods go to that consolidation could move soon (it is only waiting for its consolidateAfter,
+        or it is a candidate itself) is simulated as the next single-node move would see it, with the moved pods: if it
+        would then be deleted or replaced by a cheaper node, the moved pods would be evicted a second time, and, with the
+        cluster changing meanwhile, they can land on a new node of the type this move removed (the trace simulation saw a
+        g6.2xlarge deleted, its pod put next to a CPU pod on a young g6.4xlarge, and five minutes later that g6.4xlarge
+        replaced by a g6.2xlarge for the same pod). Such a move waits: once that node is a candidate, the pass moves it
+        first (or both together)."""
+        gone = taken | {n.name for n in nodes}
+        for x in sorted(onto):
+            if x not in movable or x in gone:
+                continue
+            dest = managed[x][0]
+            ok, claims, _unschedulable, _onto = sim.fits_without(gone | {x})
+            if not ok:
+                continue
+            if not claims:
+                return f"its pods would go to {x}, which the next consolidation would delete (they would move twice)"
+            claim = claims[0]
+            if claim.instance_type != dest.instance_type and claim.price <= price(dest) * (
+                1 - settings.min_savings_fraction
+            ):
+                return (
+                    f"its pods would go to {x} ({dest.instance_type}), which the next consolidation would replace by "
+                    f"a {claim.instance_type} (they would move twice)"
+                )
+        return None
+
+    def settle(
+        nodes: list[Node], reason: Reason, pool: NodePool, allow_replace: bool, check_destinations: bool = True
+    ) -> Decision | None:
         """The move for ``nodes`` if it is safe, else None (and the reason recorded per node)."""
         moved = [p for n in nodes for p in pods_by_node.get(n.name, []) if not p.is_daemonset_pod]
         # PDBs see this move together with the moves already decided in this pass
@@ -439,6 +533,17 @@ def plan_disruptions(inp: DisruptionInput, settings: DisruptionSettings | None =
                     f"{removed_price:.2f}/h"
                 )
             return None
+        # The same, node by node: in a multi-node move the saving of the nodes whose pods go to existing non-empty nodes
+        # must not pay for a node whose pods only move onto an idle node dearer than it (two g6.2xlarge deleted, one pod
+        # onto a busy node and the other onto an idle g6.4xlarge; five minutes later that g6.4xlarge, carrying just the
+        # moved pod, is replaced by a g6.2xlarge: the disruption undone). Each idle node the move fills must be paid, at
+        # the minimum saving, by the nodes of this move whose pods it takes.
+        if revived_price and len(nodes) > 1:
+            why_not = _unpaid_revival(nodes, revived, onto, taken, pods_by_node, price, settings.min_savings_fraction)
+            if why_not:
+                for n in nodes:
+                    out.kept[n.name] = why_not
+                return None
         if replacement is not None and reason in ("Underutilized",):
             if not allow_replace:
                 return None
@@ -459,6 +564,12 @@ def plan_disruptions(inp: DisruptionInput, settings: DisruptionSettings | None =
                         f"a replacement ({replacement.instance_type}, {replacement.price:.2f}/h) would not save "
                         f"{int(settings.min_savings_fraction * 100)}% of {removed_price:.2f}/h"
                     )
+                return None
+        if reason == "Underutilized" and check_destinations:
+            undone = unsettled_destination(nodes, onto)
+            if undone:
+                for n in nodes:
+                    out.kept[n.name] = undone
                 return None
         saving = removed_price - (replacement.price if replacement else 0.0) - revived_price
         what = "delete" if replacement is None else f"replace with one {replacement.instance_type}"
@@ -534,13 +645,19 @@ def plan_disruptions(inp: DisruptionInput, settings: DisruptionSettings | None =
         while lo <= hi:
             mid = (lo + hi) // 2
             kept_before = dict(out.kept)
-            d = settle(ordered[:mid], "Underutilized", pool, allow_replace=True)
+            # where the pods land is checked once the prefix is chosen: a smaller prefix may put pods on the very nodes a
+            # larger one removes, so that check does not shrink monotonically with the prefix
+            d = settle(ordered[:mid], "Underutilized", pool, allow_replace=True, check_destinations=False)
             out.kept = kept_before  # a failed prefix says nothing about single nodes
             if d is not None:
                 best, best_nodes = d, ordered[:mid]
                 lo = mid + 1
             else:
                 hi = mid - 1
+        if best is not None:
+            kept_before = dict(out.kept)
+            best = settle(best_nodes, "Underutilized", pool, allow_replace=True)
+            out.kept = kept_before
         if best is not None:
             best.message = f"Underutilized (multi-node): {best.message.split(': ', 1)[1]}"
             commit(best, best_nodes)
