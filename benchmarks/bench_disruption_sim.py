@@ -16,8 +16,10 @@ Setup (the loop is ``benchmarks/disruption_sim.py``):
   (what the disruption service calls) decides; removed nodes' pods go pending and are placed again in the same step.
 - Provisioning is instant by default (a claimed node is Ready in the step it is claimed); ``--provision-delay`` makes it a
   fixed delay, paid from the claim, with replacements launched first and the old nodes drained once they are Ready.
-- Static: per instance group, the most nodes the consolidation run held at once, held Ready for the whole window (no
-  scale-up, no disruption); if that leaves pods unserved, the per-group peak of the WhenEmpty run is added (per group max).
+- Static: a cluster that serves the peak, held Ready for the whole window (no scale-up, no disruption): per instance
+  group the larger of both autoscaled runs' peak and what ``schedule`` launches for the pods alive at the busiest step
+  (most GPUs, then CPUs, requested at once) packed from scratch; if pods are still never served (a static cluster never
+  re-packs, so it fragments differently), it grows by the nodes ``schedule`` launches for those pods, until all are served.
 
 Figures per run: node-hours, cost ($, catalog prices), node removals and pod evictions, pods never served, and flapping:
 nodes launched in an instance group within consolidateAfter after a node of that group was disrupted (all of them; those

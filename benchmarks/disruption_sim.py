@@ -190,6 +190,8 @@ class SimResult:
     plan_calls: int = 0
     disruption_calls: int = 0
     unschedulable_reasons: dict[str, int] = field(default_factory=dict)
+    never_served: list[str] = field(default_factory=list)
+    """The keys of the pods never bound (left or still pending at the end)."""
     seconds: float = 0.0
 
     @property
@@ -543,6 +545,56 @@ class Simulation:
 
     # --- the loop ------------------------------------------------------------------------------------------------
 
+    def lifetimes(self) -> dict[str, tuple[int, int]]:
+        """Pod key -> (the step it arrives in, the step it leaves in): alive in steps a <= k < d."""
+        step = self.cfg.step_seconds
+        steps = -(-self.window.seconds // step)
+        out: dict[str, tuple[int, int]] = {}
+        for tp, key in zip(self.window.pods, self.pod_objects, strict=True):
+            a = tp.start // step
+            out[key] = (a, max(tp.end // step, a + 1) if tp.end < self.window.seconds else steps)
+        return out
+
+    def busiest_step(self) -> tuple[int, list[str]]:
+        """The step whose live pods request the most GPUs (then CPU, then the most pods), and those pods."""
+        lives = self.lifetimes()
+        steps = max((d for _, d in lives.values()), default=0)
+        asks = {key: self.pod_objects[key].requests for key in lives}
+        best: tuple[tuple[int, int, int], int] | None = None
+        for k in range(steps):
+            alive = [key for key, (a, d) in lives.items() if a <= k < d]
+            gpu = sum(asks[key].get(GPU, 0) for key in alive)
+            cpu = sum(asks[key].get(CPU, 0) for key in alive)
+            score = (gpu, cpu, len(alive))
+            if best is None or score > best[0]:
+                best = (score, k)
+        if best is None:
+            return 0, []
+        k = best[1]
+        return k, sorted(key for key, (a, d) in lives.items() if a <= k < d)
+
+    def fresh_plan(self, keys: Iterable[str]) -> dict[str, int]:
+        """Instance group -> nodes that ``schedule`` launches for ``keys`` on an empty cluster (no decision cap)."""
+        pods = [self.pod_objects[k] for k in sorted(keys)]
+        if not pods:
+            return {}
+        plan = schedule(
+            PlanInput(
+                pods=pods,
+                nodes=[],
+                bound_pods=[],
+                nodepools=self.nodepools,
+                nodeclasses=self.nodeclasses,
+                cluster=self._view(),
+                catalog=self.catalog,
+            ),
+            PlanOptions(max_new_nodes=len(pods), time_budget_seconds=self.cfg.plan_budget_seconds),
+        )
+        out: dict[str, int] = {}
+        for claim in plan.node_claims:
+            out[claim.instance_group] = out.get(claim.instance_group, 0) + 1
+        return out
+
     def run(self) -> SimResult:
         started = time.perf_counter()
         step = self.cfg.step_seconds
@@ -550,9 +602,7 @@ class Simulation:
         end = float(self.window.seconds)
         arrivals: dict[int, list[str]] = {}
         departures: dict[int, list[str]] = {}
-        for tp, key in zip(self.window.pods, self.pod_objects, strict=True):
-            a = tp.start // step
-            d = max(tp.end // step, a + 1) if tp.end < self.window.seconds else steps
+        for key, (a, d) in self.lifetimes().items():
             arrivals.setdefault(a, []).append(key)
             departures.setdefault(d, []).append(key)
         gone: set[str] = set()
@@ -568,7 +618,7 @@ class Simulation:
                 self.pending.discard(key)
                 gone.add(key)
                 if key not in self.served:
-                    self.result.pods_never_served += 1
+                    self.result.never_served.append(key)
             self._land(t)
             self.pending.update(arrivals.get(k, []))
             self._place(t)
@@ -584,7 +634,8 @@ class Simulation:
             for g, count in per_group.items():
                 self.result.peak_by_group[g] = max(self.result.peak_by_group.get(g, 0), count)
         self.result.pods_pending_at_end = len(self.pending)
-        self.result.pods_never_served += sum(1 for k in self.pod_objects if k not in gone and k not in self.served)
+        self.result.never_served += [k for k in self.pod_objects if k not in gone and k not in self.served]
+        self.result.pods_never_served = len(self.result.never_served)
         for n in self.nodes.values():
             hours = ((n.removed if n.removed is not None else end) - n.launched) / 3600
             self.result.node_hours += hours
@@ -610,6 +661,14 @@ def static_sizing(*runs: SimResult) -> tuple[tuple[str, int], ...]:
     return tuple(sorted(out.items()))
 
 
+def _merge(*sizings: Iterable[tuple[str, int]] | dict[str, int]) -> tuple[tuple[str, int], ...]:
+    out: dict[str, int] = {}
+    for sizing in sizings:
+        for g, n in sizing.items() if isinstance(sizing, dict) else sizing:
+            out[g] = max(out.get(g, 0), n)
+    return tuple(sorted((g, n) for g, n in out.items() if n > 0))
+
+
 @dataclass
 class Comparison:
     window: Window
@@ -620,19 +679,50 @@ class Comparison:
     static_sized_from: str
 
 
+MAX_STATIC_GROWTH = 10
+
+
+def static_cluster(
+    window: Window, base: SimConfig, runs: Iterable[SimResult], catalog: Catalog
+) -> tuple[SimResult, tuple[tuple[str, int], ...], str]:
+    """A static cluster that really serves the window's peak, and its run.
+
+    1. Per instance group, the larger of: the most nodes either autoscaled run held at once (each group's peak, maybe
+       at different times), and the nodes ``schedule`` launches for the pods alive at the busiest step (the most GPUs,
+       then CPUs, requested at once) packed from scratch. The autoscaled runs' peaks alone are not enough: a static
+       cluster sees the same arrivals but never re-packs, so its fragmentation differs and a pod can find no room.
+    2. Run it; while pods are never served, grow it by the nodes ``schedule`` launches for those pods alone, and run it
+       again (at most ``MAX_STATIC_GROWTH`` times; a pod no plan can place stops the growth)."""
+    probe = Simulation(window, _with(base, policy="Static"), catalog)
+    step, alive = probe.busiest_step()
+    sizing = _merge(static_sizing(*runs), probe.fresh_plan(alive))
+    parts = [
+        "the per-group peak of both autoscaled runs and a fresh plan of the "
+        f"{len(alive)} pods alive at the busiest step (t={step * base.step_seconds} s)"
+    ]
+    static = simulate(window, _with(base, policy="Static", static_groups=sizing), catalog)
+    for _ in range(MAX_STATIC_GROWTH):
+        if not static.never_served:
+            break
+        extra = probe.fresh_plan(static.never_served)
+        if not extra:
+            break
+        grown = dict(sizing)
+        for g, n in extra.items():
+            grown[g] = grown.get(g, 0) + n
+        parts.append(f"+ {dict(sorted(extra.items()))} for {len(static.never_served)} pod(s) it left unserved")
+        sizing = _merge(grown)
+        static = simulate(window, _with(base, policy="Static", static_groups=sizing), catalog)
+    return static, sizing, " ".join(parts)
+
+
 def compare(window: Window, base: SimConfig, catalog: Catalog | None = None) -> Comparison:
-    """The three runs: WhenEmptyOrUnderutilized, WhenEmpty, and a static cluster sized from the consolidation run's
-    per-group peak (widened to the WhenEmpty run's per-group peak too if that first static cluster leaves pods unserved)."""
+    """The three runs: WhenEmptyOrUnderutilized, WhenEmpty, and a static cluster sized to serve the peak
+    (``static_cluster``)."""
     catalog = catalog or Catalog.builtin()
     cons = simulate(window, _with(base, policy="WhenEmptyOrUnderutilized"), catalog)
     empty = simulate(window, _with(base, policy="WhenEmpty"), catalog)
-    sizing = static_sizing(cons)
-    static = simulate(window, _with(base, policy="Static", static_groups=sizing), catalog)
-    source = "the consolidation run's per-group peak"
-    if static.pods_never_served or static.pods_pending_at_end:
-        sizing = static_sizing(cons, empty)
-        static = simulate(window, _with(base, policy="Static", static_groups=sizing), catalog)
-        source = "the per-group peak of both autoscaled runs (the consolidation run's alone left pods unserved)"
+    static, sizing, source = static_cluster(window, base, (cons, empty), catalog)
     return Comparison(window, cons, empty, static, sizing, source)
 
 
