@@ -62,6 +62,7 @@ def disrupt(
     busy: set[str] | None = None,
     min_counts: dict[str, int] | None = None,
     settings: DisruptionSettings | None = None,
+    unavailable: dict[str, str] | None = None,
 ) -> DisruptionPlan:
     parsed = parse_objects(copy.deepcopy(objects))
     counts: dict[str, int] = {}
@@ -76,6 +77,7 @@ def disrupt(
             now=now,
             last_pod_change={k: v for k, v in (last_change or {}).items()},
             busy=busy or set(),
+            unavailable_groups=unavailable or {},
         ),
         settings or DisruptionSettings(simulation_budget_seconds=0.05),
     )

@@ -208,6 +208,16 @@ def test_multi_node_consolidation_replaces_several_nodes_with_one_cheaper() -> N
     assert plan.decisions[0].savings_per_hour == pytest.approx(3 * 0.461 - 0.204, abs=0.01)
 
 
+def test_no_replacement_into_a_group_in_launch_backoff() -> None:
+    everything = {"budgets": [{"nodes": "100%"}]}
+    objs = [*base(disruption=everything), node("a"), node("b", "cpu-m5-az2"), node("c")]
+    objs += [running(f"p{i}", n) for i, n in enumerate("abc")]
+    plan = disrupt(objs, unavailable={"cpu-c5-az3": "InsufficientCapacity: 180s"})
+    # the c5.xlarge group of the cheaper replacement just failed to launch: no decision may count on it
+    assert all(d.replacement is None or d.replacement.instance_group != "cpu-c5-az3" for d in plan.decisions)
+    assert disrupt(objs).decisions[0].replacement is not None, "without the backoff the c5 replacement is taken"
+
+
 def test_never_replaced_by_the_same_instance_type() -> None:
     plan = disrupt([*base(requirements=M5), node("a"), running("p", "a", cpu="6")])
     assert plan.decisions == []

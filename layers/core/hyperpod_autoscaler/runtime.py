@@ -324,6 +324,7 @@ def disruption_deps(service: str = "disruption") -> Any:
             metrics=metrics(service),
             catalog=catalog(),
             clock=now,
+            backoffs=backoff(),
         )
         with _lock:
             _disruption_deps[service] = deps

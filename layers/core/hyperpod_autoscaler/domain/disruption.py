@@ -66,6 +66,8 @@ class DisruptionInput:
     pending_pods: int = 0
     """Pods waiting for capacity: consolidation (Empty, Underutilized) waits until they are placed, since the capacity
     it would remove is what the next scale-up decision counts on."""
+    unavailable_groups: dict[str, str] = field(default_factory=dict)
+    """Instance groups in launch backoff (group -> why): no replacement is planned into them."""
 
 
 @dataclass
@@ -234,6 +236,7 @@ class _Sim:
                 cluster=self.inp.cluster,
                 catalog=self.inp.catalog,
                 daemonsets=objs.daemonsets,
+                unavailable_groups=self.inp.unavailable_groups,
             ),
             PlanOptions(max_new_nodes=1, time_budget_seconds=self.settings.simulation_budget_seconds),
         )

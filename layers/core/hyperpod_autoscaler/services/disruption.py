@@ -29,7 +29,7 @@ from ..domain.disruption import Decision, DisruptionInput, DisruptionPlan, Disru
 from ..domain.objects import ClusterObjects
 from ..ports.cluster import ClusterPort, ObjectRef
 from ..ports.workflow import WorkflowPort
-from .reconcile import HyperPodReader
+from .reconcile import BackoffReader, HyperPodReader
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,8 @@ class DisruptionDeps:
     catalog: Catalog
     clock: Callable[[], float] = time.time
     events_sent: dict[tuple[str, str], float] = field(default_factory=dict)
+    backoffs: BackoffReader | None = None
+    """The provision workflow's launch backoff: no replacement goes to a group that just failed to launch."""
 
 
 def decision_id(decision: Decision) -> str:
@@ -192,6 +194,7 @@ def disrupt_once(deps: DisruptionDeps, cfg: DisruptionConfig, dry_run: bool = Fa
             busy=busy,
             protected=protected,
             pending_pods=len(snapshot.pending_pods),
+            unavailable_groups=deps.backoffs.unavailable_groups() if deps.backoffs is not None else {},
         ),
         cfg.settings,
     )
