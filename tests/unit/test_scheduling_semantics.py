@@ -458,9 +458,15 @@ def test_identical_replicas_are_cheap_to_place() -> None:
     assert sum(len(c.pods) for c in p.node_claims) == 2000
 
 
-def test_improvement_merges_small_gpu_nodes_and_cpu_nodes_into_one_cheaper_big_node() -> None:
-    """Eight 1-GPU pods that need 12 CPUs each go to g6.4xlarge nodes one by one (8 x $1.654) and fourteen-CPU pods to
-    m5.4xlarge nodes (6 x $0.922): $18.76. One g6.48xlarge ($16.69) holds all of them."""
+def test_improvement_merges_small_gpu_nodes_and_cpu_nodes_into_one_cheaper_big_node(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without the new-node lookahead, eight 1-GPU pods that need 12 CPUs each go to g6.4xlarge nodes one by one
+    (8 x $1.654) and fourteen-CPU pods to m5.4xlarge nodes (6 x $0.922): $18.76. One g6.48xlarge ($16.69) holds all of
+    them: the merge move finds it (and the lookahead picks it up front)."""
+    from hyperpod_autoscaler.domain.scheduling import packer as packer_module
+
+    monkeypatch.setattr(packer_module, "LOOKAHEAD_CLASSES", 0)
     gpu_pods = [pod(f"train-{i}", cpu="12", memory="40Gi", gpu=1) for i in range(8)]
     cpu_pods = [pod(f"batch-{i}", cpu="14", memory="20Gi") for i in range(6)]
     only = nodepool(requirements=[req(IT, "In", "ml.g6.4xlarge", "ml.m5.4xlarge", "ml.g6.48xlarge")])
@@ -470,3 +476,7 @@ def test_improvement_merges_small_gpu_nodes_and_cpu_nodes_into_one_cheaper_big_n
     assert with_improve.unschedulable == {}
     assert with_improve.hourly_cost < without.hourly_cost
     assert with_improve.hourly_cost <= Catalog.builtin()["ml.g6.48xlarge"].price + 1e-6
+    monkeypatch.undo()
+    lookahead = plan(objs, options=PlanOptions(improve=False))
+    assert lookahead.unschedulable == {}
+    assert lookahead.hourly_cost <= Catalog.builtin()["ml.g6.48xlarge"].price + 1e-6

@@ -2,12 +2,14 @@
 
 Moves, each accepted only when the plan's hourly cost strictly drops and every pod still fits:
 
+- *split*: repack the pods of a claim onto several of its cheaper offerings when they cost less together (an 8-GPU node
+  left with eight small 1-GPU pods becomes two 4-GPU nodes). Tried first, dearest claims first.
 - *empty*: move all pods of a claim into the slack of other claims (without making their cheapest offering dearer), and
   drop it. Tried on the least utilised claims first.
 - *merge*: replace a set of claims by one offering that holds all their pods for less than they cost together (e.g. four
   1-GPU nodes whose pods fit a cheaper 4-GPU node). Candidates are grouped by the NodePool tier and the offerings the
   pods accept.
-- *downsize* is built in: a claim always takes the cheapest offering that still fits its pods.
+- *downsize*: at the end every claim takes the cheapest offering that still fits its pods.
 
 Only claims whose pods carry no topology rule (no spread, affinity or anti-affinity of their own, and not counted by
 someone else's) are moved: moving such pods can never break a topology constraint. The moves are tried in a fixed order,
@@ -199,11 +201,91 @@ def _try_merge(packer: Packer, d: Claim, live: list[Claim], allowed: dict[int, f
     return True
 
 
+SPLIT_MAX_PODS = 64
+"""Claims with more pods than this are not split (the repack is quadratic in the pods of the claim)."""
+
+
+def _try_split(packer: Packer, c: Claim) -> bool:
+    """Repack the pods of ``c`` onto new nodes of its own offerings when they cost less together than ``c``: e.g. an
+    8-GPU node left holding eight small 1-GPU pods (the pods it was sized for went elsewhere) becomes two 4-GPU nodes.
+    Each new node takes the offering with the lowest price per worth of the pods it holds (first fit, largest first)."""
+    from .packer import Claim, _first_fitting
+
+    offs = c.offerings
+    if len(c.pods) < 2 or len(c.pods) > SPLIT_MAX_PODS or any(o.pool.limits for o in offs[: c.lo + 1]):
+        return False
+    # distinct shapes cheaper than c's offering, cheapest first
+    shapes: list[Offering] = []
+    seen: set = set()
+    for o in offs[: c.lo]:
+        if o.alloc not in seen:
+            seen.add(o.alloc)
+            shapes.append(o)
+    if not shapes:
+        return False
+    tag = packer.pod_class
+    order = sorted(c.pods, key=lambda p: (packer.class_by_idx[tag[p.key][0]].sort_key, p.key))
+    reqs = [packer.class_by_idx[tag[p.key][0]].req for p in order]
+    worth = [packer._standalone(packer.class_by_idx[tag[p.key][0]]) for p in order]
+    left = list(range(len(order)))
+    nodes: list[tuple[Offering, list[int], tuple]] = []
+    total = 0.0
+    while left:
+        best: tuple[float, float, int] | None = None
+        pick: tuple[Offering, list[int], tuple] | None = None
+        for o in shapes:
+            used = packer.space.zero
+            took: list[int] = []
+            value = 0.0
+            for i in left:
+                if fits(vadd(used, reqs[i]), o.alloc):
+                    used = vadd(used, reqs[i])
+                    took.append(i)
+                    value += worth[i]
+            if not took or value <= 0:
+                continue
+            score = (o.price / value, o.price, o.idx)
+            if best is None or score < best:
+                best, pick = score, (o, took, used)
+        if pick is None:
+            return False
+        total += pick[0].price
+        if total >= c.price - 1e-9:
+            return False
+        nodes.append(pick)
+        taken = set(pick[1])
+        left = [i for i in left if i not in taken]
+    if len(nodes) < 2 or (packer.max_new is not None and packer.live_claims + len(nodes) - 1 > packer.max_new):
+        return False
+    packer._release(c)
+    for _o, took, used in nodes:
+        n = Claim(len(packer.claims), offs, c.tier, used)
+        j = _first_fitting(offs, used, 0, None)
+        assert j >= 0
+        packer._set_chosen(n, j)
+        for i in took:
+            n.pods.append(order[i])
+            n.counts[tag[order[i].key]] += 1
+        packer.claims.append(n)
+        packer.live_claims += 1
+    return True
+
+
 def improve(packer: Packer, budget_seconds: float) -> None:
     deadline = time.perf_counter() + max(0.0, budget_seconds)
     improved = True
     rounds = 0
-    empty_deadline = time.perf_counter() + max(0.0, budget_seconds) / 2
+    # Split rounds: a claim whose pods are cheaper on several smaller nodes, dearest first.
+    splits = 0
+    live = [c for c in packer.claims if c.pods and _movable(packer, c)]
+    for c in sorted(live, key=lambda c: (-c.price, c.idx)):
+        if time.perf_counter() >= deadline:
+            break
+        if c.pods and _try_split(packer, c):
+            splits += 1
+    packer.improve_stats["splits"] = splits
+    empty_deadline = time.perf_counter() + max(0.0, deadline - time.perf_counter()) / 2
+    improved = True
     while improved and time.perf_counter() < empty_deadline:
         improved = False
         rounds += 1
@@ -235,3 +317,4 @@ def improve(packer: Packer, budget_seconds: float) -> None:
                 merges += 1
                 improved = True
     packer.improve_stats["merges"] = merges
+    packer.downsize()

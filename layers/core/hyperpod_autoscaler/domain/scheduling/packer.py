@@ -6,8 +6,9 @@ memory: GPUs are where the money is, so GPU pods choose their nodes first and CP
 For each class (all its pods at once, in chunks as large as the constraints allow):
 1. existing nodes and in-flight capacity (first fit, in name order);
 2. claims opened earlier in this run, when the pods fit without making the claim's cheapest offering dearer;
-3. new claims: the offering with the lowest price per pod placed (counting the pods of later classes the node would
-   also hold), within the highest-weight tier of NodePools that can take the pod.
+3. new claims: the offering with the lowest price per pod placed, within the highest-weight tier of NodePools that can
+   take the pod; for pods without topology rules, the lowest price over the worth of the pods it would hold, counting
+   pods of later classes the node would also take (a bounded lookahead, see ``Packer._lookahead``).
 A claim keeps every offering that still fits its pods (flexible), and the cheapest one is chosen at the end.
 """
 
@@ -39,6 +40,8 @@ ALL_EFFECTS = ("NoSchedule", "NoExecute", "PreferNoSchedule")
 #: How many later classes a new node's lookahead may consider, and how many candidate offerings it evaluates in full.
 LOOKAHEAD_CLASSES = 24
 LOOKAHEAD_OFFERINGS = 8
+#: How many of the largest offerings the lookahead evaluates besides those with the lowest price per pod.
+LOOKAHEAD_LARGEST = 4
 
 
 class _BestTable:
@@ -193,9 +196,15 @@ class Packer:
         self._domain_cache: dict[tuple[int, str], tuple[list[Offering], list[str]]] = {}
         self._equal_price_alts: dict[tuple[int, int], tuple[list[Offering], list[Vec]]] = {}
         self._dvalues: dict[tuple, list[str]] = {}
+        self._promised: dict[int, int] = defaultdict(int)
+        self._unit: dict[int, float] = {}
+        self._rp: list[float] | None = None
+        self._filler_list: list[tuple[int, PodClass, frozenset[int]]] | None = None
+        self._lookahead_cands: dict[int, tuple[_BestTable, list[Offering]]] = {}
         # classes
         self.classes = self._build_classes(pods)
         self.class_by_idx = {c.idx: c for c in self.classes}
+        self._class_pos = {c.idx: i for i, c in enumerate(self.classes)}
         self._place_inflight_pods()
         self._init_topology()
 
@@ -490,6 +499,7 @@ class Packer:
             reason = self.explain(cls, level, view)
             for pod in pods:
                 self.unschedulable[pod.key] = reason
+        self.downsize()
 
     def _place_all_levels(self, cls: PodClass, pods: list[Pod], level: int) -> tuple[list[Pod], int]:
         while True:
@@ -802,12 +812,26 @@ class Packer:
         if not isinstance(table, _BestTable):
             return 0
         o, k = table.best(limit)
+        promise: list[tuple[int, int]] = []
+        if not rules and LOOKAHEAD_CLASSES > 0:
+            o, k, promise = self._lookahead(cls, table, o, k, limit)
         offs = self._filter(compat, ("tier", o.tier), lambda x: x.tier == o.tier)
         for key in fix:
             offs = self._value_filter(offs, key, o.labels.get(key))
         used = vscale(req, k)
         c = Claim(len(self.claims), offs, o.tier, self.space.zero)
-        j = _first_fitting(offs, used, 0, None)
+        if promise:
+            # The node is sized for the pods of later classes too: start at the chosen offering (the final downsize
+            # takes a cheaper one if those pods went elsewhere).
+            j = offs.index(o) if o in offs else -1
+            if j >= 0 and not _limits_ok(o, None):
+                j = -1
+            for idx, m in promise:
+                self._promised[idx] += m
+        else:
+            j = -1
+        if j < 0:
+            j = _first_fitting(offs, used, 0, None)
         if j < 0:  # cannot happen: o itself fits
             return 0
         self._set_chosen(c, j)
@@ -818,6 +842,153 @@ class Packer:
         self._record(cls, None, c, k)
         lists[value].append(c)
         return k
+
+    def _standalone(self, cls: PodClass) -> float:
+        """What a pod of the class is worth to a new node that takes it: the lowest price per pod the class gets on nodes
+        of its own (its first tier, ignoring limits and topology), capped by its dominant resource's price. 0 when no
+        new node can take it."""
+        found = self._unit.get(cls.idx)
+        if found is None:
+            found = 0.0
+            view = cls.view(0)
+            if view is not None:
+                tier: int | None = None
+                for o in self.compat_offerings(view):
+                    if tier is not None and o.tier != tier:
+                        break
+                    k = count_fit(cls.req, o.alloc)
+                    if k <= 0:
+                        continue
+                    tier = o.tier
+                    unit = o.price / min(k, max(1, len(cls.pods)))
+                    if found == 0.0 or unit < found:
+                        found = unit
+            # A pod that shares a node pays for less than a node of its own: at most its dominant resource at that
+            # resource's lowest price per unit over the offerings (a 1-GPU pod: the cheapest 1-GPU node's price).
+            rp = self._resource_prices()
+            dom = max((r * q for r, q in zip(cls.req, rp, strict=True) if r > 0 and q > 0), default=0.0)
+            if dom > 0:
+                found = min(found, dom) if found > 0 else dom
+            self._unit[cls.idx] = found
+        return found
+
+    def _resource_prices(self) -> list[float]:
+        """Per resource, the lowest price per unit of it over the offerings (0 for resources no offering prices)."""
+        rp = self._rp
+        if rp is None:
+            rp = [0.0] * len(self.space.names)
+            for o in self.offer.offerings:
+                for i, a in enumerate(o.alloc):
+                    if 0 < a < (1 << 50):
+                        q = o.price / a
+                        if rp[i] == 0.0 or q < rp[i]:
+                            rp[i] = q
+            self._rp = rp
+        return rp
+
+    def _fillers(self) -> list[tuple[int, PodClass, frozenset[int]]]:
+        """The classes a new node may count on to fill it (no topology rules of theirs or on them), in the engine's
+        order, with their positions in it and the offerings they accept."""
+        found = self._filler_list
+        if found is None:
+            found = []
+            for pos, other in enumerate(self.classes):
+                view = other.view(0)
+                if view is None or not other.pods:
+                    continue
+                if self.rules(other, 0, view) or self.selected_by(other) or self.owned_anti(other):
+                    continue
+                allowed = self._allowed_idx.get(view.node_key)
+                if allowed is None:
+                    allowed = frozenset(o.idx for o in self.compat_offerings(view))
+                    self._allowed_idx[view.node_key] = allowed
+                found.append((pos, other, allowed))
+            self._filler_list = found
+        return found
+
+    def _lookahead(
+        self, cls: PodClass, table: _BestTable, o: Offering, k: int, limit: int
+    ) -> tuple[Offering, int, list[tuple[int, int]]]:
+        """Choose a new node's offering by its price over the worth of the pods it would hold: ``k`` pods of ``cls`` and
+        then, first fit in the engine's order, pods of later classes not yet counted on by another new node (each pod is
+        worth its class's standalone price per pod). A node that costs less than its pods would on their own wins, e.g.
+        a 4-GPU node for three large 1-GPU pods and one small one rather than a 1-GPU node per large pod."""
+        import bisect
+
+        fillers = self._fillers()
+        first = bisect.bisect_right(fillers, self._class_pos.get(cls.idx, len(self.classes)), key=lambda t: t[0])
+        if first >= len(fillers):
+            return o, k, []
+        w_self = self._standalone(cls)
+        if w_self <= 0:
+            return o, k, []
+        cands = self._lookahead_cands.get(id(table))
+        if cands is None or cands[0] is not table:
+            ranked = sorted(table.by_cnt, key=lambda t: (t[1].price / t[0], t[1].price, t[1].idx))
+            picked: list[Offering] = []
+            seen: set[Vec] = set()
+            for _k, cand in ranked:
+                if cand.alloc in seen:
+                    continue
+                seen.add(cand.alloc)
+                picked.append(cand)
+                if len(picked) >= LOOKAHEAD_OFFERINGS:
+                    break
+            # and the largest nodes: most room for the pods of later classes
+            for _k, cand in table.by_cnt:
+                if cand.alloc in seen:
+                    continue
+                seen.add(cand.alloc)
+                picked.append(cand)
+                if len(picked) >= LOOKAHEAD_OFFERINGS + LOOKAHEAD_LARGEST:
+                    break
+            cands = (table, picked)
+            self._lookahead_cands[id(table)] = cands
+        promised = self._promised
+        best: tuple[float, float, int] | None = None
+        best_pick: tuple[Offering, int, list[tuple[int, int]]] = (o, k, [])
+        candidates = cands[1] if o in cands[1] else [o, *cands[1]]
+        req = cls.req
+        for cand in candidates:
+            kk = min(count_fit(req, cand.alloc), limit)
+            if kk <= 0:
+                continue
+            used = vscale(req, kk)
+            alloc = cand.alloc
+            worth = kk * w_self
+            promise: list[tuple[int, int]] = []
+            looked = 0
+            for i in range(first, min(len(fillers), first + 4 * LOOKAHEAD_CLASSES)):
+                _pos, other, allowed = fillers[i]
+                avail = len(other.pods) - promised[other.idx]
+                if avail <= 0 or cand.idx not in allowed:
+                    continue
+                m = count_fit_in(other.req, used, alloc)
+                if m > 0:
+                    w = self._standalone(other)
+                    if w > 0:
+                        m = min(m, avail)
+                        used = vadd(used, vscale(other.req, m))
+                        worth += m * w
+                        promise.append((other.idx, m))
+                looked += 1
+                if looked >= LOOKAHEAD_CLASSES:
+                    break
+            score = (cand.price / worth, cand.price, cand.idx)
+            if best is None or score < best:
+                best = score
+                best_pick = (cand, kk, promise)
+        return best_pick
+
+    def downsize(self) -> None:
+        """Each claim takes the cheapest of its offerings that still holds its pods (a claim sized for pods that then
+        went elsewhere, or emptied by the improvement pass)."""
+        for c in self.claims:
+            if not c.pods or c.lo == 0:
+                continue
+            j = _first_fitting(c.offerings, c.used, 0, c.limit_off)
+            if 0 <= j < c.lo:
+                self._set_chosen(c, j)
 
     # --- explanations ------------------------------------------------------------------------------------------------
 
