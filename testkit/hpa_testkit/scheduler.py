@@ -30,6 +30,7 @@ class SchedulerStandIn:
     def __init__(self, kube: KubeEmulator) -> None:
         self.kube = kube
         self.bound_total = 0
+        self._arrival: dict[str, int] = {}
 
     def step(self) -> tuple[int, int]:
         """One scheduling round; returns (bound, unschedulable)."""
@@ -59,7 +60,15 @@ class SchedulerStandIn:
         for p in bound:
             on_node.setdefault(p.spec.node_name or "", []).append(p)
         n_bound = n_unsched = 0
-        for raw, pod in sorted(pending, key=lambda x: (-(x[1].spec.priority or 0), x[1].key)):
+        # kube-scheduler's active queue: higher priority first, then the pod that has waited longest
+        for _raw, pod in pending:
+            self._arrival.setdefault(pod.metadata.uid or pod.key, len(self._arrival))
+        waiting = {pod.metadata.uid or pod.key for _raw, pod in pending}
+        self._arrival = {k: v for k, v in self._arrival.items() if k in waiting}
+        queue = sorted(
+            pending, key=lambda x: (-(x[1].spec.priority or 0), self._arrival[x[1].metadata.uid or x[1].key])
+        )
+        for raw, pod in queue:
             reasons = []
             chosen = None
             for node in sorted(nodes, key=lambda n: n.name):
