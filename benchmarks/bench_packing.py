@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
 from typing import Any
+
+from .rss import peak_rss_mb
 
 THROUGHPUT_CASES = [("diverse", 100), ("diverse", 1000), ("diverse", 5000), ("diverse", 10000), ("generic", 10000)]
 
@@ -41,7 +42,7 @@ def _one_throughput(kind: str, n: int) -> dict[str, Any]:
         "podsPerSecond": round(n / seconds, 1),
         "placed": placed,
         "nodes": len(plan.node_claims),
-        "peakRssMB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peakRssMB": peak_rss_mb(),
     }
 
 
