@@ -338,6 +338,8 @@ class Sandbox:
         self.kube: Any = None
         self.aws: Any = None
         self._env_before: dict[str, str | None] = {}
+        self._core_log_handler: logging.Handler | None = None
+        self._core_log_propagate = True
 
     # --- set-up ----------------------------------------------------------------------------------------------------------
 
@@ -360,6 +362,13 @@ class Sandbox:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.functions.log_stream = log_path.open("w", encoding="utf-8")
         self.function_log = log_path
+        # the core's own log lines (a give-back, a dropped decision) are the functions' too: into the same file
+        core_log = logging.getLogger("hyperpod_autoscaler")
+        self._core_log_handler = logging.StreamHandler(self.functions.log_stream)
+        self._core_log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        self._core_log_propagate = core_log.propagate
+        core_log.addHandler(self._core_log_handler)
+        core_log.propagate = False
         # moto's interpreter logs an error for every IsPresent Choice on an absent path: the definitions rely on it
         logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
         self.kube = KubeEmulator()
@@ -456,6 +465,10 @@ class Sandbox:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+        if self._core_log_handler is not None:
+            core_log = logging.getLogger("hyperpod_autoscaler")
+            core_log.removeHandler(self._core_log_handler)
+            core_log.propagate = self._core_log_propagate
         if self.functions.log_stream is not None:
             self.functions.log_stream.close()
         self._tmp.cleanup()
