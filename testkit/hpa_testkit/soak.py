@@ -93,6 +93,15 @@ def _clear_faults(stack: Stack) -> None:
     hp.group_delays.clear()
 
 
+def _stuck(report: SoakReport, out: dict[str, Any], what: str) -> bool:
+    """An execution still running after the run's time limit is stuck."""
+    if out["status"] != "RUNNING":
+        return False
+    report.stuck_executions += 1
+    report.failures.append(f"{what}: stuck")
+    return True
+
+
 def _provision_run(stack: Stack, rng: random.Random, report: SoakReport, timeout: float) -> None:
     group = rng.choice(GROUPS)
     count = rng.randint(1, 3)
@@ -118,9 +127,7 @@ def _provision_run(stack: Stack, rng: random.Random, report: SoakReport, timeout
     )
     _clear_faults(stack)
     report.provision_runs += 1
-    if out["status"] == "RUNNING":
-        report.stuck_executions += 1
-        report.failures.append(f"provision {group} x{count}: stuck")
+    if _stuck(report, out, f"provision {group} x{count}"):
         return
     output = out.get("output") or {}
     result = output.get("status") if out["status"] == "SUCCEEDED" else out["status"]
@@ -192,9 +199,7 @@ def _deprovision_run(stack: Stack, rng: random.Random, report: SoakReport, timeo
             report.failures.append(f"deprovision {reason} {victims}: {ns}/{name} removed against its PDB")
     _clear_faults(stack)
     report.deprovision_runs += 1
-    if out["status"] == "RUNNING":
-        report.stuck_executions += 1
-        report.failures.append(f"deprovision {victims}: stuck")
+    if _stuck(report, out, f"deprovision {victims}"):
         return
     report.count(report.outcomes, f"deprovision:{out['status']}")
     for n in stack.kube.list("v1", "Node"):
