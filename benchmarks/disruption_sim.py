@@ -522,7 +522,6 @@ class Simulation:
                 now=BASE_EPOCH + t,
                 last_pod_change={n.node.name: BASE_EPOCH + n.since for n in live},
                 busy=set(self.busy),
-                pending_pods=len(self.pending),
             ),
             self.disruption,
         )

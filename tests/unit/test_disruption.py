@@ -8,43 +8,8 @@ import pytest
 from hyperpod_autoscaler.domain.cron import Cron, window_active
 from hyperpod_autoscaler.domain.disruption import DisruptionSettings
 
-from .disruption_fixtures import HOUR, NOW, aged, disrupt, ready
-from .engine_fixtures import node as node_
-from .engine_fixtures import nodeclass, nodepool, pod
-
-M5 = [{"key": "node.kubernetes.io/instance-type", "operator": "In", "values": ["ml.m5.2xlarge"]}]
-CPU_GROUPS = ["cpu-m5-az1", "cpu-m5-az2", "cpu-c5-az3"]
-
-
-def pool(
-    name: str = "default", disruption: dict[str, Any] | None = None, expire: str = "Never", **kw: Any
-) -> dict[str, Any]:
-    p = nodepool(name, **kw)
-    p["spec"]["template"]["spec"]["expireAfter"] = expire
-    p["spec"]["disruption"] = {"consolidationPolicy": "WhenEmptyOrUnderutilized", "consolidateAfter": "0s"} | (
-        disruption or {}
-    )
-    return p
-
-
-def node(name: str, group: str = "cpu-m5-az1", age: float = 10 * HOUR, **kw: Any) -> dict[str, Any]:
-    return aged(node_(name, group, **kw), age)
-
-
-def running(name: str, on: str, cpu: str = "1", annotations: dict[str, str] | None = None, **kw: Any) -> dict[str, Any]:
-    p = ready(pod(name, cpu=cpu, node=on, **kw))
-    if annotations:
-        p["metadata"]["annotations"] = annotations
-    return p
-
-
-def base(groups: list[str] | None = None, **pool_kw: Any) -> list[dict[str, Any]]:
-    return [nodeclass(groups=groups or CPU_GROUPS), pool(**pool_kw)]
-
-
-def reasons(plan: Any) -> list[tuple[str, list[str], str | None]]:
-    return [(d.reason, sorted(d.nodes), d.replacement.instance_type if d.replacement else None) for d in plan.decisions]
-
+from .disruption_fixtures import HOUR, M5, NOW, aged, base, disrupt, node, pool, reasons, running
+from .engine_fixtures import nodeclass
 
 # --- empty ---------------------------------------------------------------------------------------------------------------
 
@@ -294,20 +259,21 @@ def test_drift_when_the_group_leaves_the_node_class() -> None:
     objs = [
         nodeclass(groups=["cpu-m5-az2"]),
         pool(),
-        node("a", "cpu-m5-az1"),
-        node("b", "cpu-m5-az2"),
+        node("a", "cpu-m5-az1", nodepool="default"),
+        node("b", "cpu-m5-az2", nodepool="default"),
         running("p", "a"),
+        running("q", "b", annotations={"karpenter.sh/do-not-disrupt": "true"}),
     ]
-    objs[0]["spec"]["instanceGroups"] = ["cpu-m5-az2"]
     plan = disrupt(objs)
-    drifted = [d for d in plan.decisions if d.reason == "Drifted"]
-    assert drifted == [] or drifted[0].nodes == ["a"]
+    # a's group left the node class; its pod fits on b
+    assert reasons(plan) == [("Drifted", ["a"], None)]
+    assert "instance group cpu-m5-az1 is no longer in HyperpodNodeClass hp" in plan.decisions[0].message
 
 
 def test_drift_when_requirements_change() -> None:
     objs = [
         *base(requirements=[{"key": "node.kubernetes.io/instance-type", "operator": "In", "values": ["ml.c5.xlarge"]}]),
-        node("a"),
+        node("a", nodepool="default"),
         running("p", "a"),
     ]
     plan = disrupt(objs)
@@ -388,6 +354,6 @@ def test_pods_are_not_moved_onto_a_node_the_next_consolidation_removes() -> None
     settled = {"m5": NOW - 3600, "a": NOW - 3600}
     plan = disrupt(objs, last_change={**settled, "young": NOW - 60})
     assert plan.decisions == []
-    assert "which the next consolidation would replace by a ml.g6.xlarge" in plan.kept["a"]
+    assert "its pods would go to young, which is within its consolidateAfter window" in plan.kept["a"]
     later = disrupt(objs, last_change={**settled, "young": NOW - 601})
     assert reasons(later) == [("Underutilized", ["young"], None)]

@@ -34,6 +34,9 @@ from .objects import ClusterObjects
 from .plan import NodeClaim, PlanInput, PlanOptions
 from .requirements import Requirement
 
+INITIALIZED_LABEL = "karpenter.sh/initialized"
+"""Set by provision once the node is Ready (as Karpenter labels an initialized node)."""
+
 Reason = Literal["Expired", "Drifted", "Empty", "Underutilized"]
 VOLUNTARY: tuple[Reason, ...] = ("Drifted", "Empty", "Underutilized")
 
@@ -63,9 +66,6 @@ class DisruptionInput:
     """Nodes already in a disruption (a running deprovision execution, a pending replacement): never in a second one."""
     protected: set[str] = field(default_factory=set)
     """Nodes that must not be disrupted now (e.g. a replacement that just came up for a decision not yet executed)."""
-    pending_pods: int = 0
-    """Pods waiting for capacity: consolidation (Empty, Underutilized) waits until they are placed, since the capacity
-    it would remove is what the next scale-up decision counts on."""
     unavailable_groups: dict[str, str] = field(default_factory=dict)
     """Instance groups in launch backoff (group -> why): no replacement is planned into them."""
 
@@ -79,6 +79,8 @@ class Decision:
     savings_per_hour: float
     pods: int
     message: str
+    destinations: list[str] = field(default_factory=list)
+    """Existing nodes the moved pods go to: reserved for the rest of the pass (no later decision removes them)."""
 
     @property
     def key(self) -> str:
@@ -118,8 +120,9 @@ class DisruptionPlan:
 # --- what a node is ------------------------------------------------------------------------------------------------------
 
 
-def _protects(value: str | None, pod_or_node_age: float | None) -> bool:
-    """``karpenter.sh/do-not-disrupt``: "true" protects; a duration protects for that long (from the pod's start)."""
+def _protects(value: str | None, age: float | None) -> bool:
+    """``karpenter.sh/do-not-disrupt``: "true" protects; a duration protects for that long (``age`` counts from the pod's
+    start); any other value (an invalid one included) does not protect."""
     if value is None:
         return False
     text = value.strip().lower()
@@ -128,10 +131,62 @@ def _protects(value: str | None, pod_or_node_age: float | None) -> bool:
     try:
         seconds = parse_duration(value)
     except ValueError:
-        return text != "false"
+        return False
     if seconds is None:
         return True
-    return pod_or_node_age is None or pod_or_node_age < seconds
+    return age is None or age < seconds
+
+
+def _is_terminating(p: Pod) -> bool:
+    return p.metadata.deletion_timestamp is not None
+
+
+def _is_active(p: Pod) -> bool:
+    """Neither finished nor being deleted: its do-not-disrupt annotation counts (DaemonSet and mirror pods too)."""
+    return not p.is_terminal and not _is_terminating(p)
+
+
+def _is_mirror(p: Pod) -> bool:
+    return p.owner_kind == "Node"
+
+
+def _is_reschedulable(p: Pod) -> bool:
+    """A pod that disrupting its node moves (Karpenter's pod.IsReschedulable): active or a terminating StatefulSet pod
+    (it comes back under the same name), not a DaemonSet's or a mirror pod."""
+    if p.is_terminal or p.is_daemonset_pod or _is_mirror(p):
+        return False
+    return not _is_terminating(p) or p.owner_kind == "StatefulSet"
+
+
+def _is_evictable(p: Pod) -> bool:
+    """A pod the Eviction API is asked about (PDBs apply): active and not a mirror pod (those cannot be evicted)."""
+    return _is_active(p) and not _is_mirror(p)
+
+
+def _started(p: Pod) -> float | None:
+    ts = p.status.start_time or p.metadata.creation_timestamp
+    return ts.timestamp() if ts is not None else None
+
+
+def _initialized(node: Node) -> bool:
+    """False for a node provision has labelled with its NodePool on registration but not yet marked initialized (it has
+    not been Ready): Karpenter's uninitialized NodeClaim."""
+    if node.is_ready or NODEPOOL_LABEL not in node.labels:
+        return True
+    return node.labels.get(INITIALIZED_LABEL) == "true"
+
+
+def last_pod_change_from_pods(objects: ClusterObjects) -> dict[str, float]:
+    """Per node, when its newest pod arrived (PodScheduled's transition, else its start, else its creation): what the
+    deployed function learns from its activity records, for a one-off run over a snapshot (the ``disruption`` command).
+    A pod that left is not seen, so a node that just lost pods looks settled since its remaining pods arrived."""
+    out: dict[str, float] = {}
+    for p in objects.bound_pods:
+        scheduled = next((c.last_transition_time for c in p.status.conditions if c.type == "PodScheduled"), None)
+        ts = scheduled or p.status.start_time or p.metadata.creation_timestamp
+        if ts is not None and p.spec.node_name:
+            out[p.spec.node_name] = max(out.get(p.spec.node_name, 0.0), ts.timestamp())
+    return out
 
 
 def _created(obj: Node | Pod) -> float | None:
@@ -140,29 +195,32 @@ def _created(obj: Node | Pod) -> float | None:
 
 
 def nodepool_of(node: Node, pools: list[NodePool], group_pools: dict[str, NodePool]) -> NodePool | None:
+    """The NodePool named by the node's ``karpenter.sh/nodepool`` label (None if no such NodePool exists); a node without
+    the label belongs to the one NodePool whose HyperpodNodeClass lists its instance group, if exactly one does."""
     name = node.labels.get(NODEPOOL_LABEL)
     if name:
-        for p in pools:
-            if p.name == name:
-                return p
+        return next((p for p in pools if p.name == name), None)
     group = node.instance_group
     return group_pools.get(group) if group else None
 
 
 def _group_pools(objects: ClusterObjects) -> dict[str, NodePool]:
-    """Instance group -> the NodePool (highest weight, then name) whose HyperpodNodeClass lists it."""
+    """Instance group -> the NodePool whose HyperpodNodeClass lists it, for groups that only one NodePool uses (a node of
+    a shared group without its label could be any of them: it is judged against none)."""
     classes = {nc.metadata.name: nc for nc in objects.nodeclasses}
-    out: dict[str, NodePool] = {}
-    for pool in sorted(objects.nodepools, key=lambda p: (-p.weight, p.name)):
+    users: dict[str, list[NodePool]] = {}
+    for pool in objects.nodepools:
         nc = classes.get(pool.spec.template.spec.node_class_ref.name)
-        if nc is None:
-            continue
-        for g in nc.spec.instance_groups:
-            out.setdefault(g, pool)
-    return out
+        for g in nc.spec.instance_groups if nc is not None else []:
+            users.setdefault(g, []).append(pool)
+    return {g: pools[0] for g, pools in users.items() if len(pools) == 1}
 
 
 def drift_reason(node: Node, pool: NodePool, objects: ClusterObjects) -> str | None:
+    """Why ``node`` no longer matches ``pool`` (its node class's groups, requirements, template labels and taints), or
+    None. Only a node labelled with the NodePool is judged: an unlabelled one may have come up for another NodePool."""
+    if node.labels.get(NODEPOOL_LABEL) != pool.name:
+        return None
     classes = {nc.metadata.name: nc for nc in objects.nodeclasses}
     nc = classes.get(pool.spec.template.spec.node_class_ref.name)
     group = node.instance_group
@@ -177,6 +235,9 @@ def drift_reason(node: Node, pool: NodePool, objects: ClusterObjects) -> str | N
     for key, value in pool.spec.template.metadata.labels.items():
         if node.labels.get(key) not in (None, value):
             return f"label {key}={node.labels.get(key)} differs from the NodePool template's {value}"
+    for taint in pool.spec.template.spec.taints:
+        if taint not in node.spec.taints:
+            return f"the NodePool template's taint {taint.key}={taint.value or ''}:{taint.effect} is not on the node"
     return None
 
 
@@ -208,27 +269,47 @@ def allowed_disruptions(pool: NodePool, total: int, disrupting: int, reason: Rea
 class _Sim:
     inp: DisruptionInput
     settings: DisruptionSettings
+    waiting: list[Pod] = field(default_factory=list)
+    """Pending pods that fit on the existing nodes now: a move must leave room for them (the others do not matter)."""
 
-    def fits_without(self, removed: set[str]) -> tuple[bool, list[NodeClaim], dict[str, str], dict[str, list[str]]]:
-        """Whether the pods of ``removed`` nodes fit on the other usable nodes, plus at most one new node. Returns
-        (feasible, new claims, unschedulable pods, existing node -> the moved pods' keys it takes)."""
+    def __post_init__(self) -> None:
+        pending = self.inp.objects.pending_pods
+        if pending:
+            plan = self._schedule(list(pending), set(), max_new_nodes=0)
+            self.waiting = [p for p in pending if p.key not in plan.unschedulable]
+
+    def fits_without(
+        self, removed: set[str], max_new_nodes: int = 1
+    ) -> tuple[bool, list[NodeClaim], dict[str, str], dict[str, list[str]]]:
+        """Whether the pods of ``removed`` nodes (and the pending pods that fit now) fit on the other Ready nodes, plus at
+        most ``max_new_nodes`` new ones. Returns (feasible, new claims, unschedulable pods, existing node -> the moved
+        pods' keys it takes)."""
+        moved = [
+            p.model_copy(update={"spec": p.spec.model_copy(update={"node_name": None})})
+            for p in self.inp.objects.bound_pods
+            if p.spec.node_name in removed and _is_reschedulable(p)
+        ]
+        if not moved and not self.waiting:
+            return True, [], {}, {}
+        plan = self._schedule(moved + self.waiting, removed, max_new_nodes)
+        ok = not plan.unschedulable and len(plan.node_claims) <= max_new_nodes
+        onto = {n: list(keys) for n, keys in plan.existing_nodes.items() if keys and not n.startswith("inflight:")}
+        return ok, plan.node_claims, plan.unschedulable, onto
+
+    def _schedule(self, pods: list[Pod], removed: set[str], max_new_nodes: int) -> Any:
         from .scheduling import schedule
 
-        objs = self.inp.objects
-        nodes = [n for n in objs.nodes if n.name not in removed and n.name not in self.inp.busy]
-        moved: list[Pod] = []
-        stay: list[Pod] = []
-        for p in objs.bound_pods:
-            if p.spec.node_name in removed:
-                if not p.is_daemonset_pod:
-                    moved.append(p.model_copy(update={"spec": p.spec.model_copy(update={"node_name": None})}))
-            elif p.spec.node_name not in self.inp.busy:
-                stay.append(p)
-        if not moved:
-            return True, [], {}, {}
-        plan = schedule(
+        objs, busy = self.inp.objects, self.inp.busy
+        # a node not Ready yet is no destination (upstream: pods never move onto an uninitialized node)
+        nodes = [
+            n if n.is_ready else n.model_copy(update={"spec": n.spec.model_copy(update={"unschedulable": True})})
+            for n in objs.nodes
+            if n.name not in removed and n.name not in busy
+        ]
+        stay = [p for p in objs.bound_pods if p.spec.node_name not in removed and p.spec.node_name not in busy]
+        return schedule(
             PlanInput(
-                pods=moved,
+                pods=pods,
                 nodes=nodes,
                 bound_pods=stay,
                 nodepools=objs.nodepools,
@@ -238,11 +319,8 @@ class _Sim:
                 daemonsets=objs.daemonsets,
                 unavailable_groups=self.inp.unavailable_groups,
             ),
-            PlanOptions(max_new_nodes=1, time_budget_seconds=self.settings.simulation_budget_seconds),
+            PlanOptions(max_new_nodes=max_new_nodes, time_budget_seconds=self.settings.simulation_budget_seconds),
         )
-        ok = not plan.unschedulable and len(plan.node_claims) <= 1
-        onto = {n: list(keys) for n, keys in plan.existing_nodes.items() if keys and not n.startswith("inflight:")}
-        return ok, plan.node_claims, plan.unschedulable, onto
 
 
 def _unpaid_revival(
@@ -301,9 +379,29 @@ def _unpaid_revival(
     return None
 
 
+def _blocker(node: Node, pods: list[Pod], age: float | None, now: float) -> str | None:
+    """Why ``node`` cannot be disrupted at all (do-not-disrupt on it or on an active pod, DaemonSet and mirror pods
+    included; a reschedulable pod without a controller), or None."""
+    if _protects(node.metadata.annotations.get(DO_NOT_DISRUPT), age):
+        return f"node is annotated {DO_NOT_DISRUPT}"
+    for p in pods:
+        started = _started(p)
+        if _is_active(p) and _protects(p.do_not_disrupt, None if started is None else now - started):
+            return f"pod {p.key} is annotated {DO_NOT_DISRUPT}"
+    for p in pods:
+        if _is_reschedulable(p) and not p.metadata.owner_references:
+            return f"pod {p.key} has no controller (it would not come back)"
+    return None
+
+
 def _pdb_blocker(pods: Iterable[Pod], pdbs: list[PodDisruptionBudget], all_pods: list[Pod]) -> str | None:
-    """A PDB that would refuse evicting all of ``pods`` together, or None."""
-    pods = list(pods)
+    """A PDB that would refuse evicting all of ``pods`` together (or a pod under two PDBs, which the Eviction API refuses
+    outright), or None."""
+    pods = [p for p in pods if _is_evictable(p)]
+    for p in pods:
+        covering = [pdb.key for pdb in pdbs if pdb.selects(p)]
+        if len(covering) > 1:
+            return f"pod {p.key} is covered by several PDBs ({', '.join(covering)}): the Eviction API refuses it"
     for pdb in pdbs:
         selected = [p for p in pods if pdb.selects(p)]
         if not selected:
@@ -338,6 +436,8 @@ def plan_disruptions(inp: DisruptionInput, settings: DisruptionSettings | None =
     totals: dict[str, int] = {}
     disrupting: dict[str, int] = {}
     for name, (node, pool) in managed.items():
+        if not _initialized(node):
+            continue  # a node still coming up is not in the budget's denominator (nor disrupting)
         totals[pool.name] = totals.get(pool.name, 0) + 1
         if not node.is_ready or node.is_deleting or name in inp.busy:
             disrupting[pool.name] = disrupting.get(pool.name, 0) + 1
@@ -372,11 +472,14 @@ def plan_disruptions(inp: DisruptionInput, settings: DisruptionSettings | None =
 
     evicting: list[Pod] = []
 
+    reserved: set[str] = set()
+
     def commit(decision: Decision, nodes: list[Node]) -> None:
         out.decisions.append(decision)
+        reserved.update(decision.destinations)
         for n in nodes:
             taken.add(n.name)
-            evicting.extend(p for p in pods_by_node.get(n.name, []) if not p.is_daemonset_pod)
+            evicting.extend(p for p in pods_by_node.get(n.name, []) if _is_evictable(p))
             if n.instance_group in group_room:
                 group_room[n.instance_group] -= 1
         if decision.reason in VOLUNTARY:
@@ -384,7 +487,8 @@ def plan_disruptions(inp: DisruptionInput, settings: DisruptionSettings | None =
 
     # per-node screening
     drifts: dict[str, str] = {}
-    movable: set[str] = set()
+    settling: set[str] = set()
+    """Nodes within their consolidateAfter window: no move puts pods on them (upstream: not a valid destination)."""
     candidates: dict[Reason, list[tuple[Node, NodePool]]] = {
         "Expired": [],
         "Drifted": [],
@@ -410,18 +514,8 @@ def plan_disruptions(inp: DisruptionInput, settings: DisruptionSettings | None =
         if expire is not None and age is not None and age >= expire:
             candidates["Expired"].append((node, pool))
             continue
-        pods = [p for p in pods_by_node.get(name, []) if not p.is_daemonset_pod]
-        blocker = None
-        if _protects(node.metadata.annotations.get(DO_NOT_DISRUPT), age):
-            blocker = f"node is annotated {DO_NOT_DISRUPT}"
-        for p in pods:
-            if blocker:
-                break
-            pc = _created(p)
-            if _protects(p.do_not_disrupt, None if pc is None else inp.now - pc):
-                blocker = f"pod {p.key} is annotated {DO_NOT_DISRUPT}"
-            elif not p.metadata.owner_references:
-                blocker = f"pod {p.key} has no controller (it would not come back)"
+        pods = [p for p in pods_by_node.get(name, []) if _is_reschedulable(p)]
+        blocker = _blocker(node, pods_by_node.get(name, []), age, inp.now)
         if blocker:
             out.kept[name] = blocker
             continue
@@ -435,16 +529,12 @@ def plan_disruptions(inp: DisruptionInput, settings: DisruptionSettings | None =
         if after is None:
             out.kept[name] = "consolidateAfter: Never"
             continue
-        if pool.spec.disruption.consolidation_policy != "WhenEmpty":
-            movable.add(name)  # Underutilized consolidation moves it once consolidateAfter passes (or now)
         since = inp.last_pod_change.get(name, created if created is not None else inp.now)
         if inp.now - since < after:
+            settling.add(name)
             out.kept[name] = (
                 f"consolidateAfter {pool.spec.disruption.consolidate_after}: pods changed {int(inp.now - since)}s ago"
             )
-            continue
-        if inp.pending_pods:
-            out.kept[name] = f"{inp.pending_pods} pod(s) are pending: consolidation waits for them to be placed"
             continue
         if not pods:
             candidates["Empty"].append((node, pool))
@@ -457,6 +547,9 @@ def plan_disruptions(inp: DisruptionInput, settings: DisruptionSettings | None =
         out.kept[name] = "no cheaper fit for its pods"
     out.eligible = {r: len(v) for r, v in candidates.items()}
 
+    def reschedulable(n: Node) -> list[Pod]:
+        return [p for p in pods_by_node.get(n.name, []) if _is_reschedulable(p)]
+
     def price(n: Node) -> float:
         t = n.instance_type
         try:
@@ -464,43 +557,22 @@ def plan_disruptions(inp: DisruptionInput, settings: DisruptionSettings | None =
         except KeyError:
             return 0.0
 
-    def unsettled_destination(nodes: list[Node], onto: dict[str, list[str]]) -> str | None:
-        """Why the move would put pods on a node the next consolidation removes, or None.
-
-        Each existing node the pods go to that consolidation could move soon (it is only waiting for its consolidateAfter,
-        or it is a candidate itself) is simulated as the next single-node move would see it, with the moved pods: if it
-        would then be deleted or replaced by a cheaper node, the moved pods would be evicted a second time, and, with the
-        cluster changing meanwhile, they can land on a new node of the type this move removed (the trace simulation saw a
-        g6.2xlarge deleted, its pod put next to a CPU pod on a young g6.4xlarge, and five minutes later that g6.4xlarge
-        replaced by a g6.2xlarge for the same pod). Such a move waits: once that node is a candidate, the pass moves it
-        first (or both together)."""
-        gone = taken | {n.name for n in nodes}
+    def unsettled_destination(onto: dict[str, list[str]]) -> str | None:
+        """Why the move would put pods on a node within its consolidateAfter window, or None (upstream: such a node is
+        no valid destination; its pods just changed, and it may be the next to go)."""
         for x in sorted(onto):
-            if x not in movable or x in gone:
-                continue
-            dest = managed[x][0]
-            ok, claims, _unschedulable, _onto = sim.fits_without(gone | {x})
-            if not ok:
-                continue
-            if not claims:
-                return f"its pods would go to {x}, which the next consolidation would delete (they would move twice)"
-            claim = claims[0]
-            if claim.instance_type != dest.instance_type and claim.price <= price(dest) * (
-                1 - settings.min_savings_fraction
-            ):
-                return (
-                    f"its pods would go to {x} ({dest.instance_type}), which the next consolidation would replace by "
-                    f"a {claim.instance_type} (they would move twice)"
-                )
+            if x in settling:
+                return f"its pods would go to {x}, which is within its consolidateAfter window"
         return None
 
     def settle(
         nodes: list[Node], reason: Reason, pool: NodePool, allow_replace: bool, check_destinations: bool = True
     ) -> Decision | None:
         """The move for ``nodes`` if it is safe, else None (and the reason recorded per node)."""
-        moved = [p for n in nodes for p in pods_by_node.get(n.name, []) if not p.is_daemonset_pod]
+        moved = [p for n in nodes for p in pods_by_node.get(n.name, []) if _is_reschedulable(p)]
+        evicted = [p for n in nodes for p in pods_by_node.get(n.name, [])]
         # PDBs see this move together with the moves already decided in this pass
-        why = _pdb_blocker(moved + evicting, objs.pdbs, all_pods) if reason != "Expired" else None
+        why = _pdb_blocker(evicted + evicting, objs.pdbs, all_pods) if reason != "Expired" else None
         why = why or room_in_groups(nodes)
         if why:
             for n in nodes:
@@ -523,7 +595,9 @@ def plan_disruptions(inp: DisruptionInput, settings: DisruptionSettings | None =
         revived = [
             managed[x][0]
             for x in sorted(onto)
-            if x in managed and not any(not p.is_daemonset_pod for p in pods_by_node.get(x, []))
+            if x in managed
+            and managed[x][1].spec.disruption.consolidate_after_seconds is not None  # else no Empty consolidation
+            and not any(_is_reschedulable(p) for p in pods_by_node.get(x, []))
         ]
         revived_price = sum(price(n) for n in revived) if reason == "Underutilized" else 0.0
         if revived_price and (replacement.price if replacement else 0.0) + revived_price > removed_price * (
@@ -569,7 +643,7 @@ def plan_disruptions(inp: DisruptionInput, settings: DisruptionSettings | None =
                     )
                 return None
         if reason == "Underutilized" and check_destinations:
-            undone = unsettled_destination(nodes, onto)
+            undone = unsettled_destination(onto)
             if undone:
                 for n in nodes:
                     out.kept[n.name] = undone
@@ -577,7 +651,9 @@ def plan_disruptions(inp: DisruptionInput, settings: DisruptionSettings | None =
         saving = removed_price - (replacement.price if replacement else 0.0) - revived_price
         what = "delete" if replacement is None else f"replace with one {replacement.instance_type}"
         message = f"{reason}: {what} ({len(moved)} pod(s) move; saves {saving:.2f}/h)"
-        return Decision(reason, pool.name, [n.name for n in nodes], replacement, saving, len(moved), message)
+        return Decision(
+            reason, pool.name, [n.name for n in nodes], replacement, saving, len(moved), message, sorted(onto)
+        )
 
     # Expired: forceful, one node at a time per decision, budgets do not apply
     for node, pool in candidates["Expired"]:
@@ -587,23 +663,35 @@ def plan_disruptions(inp: DisruptionInput, settings: DisruptionSettings | None =
             commit(d, [node])
             out.kept.pop(node.name, None)
 
-    # Drifted: budget-limited, one node per decision (its replacement, if any, comes up first)
-    for node, pool in candidates["Drifted"]:
-        if node.name in taken:
+    def skip(node: Node) -> bool:
+        """Whether ``node`` is out of this pass already: disrupted, or the destination of a move decided before."""
+        if node.name in reserved and node.name not in taken:
+            out.kept[node.name] = "the pods of a disruption decided in this pass go to it"
+        return node.name in taken or node.name in reserved
+
+    # Drifted: budget-limited, one node per decision (its replacement, if any, comes up first); empty nodes first, and
+    # one node with pods per pass (as upstream: the next waits for this one's pods to settle)
+    moved_one = False
+    for node, pool in sorted(candidates["Drifted"], key=lambda c: (bool(reschedulable(c[0])), c[0].name)):
+        if skip(node):
             continue
         if remaining[(pool.name, "Drifted")] <= 0:
             out.kept[node.name] = f"drifted; NodePool {pool.name}'s budget allows no more Drifted disruptions now"
+            continue
+        if moved_one and reschedulable(node):
+            out.kept[node.name] = "drifted; one drifted node with pods is replaced at a time"
             continue
         d = settle([node], "Drifted", pool, allow_replace=True)
         if d:
             d.message = f"Drifted ({drifts[node.name]}): {d.message.split(': ', 1)[1]}"
             commit(d, [node])
             out.kept.pop(node.name, None)
+            moved_one = moved_one or bool(reschedulable(node))
 
     # Empty: all at once per pool, within the budget
     by_pool: dict[str, list[Node]] = {}
     for node, pool in candidates["Empty"]:
-        if node.name not in taken:
+        if not skip(node):
             by_pool.setdefault(pool.name, []).append(node)
     for pname, nodes in by_pool.items():
         room = remaining[(pname, "Empty")]
@@ -614,6 +702,9 @@ def plan_disruptions(inp: DisruptionInput, settings: DisruptionSettings | None =
                 continue
             if room_in_groups([*chosen, n]):
                 out.kept[n.name] = f"empty; instance group {n.instance_group} is at its MinCount"
+                continue
+            if sim.waiting and not sim.fits_without(taken | {c.name for c in [*chosen, n]}, max_new_nodes=0)[0]:
+                out.kept[n.name] = "empty; a pending pod needs its room"
                 continue
             chosen.append(n)
         if chosen:
@@ -626,14 +717,14 @@ def plan_disruptions(inp: DisruptionInput, settings: DisruptionSettings | None =
     # Underutilized: multi-node first, then single nodes
     by_pool_u: dict[str, list[Node]] = {}
     for node, pool in candidates["Underutilized"]:
-        if node.name not in taken:
+        if not skip(node):
             by_pool_u.setdefault(pool.name, []).append(node)
     for pname, nodes in by_pool_u.items():
         pool = pools[pname]
 
         def cost(n: Node) -> tuple[int, float, str]:
             # cheapest to disrupt first: fewest pods, then the most expensive node (the biggest saving)
-            return (len([p for p in pods_by_node.get(n.name, []) if not p.is_daemonset_pod]), -price(n), n.name)
+            return (len(reschedulable(n)), -price(n), n.name)
 
         ordered = sorted(nodes, key=cost)[: settings.max_multi_candidates]
         budget = remaining[(pname, "Underutilized")]
@@ -667,7 +758,7 @@ def plan_disruptions(inp: DisruptionInput, settings: DisruptionSettings | None =
             for n in best_nodes:
                 out.kept.pop(n.name, None)
         for n in ordered:
-            if n.name in taken:
+            if skip(n):
                 continue
             if remaining[(pname, "Underutilized")] <= 0:
                 out.kept[n.name] = f"NodePool {pname}'s budget allows no more Underutilized disruptions now"

@@ -7,6 +7,7 @@ decide whether a pod may run on a node (taints and tolerations, label selectors,
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from functools import cached_property
 from typing import Any, Literal
 
@@ -377,6 +378,7 @@ class PodCondition(Condition):
 
 class PodStatus(WireModel):
     phase: str | None = None
+    start_time: datetime | None = None
     conditions: list[PodCondition] = Field(default_factory=list)
     nominated_node_name: str | None = None
 

@@ -193,7 +193,6 @@ def disrupt_once(deps: DisruptionDeps, cfg: DisruptionConfig, dry_run: bool = Fa
             last_pod_change=last,
             busy=busy,
             protected=protected,
-            pending_pods=len(snapshot.pending_pods),
             unavailable_groups=deps.backoffs.unavailable_groups() if deps.backoffs is not None else {},
         ),
         cfg.settings,
