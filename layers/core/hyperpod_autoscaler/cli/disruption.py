@@ -19,6 +19,7 @@ from ..domain.disruption import (
     DisruptionInput,
     DisruptionPlan,
     DisruptionSettings,
+    last_pod_change_from_pods,
     plan_disruptions,
 )
 from ..domain.errors import InvalidObject
@@ -60,7 +61,7 @@ def make(args: argparse.Namespace) -> DisruptionPlan:
             cluster=cluster,
             catalog=catalog,
             now=args.now if args.now is not None else time.time(),
-            pending_pods=len(objects.pending_pods),
+            last_pod_change=last_pod_change_from_pods(objects),
         ),
         DisruptionSettings(min_savings_fraction=args.min_savings),
     )
