@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from ..adapters import metrics as m
 from ..adapters.metrics import AutoscalerMetrics
+from ..domain.disruption import INITIALIZED_LABEL
 from ..domain.errors import InsufficientCapacity, InvalidRequest, RegistrationTimeout
 from ..domain.k8s import NODEPOOL_LABEL
 from ..ports.cluster import ClusterPort
@@ -96,6 +97,8 @@ def check(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
         if n.status != "Running":
             continue
         node = deps.cluster.get_node(n.node_name)
+        if node is not None and NODEPOOL_LABEL not in node.labels:
+            _label_with_nodepool(deps, event, [n.node_name], initialized=False)  # as soon as it registers
         if node is not None and node.is_ready:
             ready.append(n.node_name)
     elapsed = deps.clock() - float(started.get("startedAt") or deps.clock())
@@ -111,14 +114,18 @@ def check(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
     return {"ready": False, "readyNodes": sorted(ready), "elapsed": round(elapsed, 1)}
 
 
-def _label_with_nodepool(deps: ProvisionDeps, event: dict[str, Any], names: list[str]) -> None:
-    """As Karpenter's nodes: the disruption side maps a node to its NodePool by this label."""
+def _label_with_nodepool(
+    deps: ProvisionDeps, event: dict[str, Any], names: list[str], initialized: bool = True
+) -> None:
+    """As Karpenter's nodes: the disruption side maps a node to its NodePool by this label (set on registration), and
+    leaves a node out of the budgets until it is initialized (``karpenter.sh/initialized``, set once it is Ready)."""
     pool = event.get("nodePool")
     if not (isinstance(pool, str) and pool):
         return
+    labels = {NODEPOOL_LABEL: pool} | ({INITIALIZED_LABEL: "true"} if initialized else {})
     for name in names:
         try:
-            deps.cluster.label_node(name, {NODEPOOL_LABEL: pool})
+            deps.cluster.label_node(name, labels)
         except Exception as exc:
             log.warning("could not label node %s with its NodePool %s: %s", name, pool, exc)
 
