@@ -357,3 +357,17 @@ def test_pods_are_not_moved_onto_a_node_the_next_consolidation_removes() -> None
     assert "its pods would go to young, which is within its consolidateAfter window" in plan.kept["a"]
     later = disrupt(objs, last_change={**settled, "young": NOW - 601})
     assert reasons(later) == [("Underutilized", ["young"], None)]
+
+
+def test_every_kept_node_has_a_code_with_its_message() -> None:
+    objs = [
+        *base(disruption={"budgets": [{"nodes": "1"}]}),
+        node("a"),
+        node("b"),
+        node("c"),
+        running("p", "c", annotations={"karpenter.sh/do-not-disrupt": "true"}),
+    ]
+    plan = disrupt(objs, busy={"b"})  # b takes the budget of 1
+    assert plan.decisions == []
+    assert plan.kept_codes == {"a": "Budget", "b": "Busy", "c": "DoNotDisrupt"}
+    assert plan.kept.keys() == plan.kept_codes.keys()

@@ -8,13 +8,18 @@ the cheapest-to-move candidates whose pods fit on the remaining nodes, plus at m
 nodes. Every move is checked by the same packing simulation that scale-up uses (``domain.scheduling.schedule``).
 
 Guards: disruption budgets per NodePool (count or percent rounded up, UTC cron windows, reasons; the most restrictive
-active budget wins; nodes NotReady or already being disrupted count against it); ``karpenter.sh/do-not-disrupt`` on a node
-or any of its pods; PDBs (every pod of a move must be evictable together); pods without a controller (not moved except on
-expiry); nodes HyperPod is repairing; an instance group's MinCount; a replacement is never the same instance type and
-must save at least ``min_savings_fraction`` of the removed nodes' price (no flapping on small differences). No churn:
-an empty node a move fills is paid like a replacement, by the nodes whose pods it takes (in a multi-node move too, not
-by the saving of the others), and pods are not moved onto a node that the next consolidation would delete or replace
-(they would move twice, and can come back on a new node of the type the first move removed).
+active budget wins; nodes NotReady or already being disrupted count against it, nodes not yet initialized are left out);
+``karpenter.sh/do-not-disrupt`` on a node or any of its active pods; PDBs (every pod of a move must be evictable
+together; a pod under two PDBs is not); pods without a controller (not moved except on expiry); nodes HyperPod is
+repairing; an instance group's MinCount; pending pods that fit now keep their room; a replacement is never the same
+instance type and must save at least ``min_savings_fraction`` of the removed nodes' price (no flapping on small
+differences). No churn: an empty node a move fills is paid like a replacement, by the nodes whose pods it takes (in a
+multi-node move too, not by the saving of the others); pods never move onto a node within its consolidateAfter window or
+not Ready, and a move's destinations are reserved for the rest of the pass.
+
+Shape (Karpenter's disruption controller): ``_Pass`` screens every managed node into candidates per reason, then one
+method per reason computes decisions over the one shared simulation state; why a node stays is a message and a
+``KeptCode``. ``tests/conformance/disruption`` checks the rules against Karpenter's own tests (docs/disruption.md).
 """
 
 from __future__ import annotations
@@ -39,6 +44,32 @@ INITIALIZED_LABEL = "karpenter.sh/initialized"
 
 Reason = Literal["Expired", "Drifted", "Empty", "Underutilized"]
 VOLUNTARY: tuple[Reason, ...] = ("Drifted", "Empty", "Underutilized")
+
+KeptCode = Literal[
+    "Busy",
+    "Protected",
+    "Repairing",
+    "NotReady",
+    "DoNotDisrupt",
+    "NoController",
+    "DriftWaiting",
+    "ConsolidationDisabled",
+    "ConsolidateAfter",
+    "EmptyWaiting",
+    "NoCheaperFit",
+    "Budget",
+    "MinCount",
+    "PodDisruptionBudget",
+    "DoesNotFit",
+    "FillsEmptyNode",
+    "SameInstanceType",
+    "SmallSaving",
+    "DestinationSettling",
+    "Destination",
+    "PendingPodRoom",
+    "OneDriftAtATime",
+]
+"""Why a node stays, as a code (for status, events and metrics); ``DisruptionPlan.kept`` has the message."""
 
 DEFAULT_MIN_SAVINGS_FRACTION = 0.2
 """A replacement must cost at most 80% of what it replaces. Karpenter replaces for any saving, which churns GPU nodes (a
@@ -103,6 +134,8 @@ class DisruptionPlan:
     decisions: list[Decision] = field(default_factory=list)
     kept: dict[str, str] = field(default_factory=dict)
     """Node -> why it stays."""
+    kept_codes: dict[str, KeptCode] = field(default_factory=dict)
+    """Node -> why it stays, as a code."""
     allowed: dict[str, dict[str, int]] = field(default_factory=dict)
     """NodePool -> reason -> disruptions its budgets allow now."""
     eligible: dict[str, int] = field(default_factory=dict)
@@ -412,359 +445,411 @@ def _pdb_blocker(pods: Iterable[Pod], pdbs: list[PodDisruptionBudget], all_pods:
     return None
 
 
-# --- the plan ------------------------------------------------------------------------------------------------------------
+# --- the pass ----------------------------------------------------------------------------------------------------------
 
 
-def plan_disruptions(inp: DisruptionInput, settings: DisruptionSettings | None = None) -> DisruptionPlan:
-    settings = settings or DisruptionSettings()
-    objs = inp.objects
-    out = DisruptionPlan()
-    group_pools = _group_pools(objs)
-    pods_by_node: dict[str, list[Pod]] = {}
-    for p in objs.bound_pods:
-        pods_by_node.setdefault(str(p.spec.node_name), []).append(p)
-    all_pods = [p for p in objs.pods if not p.is_terminal]
-    sim = _Sim(inp, settings)
+@dataclass
+class _Pass:
+    """One disruption pass: the candidates per reason and the simulation state the methods share (Karpenter's
+    disruption controller: one method per reason, each computing commands over the same cluster state). Nodes taken by
+    a decision, the destinations of its pods (reserved: no later decision removes them), the pods being evicted (the PDBs
+    see them all), budgets and MinCount room left."""
 
-    managed: dict[str, tuple[Node, NodePool]] = {}
-    for node in objs.nodes:
-        pool = nodepool_of(node, objs.nodepools, group_pools)
-        if pool is not None:
-            managed[node.name] = (node, pool)
+    inp: DisruptionInput
+    settings: DisruptionSettings
+    out: DisruptionPlan = field(default_factory=DisruptionPlan)
+    managed: dict[str, tuple[Node, NodePool]] = field(default_factory=dict)
+    pods_by_node: dict[str, list[Pod]] = field(default_factory=dict)
+    remaining: dict[tuple[str, str], int] = field(default_factory=dict)
+    group_room: dict[str, int] = field(default_factory=dict)
+    taken: set[str] = field(default_factory=set)
+    reserved: set[str] = field(default_factory=set)
+    evicting: list[Pod] = field(default_factory=list)
+    drifts: dict[str, str] = field(default_factory=dict)
+    settling: set[str] = field(default_factory=set)
+    """Nodes within their consolidateAfter window: no move puts pods on them (upstream: not a valid destination)."""
+    candidates: dict[Reason, list[tuple[Node, NodePool]]] = field(
+        default_factory=lambda: {"Expired": [], "Drifted": [], "Empty": [], "Underutilized": []}
+    )
 
-    # budget accounting per pool
-    totals: dict[str, int] = {}
-    disrupting: dict[str, int] = {}
-    for name, (node, pool) in managed.items():
-        if not _initialized(node):
-            continue  # a node still coming up is not in the budget's denominator (nor disrupting)
-        totals[pool.name] = totals.get(pool.name, 0) + 1
-        if not node.is_ready or node.is_deleting or name in inp.busy:
-            disrupting[pool.name] = disrupting.get(pool.name, 0) + 1
-    pools = {p.name: p for _, p in managed.values()}
-    remaining: dict[tuple[str, str], int] = {}
-    for pname, pool in pools.items():
-        out.allowed[pname] = {}
-        for r in VOLUNTARY:
-            allowed = allowed_disruptions(pool, totals.get(pname, 0), disrupting.get(pname, 0), r, inp.now)
-            out.allowed[pname][r] = allowed
-            remaining[(pname, r)] = allowed
-    # MinCount per instance group
-    observed: dict[str, int] = {}
-    for node, _pool in managed.values():
-        if node.instance_group:
-            observed[node.instance_group] = observed.get(node.instance_group, 0) + 1
-    group_room: dict[str, int] = {}
-    for g in inp.cluster.instance_groups:
-        group_room[g.name] = max(0, max(g.current_count, observed.get(g.name, 0)) - g.min_count)
+    def __post_init__(self) -> None:
+        objs = self.inp.objects
+        group_pools = _group_pools(objs)
+        for node in objs.nodes:
+            pool = nodepool_of(node, objs.nodepools, group_pools)
+            if pool is not None:
+                self.managed[node.name] = (node, pool)
+        for p in objs.bound_pods:
+            self.pods_by_node.setdefault(str(p.spec.node_name), []).append(p)
+        self.all_pods = [p for p in objs.pods if not p.is_terminal]
+        self.sim = _Sim(self.inp, self.settings)
+        self._budgets()
+        observed: dict[str, int] = {}
+        for node, _pool in self.managed.values():
+            if node.instance_group:
+                observed[node.instance_group] = observed.get(node.instance_group, 0) + 1
+        for g in self.inp.cluster.instance_groups:
+            self.group_room[g.name] = max(0, max(g.current_count, observed.get(g.name, 0)) - g.min_count)
 
-    taken: set[str] = set()
+    def _budgets(self) -> None:
+        """Disruptions each NodePool's budgets allow now, per reason (uninitialized nodes out of the count)."""
+        totals: dict[str, int] = {}
+        disrupting: dict[str, int] = {}
+        for name, (node, pool) in self.managed.items():
+            if not _initialized(node):
+                continue  # a node still coming up is not in the budget's denominator (nor disrupting)
+            totals[pool.name] = totals.get(pool.name, 0) + 1
+            if not node.is_ready or node.is_deleting or name in self.inp.busy:
+                disrupting[pool.name] = disrupting.get(pool.name, 0) + 1
+        for pname, pool in {p.name: p for _, p in self.managed.values()}.items():
+            self.out.allowed[pname] = {}
+            for r in VOLUNTARY:
+                n = allowed_disruptions(pool, totals.get(pname, 0), disrupting.get(pname, 0), r, self.inp.now)
+                self.out.allowed[pname][r] = self.remaining[(pname, r)] = n
 
-    def room_in_groups(nodes: list[Node]) -> str | None:
+    # --- bookkeeping ---------------------------------------------------------------------------------------------------
+
+    def keep(self, nodes: Iterable[Node | str], code: KeptCode, message: str) -> None:
+        for n in nodes:
+            name = n if isinstance(n, str) else n.name
+            self.out.kept[name] = message
+            self.out.kept_codes[name] = code
+
+    def commit(self, decision: Decision, nodes: list[Node]) -> None:
+        self.out.decisions.append(decision)
+        self.reserved.update(decision.destinations)
+        for n in nodes:
+            self.taken.add(n.name)
+            self.evicting.extend(p for p in self.pods_by_node.get(n.name, []) if _is_evictable(p))
+            if n.instance_group in self.group_room:
+                self.group_room[n.instance_group] -= 1
+            self.out.kept.pop(n.name, None)
+            self.out.kept_codes.pop(n.name, None)
+        if decision.reason in VOLUNTARY:
+            self.remaining[(decision.nodepool, decision.reason)] -= len(nodes)
+
+    def skip(self, node: Node) -> bool:
+        """Whether ``node`` is out of this pass already: disrupted, or the destination of a move decided before."""
+        if node.name in self.reserved and node.name not in self.taken:
+            self.keep([node], "Destination", "the pods of a disruption decided in this pass go to it")
+        return node.name in self.taken or node.name in self.reserved
+
+    def room_in_groups(self, nodes: list[Node]) -> str | None:
         need: dict[str, int] = {}
         for n in nodes:
             if n.instance_group:
                 need[n.instance_group] = need.get(n.instance_group, 0) + 1
         for g, k in need.items():
-            if g in group_room and group_room[g] < k:
+            if g in self.group_room and self.group_room[g] < k:
                 return f"instance group {g} would go below its MinCount"
         return None
 
-    evicting: list[Pod] = []
+    def reschedulable(self, n: Node) -> list[Pod]:
+        return [p for p in self.pods_by_node.get(n.name, []) if _is_reschedulable(p)]
 
-    reserved: set[str] = set()
-
-    def commit(decision: Decision, nodes: list[Node]) -> None:
-        out.decisions.append(decision)
-        reserved.update(decision.destinations)
-        for n in nodes:
-            taken.add(n.name)
-            evicting.extend(p for p in pods_by_node.get(n.name, []) if _is_evictable(p))
-            if n.instance_group in group_room:
-                group_room[n.instance_group] -= 1
-        if decision.reason in VOLUNTARY:
-            remaining[(decision.nodepool, decision.reason)] -= len(nodes)
-
-    # per-node screening
-    drifts: dict[str, str] = {}
-    settling: set[str] = set()
-    """Nodes within their consolidateAfter window: no move puts pods on them (upstream: not a valid destination)."""
-    candidates: dict[Reason, list[tuple[Node, NodePool]]] = {
-        "Expired": [],
-        "Drifted": [],
-        "Empty": [],
-        "Underutilized": [],
-    }
-    for name, (node, pool) in sorted(managed.items()):
-        if name in inp.busy or node.is_deleting:
-            out.kept[name] = "already being disrupted"
-            continue
-        if name in inp.protected:
-            out.kept[name] = "a replacement for a pending decision"
-            continue
-        if node.hyperpod_unhealthy:
-            out.kept[name] = f"HyperPod is repairing it ({node.hyperpod_unhealthy})"
-            continue
-        if not node.is_ready:
-            out.kept[name] = "NotReady (counts against the budget; left to HyperPod's health checks)"
-            continue
-        created = _created(node)
-        age = None if created is None else inp.now - created
-        expire = pool.spec.template.spec.expire_after_seconds
-        if expire is not None and age is not None and age >= expire:
-            candidates["Expired"].append((node, pool))
-            continue
-        pods = [p for p in pods_by_node.get(name, []) if _is_reschedulable(p)]
-        blocker = _blocker(node, pods_by_node.get(name, []), age, inp.now)
-        if blocker:
-            out.kept[name] = blocker
-            continue
-        drift = drift_reason(node, pool, objs)
-        if drift:
-            drifts[name] = drift
-            candidates["Drifted"].append((node, pool))
-            out.kept[name] = f"drifted ({drift}), waiting for the budget or a fit"
-            continue
-        after = pool.spec.disruption.consolidate_after_seconds
-        if after is None:
-            out.kept[name] = "consolidateAfter: Never"
-            continue
-        since = inp.last_pod_change.get(name, created if created is not None else inp.now)
-        if inp.now - since < after:
-            settling.add(name)
-            out.kept[name] = (
-                f"consolidateAfter {pool.spec.disruption.consolidate_after}: pods changed {int(inp.now - since)}s ago"
-            )
-            continue
-        if not pods:
-            candidates["Empty"].append((node, pool))
-            out.kept[name] = "empty, waiting for the budget"
-            continue
-        if pool.spec.disruption.consolidation_policy == "WhenEmpty":
-            out.kept[name] = "consolidationPolicy WhenEmpty and the node has pods"
-            continue
-        candidates["Underutilized"].append((node, pool))
-        out.kept[name] = "no cheaper fit for its pods"
-    out.eligible = {r: len(v) for r, v in candidates.items()}
-
-    def reschedulable(n: Node) -> list[Pod]:
-        return [p for p in pods_by_node.get(n.name, []) if _is_reschedulable(p)]
-
-    def price(n: Node) -> float:
+    def price(self, n: Node) -> float:
         t = n.instance_type
         try:
-            return inp.catalog[t].price if t else 0.0
+            return self.inp.catalog[t].price if t else 0.0
         except KeyError:
             return 0.0
 
-    def unsettled_destination(onto: dict[str, list[str]]) -> str | None:
-        """Why the move would put pods on a node within its consolidateAfter window, or None (upstream: such a node is
-        no valid destination; its pods just changed, and it may be the next to go)."""
-        for x in sorted(onto):
-            if x in settling:
-                return f"its pods would go to {x}, which is within its consolidateAfter window"
+    # --- candidates ----------------------------------------------------------------------------------------------------
+
+    def screen(self) -> None:
+        """Each managed node: the reason it is a candidate for, or why it stays."""
+        for name, (node, pool) in sorted(self.managed.items()):
+            state = self._state(node)
+            if state is not None:
+                self.keep([name], *state)
+                continue
+            created = _created(node)
+            age = None if created is None else self.inp.now - created
+            expire = pool.spec.template.spec.expire_after_seconds
+            if expire is not None and age is not None and age >= expire:
+                self.candidates["Expired"].append((node, pool))
+                continue
+            blocker = _blocker(node, self.pods_by_node.get(name, []), age, self.inp.now)
+            if blocker:
+                self.keep([name], "NoController" if "no controller" in blocker else "DoNotDisrupt", blocker)
+                continue
+            drift = drift_reason(node, pool, self.inp.objects)
+            if drift:
+                self.drifts[name] = drift
+                self.candidates["Drifted"].append((node, pool))
+                self.keep([name], "DriftWaiting", f"drifted ({drift}), waiting for the budget or a fit")
+                continue
+            self._screen_consolidation(node, pool, created)
+        self.out.eligible = {r: len(v) for r, v in self.candidates.items()}
+
+    def _state(self, node: Node) -> tuple[KeptCode, str] | None:
+        if node.name in self.inp.busy or node.is_deleting:
+            return "Busy", "already being disrupted"
+        if node.name in self.inp.protected:
+            return "Protected", "a replacement for a pending decision"
+        if node.hyperpod_unhealthy:
+            return "Repairing", f"HyperPod is repairing it ({node.hyperpod_unhealthy})"
+        if not node.is_ready:
+            return "NotReady", "NotReady (counts against the budget; left to HyperPod's health checks)"
         return None
 
+    def _screen_consolidation(self, node: Node, pool: NodePool, created: float | None) -> None:
+        disruption = pool.spec.disruption
+        after = disruption.consolidate_after_seconds
+        if after is None:
+            self.keep([node], "ConsolidationDisabled", "consolidateAfter: Never")
+            return
+        since = self.inp.last_pod_change.get(node.name, created if created is not None else self.inp.now)
+        if self.inp.now - since < after:
+            self.settling.add(node.name)
+            waited = int(self.inp.now - since)
+            self.keep(
+                [node],
+                "ConsolidateAfter",
+                f"consolidateAfter {disruption.consolidate_after}: pods changed {waited}s ago",
+            )
+        elif not self.reschedulable(node):
+            self.candidates["Empty"].append((node, pool))
+            self.keep([node], "EmptyWaiting", "empty, waiting for the budget")
+        elif disruption.consolidation_policy == "WhenEmpty":
+            self.keep([node], "ConsolidationDisabled", "consolidationPolicy WhenEmpty and the node has pods")
+        else:
+            self.candidates["Underutilized"].append((node, pool))
+            self.keep([node], "NoCheaperFit", "no cheaper fit for its pods")
+
+    # --- one move ------------------------------------------------------------------------------------------------------
+
     def settle(
-        nodes: list[Node], reason: Reason, pool: NodePool, allow_replace: bool, check_destinations: bool = True
+        self, nodes: list[Node], reason: Reason, pool: NodePool, check_destinations: bool = True
     ) -> Decision | None:
-        """The move for ``nodes`` if it is safe, else None (and the reason recorded per node)."""
-        moved = [p for n in nodes for p in pods_by_node.get(n.name, []) if _is_reschedulable(p)]
-        evicted = [p for n in nodes for p in pods_by_node.get(n.name, [])]
+        """The move for ``nodes`` if it is safe, else None (and why recorded per node)."""
+        moved = [p for n in nodes for p in self.reschedulable(n)]
+        evicted = [p for n in nodes for p in self.pods_by_node.get(n.name, [])]
         # PDBs see this move together with the moves already decided in this pass
-        why = _pdb_blocker(evicted + evicting, objs.pdbs, all_pods) if reason != "Expired" else None
-        why = why or room_in_groups(nodes)
+        why = (
+            _pdb_blocker(evicted + self.evicting, self.inp.objects.pdbs, self.all_pods) if reason != "Expired" else None
+        )
         if why:
-            for n in nodes:
-                out.kept[n.name] = why
+            self.keep(nodes, "PodDisruptionBudget", why)
             return None
-        ok, claims, unschedulable, onto = sim.fits_without(taken | {n.name for n in nodes})
+        why = self.room_in_groups(nodes)
+        if why:
+            self.keep(nodes, "MinCount", why)
+            return None
+        ok, claims, unschedulable, onto = self.sim.fits_without(self.taken | {n.name for n in nodes})
         if not ok and reason != "Expired":
             msg = (
                 f"its pods would not fit elsewhere ({next(iter(unschedulable.values()))})"
                 if unschedulable
                 else "its pods need more than one new node"
             )
-            for n in nodes:
-                out.kept[n.name] = msg
+            self.keep(nodes, "DoesNotFit", msg)
             return None
-        removed_price = sum(price(n) for n in nodes)
         replacement = claims[0] if claims else None
-        # An empty node the pods would go to is one Empty consolidation removes once its consolidateAfter passes: filling
-        # it keeps it, so it is paid like a replacement (else a pod moves onto a dearer idle node, which is replaced soon).
-        revived = [
-            managed[x][0]
-            for x in sorted(onto)
-            if x in managed
-            and managed[x][1].spec.disruption.consolidate_after_seconds is not None  # else no Empty consolidation
-            and not any(_is_reschedulable(p) for p in pods_by_node.get(x, []))
-        ]
-        revived_price = sum(price(n) for n in revived) if reason == "Underutilized" else 0.0
-        if revived_price and (replacement.price if replacement else 0.0) + revived_price > removed_price * (
-            1 - settings.min_savings_fraction
-        ):
-            for n in nodes:
-                out.kept[n.name] = (
-                    f"its pods would keep the empty node(s) {', '.join(r.name for r in revived)} "
-                    f"({revived_price:.2f}/h): not {int(settings.min_savings_fraction * 100)}% cheaper than "
-                    f"{removed_price:.2f}/h"
-                )
+        revived_price = self._revival_price(nodes, reason, replacement, onto)
+        if revived_price is None or not self._replacement_pays(nodes, reason, replacement):
             return None
-        # The same, node by node: in a multi-node move the saving of the nodes whose pods go to existing non-empty nodes
-        # must not pay for a node whose pods only move onto an idle node dearer than it (two g6.2xlarge deleted, one pod
-        # onto a busy node and the other onto an idle g6.4xlarge; five minutes later that g6.4xlarge, carrying just the
-        # moved pod, is replaced by a g6.2xlarge: the disruption undone). Each idle node the move fills must be paid, at
-        # the minimum saving, by the nodes of this move whose pods it takes.
-        if revived_price and len(nodes) > 1:
-            why_not = _unpaid_revival(nodes, revived, onto, taken, pods_by_node, price, settings.min_savings_fraction)
-            if why_not:
-                for n in nodes:
-                    out.kept[n.name] = why_not
-                return None
-        if replacement is not None and reason in ("Underutilized",):
-            if not allow_replace:
-                return None
-            # Nodes replaced by one of the type of one of them: keeping that node and deleting the others saves as much
-            # and moves fewer pods (Karpenter's filterOutSameInstanceType), so the smaller move is left to win. The same
-            # across this pass: the simulation re-places the pods of the nodes already taken, so a replacement of one of
-            # their types is that move split over two decisions (a node removed and one of its type launched at once).
-            removed_types = {n.instance_type for n in nodes} | {
-                managed[x][0].instance_type for x in taken if x in managed
-            }
-            if replacement.instance_type in removed_types:
-                for n in nodes:
-                    out.kept[n.name] = f"a replacement would be the same instance type ({replacement.instance_type})"
-                return None
-            if replacement.price > removed_price * (1 - settings.min_savings_fraction):
-                for n in nodes:
-                    out.kept[n.name] = (
-                        f"a replacement ({replacement.instance_type}, {replacement.price:.2f}/h) would not save "
-                        f"{int(settings.min_savings_fraction * 100)}% of {removed_price:.2f}/h"
-                    )
-                return None
         if reason == "Underutilized" and check_destinations:
-            undone = unsettled_destination(onto)
-            if undone:
-                for n in nodes:
-                    out.kept[n.name] = undone
-                return None
-        saving = removed_price - (replacement.price if replacement else 0.0) - revived_price
+            for x in sorted(onto):
+                if x in self.settling:
+                    self.keep(
+                        nodes,
+                        "DestinationSettling",
+                        f"its pods would go to {x}, which is within its consolidateAfter window",
+                    )
+                    return None
+        saving = sum(self.price(n) for n in nodes) - (replacement.price if replacement else 0.0) - revived_price
         what = "delete" if replacement is None else f"replace with one {replacement.instance_type}"
         message = f"{reason}: {what} ({len(moved)} pod(s) move; saves {saving:.2f}/h)"
         return Decision(
             reason, pool.name, [n.name for n in nodes], replacement, saving, len(moved), message, sorted(onto)
         )
 
-    # Expired: forceful, one node at a time per decision, budgets do not apply
-    for node, pool in candidates["Expired"]:
-        d = settle([node], "Expired", pool, allow_replace=True)
-        if d:
-            d.message = f"Expired: node older than expireAfter {pool.spec.template.spec.expire_after}; " + d.message
-            commit(d, [node])
-            out.kept.pop(node.name, None)
+    def _revival_price(
+        self, nodes: list[Node], reason: Reason, replacement: NodeClaim | None, onto: dict[str, list[str]]
+    ) -> float | None:
+        """What the empty nodes the move fills cost (Underutilized only), or None if that is not paid for.
 
-    def skip(node: Node) -> bool:
-        """Whether ``node`` is out of this pass already: disrupted, or the destination of a move decided before."""
-        if node.name in reserved and node.name not in taken:
-            out.kept[node.name] = "the pods of a disruption decided in this pass go to it"
-        return node.name in taken or node.name in reserved
+        An empty node the pods would go to is one Empty consolidation removes once its consolidateAfter passes: filling
+        it keeps it, so it is paid like a replacement (else a pod moves onto a dearer idle node, which is replaced soon).
+        In a multi-node move, node by node too: the saving of the nodes whose pods go to busy nodes must not pay for a node
+        whose pods only move onto an idle node dearer than it (two g6.2xlarge deleted, one pod onto a busy node and the
+        other onto an idle g6.4xlarge; five minutes later that g6.4xlarge, carrying just the moved pod, is replaced by a
+        g6.2xlarge: the disruption undone)."""
+        fraction = self.settings.min_savings_fraction
+        revived = [
+            self.managed[x][0]
+            for x in sorted(onto)
+            if x in self.managed
+            and self.managed[x][1].spec.disruption.consolidate_after_seconds is not None  # else no Empty consolidation
+            and not self.reschedulable(self.managed[x][0])
+        ]
+        revived_price = sum(self.price(n) for n in revived) if reason == "Underutilized" else 0.0
+        removed_price = sum(self.price(n) for n in nodes)
+        if revived_price and (replacement.price if replacement else 0.0) + revived_price > removed_price * (
+            1 - fraction
+        ):
+            self.keep(
+                nodes,
+                "FillsEmptyNode",
+                f"its pods would keep the empty node(s) {', '.join(r.name for r in revived)} ({revived_price:.2f}/h): "
+                f"not {int(fraction * 100)}% cheaper than {removed_price:.2f}/h",
+            )
+            return None
+        if revived_price and len(nodes) > 1:
+            why = _unpaid_revival(nodes, revived, onto, self.taken, self.pods_by_node, self.price, fraction)
+            if why:
+                self.keep(nodes, "FillsEmptyNode", why)
+                return None
+        return revived_price
 
-    # Drifted: budget-limited, one node per decision (its replacement, if any, comes up first); empty nodes first, and
-    # one node with pods per pass (as upstream: the next waits for this one's pods to settle)
-    moved_one = False
-    for node, pool in sorted(candidates["Drifted"], key=lambda c: (bool(reschedulable(c[0])), c[0].name)):
-        if skip(node):
-            continue
-        if remaining[(pool.name, "Drifted")] <= 0:
-            out.kept[node.name] = f"drifted; NodePool {pool.name}'s budget allows no more Drifted disruptions now"
-            continue
-        if moved_one and reschedulable(node):
-            out.kept[node.name] = "drifted; one drifted node with pods is replaced at a time"
-            continue
-        d = settle([node], "Drifted", pool, allow_replace=True)
-        if d:
-            d.message = f"Drifted ({drifts[node.name]}): {d.message.split(': ', 1)[1]}"
-            commit(d, [node])
-            out.kept.pop(node.name, None)
-            moved_one = moved_one or bool(reschedulable(node))
+    def _replacement_pays(self, nodes: list[Node], reason: Reason, replacement: NodeClaim | None) -> bool:
+        """Whether a consolidation's replacement is worth it: never a type the pass removes (keeping that node and
+        deleting the others saves as much and moves fewer pods: Karpenter's filterOutSameInstanceType; across the pass,
+        such a replacement is one move split over two decisions), and saving at least ``min_savings_fraction``."""
+        if replacement is None or reason != "Underutilized":
+            return True
+        removed_types = {n.instance_type for n in nodes} | {
+            self.managed[x][0].instance_type for x in self.taken if x in self.managed
+        }
+        if replacement.instance_type in removed_types:
+            self.keep(
+                nodes,
+                "SameInstanceType",
+                f"a replacement would be the same instance type ({replacement.instance_type})",
+            )
+            return False
+        removed_price = sum(self.price(n) for n in nodes)
+        fraction = self.settings.min_savings_fraction
+        if replacement.price > removed_price * (1 - fraction):
+            self.keep(
+                nodes,
+                "SmallSaving",
+                f"a replacement ({replacement.instance_type}, {replacement.price:.2f}/h) would not save "
+                f"{int(fraction * 100)}% of {removed_price:.2f}/h",
+            )
+            return False
+        return True
 
-    # Empty: all at once per pool, within the budget
-    by_pool: dict[str, list[Node]] = {}
-    for node, pool in candidates["Empty"]:
-        if not skip(node):
-            by_pool.setdefault(pool.name, []).append(node)
-    for pname, nodes in by_pool.items():
-        room = remaining[(pname, "Empty")]
-        chosen: list[Node] = []
-        for n in sorted(nodes, key=lambda n: (-price(n), n.name)):
-            if len(chosen) >= room:
-                out.kept[n.name] = f"empty; NodePool {pname}'s budget allows no more Empty disruptions now"
+    # --- the methods, in Karpenter's order -----------------------------------------------------------------------------
+
+    def expiration(self) -> None:
+        """Forceful: one node per decision, budgets and do-not-disrupt do not apply (the drain honours PDBs)."""
+        for node, pool in self.candidates["Expired"]:
+            d = self.settle([node], "Expired", pool)
+            if d:
+                d.message = f"Expired: node older than expireAfter {pool.spec.template.spec.expire_after}; " + d.message
+                self.commit(d, [node])
+
+    def drift(self) -> None:
+        """Budget-limited, one node per decision (its replacement, if any, comes up first); empty nodes first, then one
+        node with pods per pass (as upstream: the next waits for this one's pods to settle)."""
+        moved_one = False
+        for node, pool in sorted(self.candidates["Drifted"], key=lambda c: (bool(self.reschedulable(c[0])), c[0].name)):
+            if self.skip(node):
                 continue
-            if room_in_groups([*chosen, n]):
-                out.kept[n.name] = f"empty; instance group {n.instance_group} is at its MinCount"
+            if self.remaining[(pool.name, "Drifted")] <= 0:
+                self.keep(
+                    [node], "Budget", f"drifted; NodePool {pool.name}'s budget allows no more Drifted disruptions now"
+                )
                 continue
-            if sim.waiting and not sim.fits_without(taken | {c.name for c in [*chosen, n]}, max_new_nodes=0)[0]:
-                out.kept[n.name] = "empty; a pending pod needs its room"
+            if moved_one and self.reschedulable(node):
+                self.keep([node], "OneDriftAtATime", "drifted; one drifted node with pods is replaced at a time")
                 continue
-            chosen.append(n)
-        if chosen:
-            d = Decision("Empty", pname, [n.name for n in chosen], None, sum(price(n) for n in chosen), 0, "")
-            d.message = f"Empty: {len(chosen)} node(s) without pods; saves {d.savings_per_hour:.2f}/h"
-            commit(d, chosen)
-            for n in chosen:
-                out.kept.pop(n.name, None)
+            d = self.settle([node], "Drifted", pool)
+            if d:
+                d.message = f"Drifted ({self.drifts[node.name]}): {d.message.split(': ', 1)[1]}"
+                moved_one = moved_one or bool(self.reschedulable(node))
+                self.commit(d, [node])
 
-    # Underutilized: multi-node first, then single nodes
-    by_pool_u: dict[str, list[Node]] = {}
-    for node, pool in candidates["Underutilized"]:
-        if not skip(node):
-            by_pool_u.setdefault(pool.name, []).append(node)
-    for pname, nodes in by_pool_u.items():
-        pool = pools[pname]
+    def emptiness(self) -> None:
+        """All empty candidates of a NodePool at once, within its budget and the groups' MinCount, leaving the room that
+        pending pods need."""
+        for pname, nodes in self._by_pool("Empty").items():
+            room = self.remaining[(pname, "Empty")]
+            chosen: list[Node] = []
+            for n in sorted(nodes, key=lambda n: (-self.price(n), n.name)):
+                if len(chosen) >= room:
+                    self.keep([n], "Budget", f"empty; NodePool {pname}'s budget allows no more Empty disruptions now")
+                elif self.room_in_groups([*chosen, n]):
+                    self.keep([n], "MinCount", f"empty; instance group {n.instance_group} is at its MinCount")
+                elif (
+                    self.sim.waiting
+                    and not self.sim.fits_without(self.taken | {c.name for c in [*chosen, n]}, max_new_nodes=0)[0]
+                ):
+                    self.keep([n], "PendingPodRoom", "empty; a pending pod needs its room")
+                else:
+                    chosen.append(n)
+            if chosen:
+                saving = sum(self.price(n) for n in chosen)
+                message = f"Empty: {len(chosen)} node(s) without pods; saves {saving:.2f}/h"
+                self.commit(Decision("Empty", pname, [n.name for n in chosen], None, saving, 0, message), chosen)
 
-        def cost(n: Node) -> tuple[int, float, str]:
-            # cheapest to disrupt first: fewest pods, then the most expensive node (the biggest saving)
-            return (len(reschedulable(n)), -price(n), n.name)
+    def consolidation(self) -> None:
+        """Underutilized nodes per NodePool, cheapest to disrupt first (fewest pods, then the biggest saving): several at
+        once, then single nodes, within the budget."""
+        for pname, nodes in self._by_pool("Underutilized").items():
+            pool = self.managed[nodes[0].name][1]
+            ordered = sorted(nodes, key=lambda n: (len(self.reschedulable(n)), -self.price(n), n.name))
+            ordered = ordered[: self.settings.max_multi_candidates]
+            if self.remaining[(pname, "Underutilized")] <= 0:
+                self.keep(ordered, "Budget", f"NodePool {pname}'s budget allows no Underutilized disruptions now")
+                continue
+            self.multi_node(pool, ordered)
+            self.single_node(pool, ordered)
 
-        ordered = sorted(nodes, key=cost)[: settings.max_multi_candidates]
-        budget = remaining[(pname, "Underutilized")]
-        if budget <= 0:
-            for n in ordered:
-                out.kept[n.name] = f"NodePool {pname}'s budget allows no Underutilized disruptions now"
-            continue
-        # multi-node: binary search the largest feasible prefix (>= 2 nodes)
-        lo, hi = 2, min(len(ordered), budget)
+    def multi_node(self, pool: NodePool, ordered: list[Node]) -> None:
+        """Binary search the largest feasible prefix (>= 2 nodes) of ``ordered``. Where the pods land is checked once
+        the prefix is chosen: a smaller prefix may put pods on the very nodes a larger one removes, so that check does
+        not shrink monotonically with the prefix. A failed prefix says nothing about single nodes."""
+        lo, hi = 2, min(len(ordered), self.remaining[(pool.name, "Underutilized")])
         best: Decision | None = None
         best_nodes: list[Node] = []
+        kept = (dict(self.out.kept), dict(self.out.kept_codes))
         while lo <= hi:
             mid = (lo + hi) // 2
-            kept_before = dict(out.kept)
-            # where the pods land is checked once the prefix is chosen: a smaller prefix may put pods on the very nodes a
-            # larger one removes, so that check does not shrink monotonically with the prefix
-            d = settle(ordered[:mid], "Underutilized", pool, allow_replace=True, check_destinations=False)
-            out.kept = kept_before  # a failed prefix says nothing about single nodes
+            d = self.settle(ordered[:mid], "Underutilized", pool, check_destinations=False)
             if d is not None:
                 best, best_nodes = d, ordered[:mid]
                 lo = mid + 1
             else:
                 hi = mid - 1
         if best is not None:
-            kept_before = dict(out.kept)
-            best = settle(best_nodes, "Underutilized", pool, allow_replace=True)
-            out.kept = kept_before
+            best = self.settle(best_nodes, "Underutilized", pool)
+        self.out.kept, self.out.kept_codes = kept
         if best is not None:
             best.message = f"Underutilized (multi-node): {best.message.split(': ', 1)[1]}"
-            commit(best, best_nodes)
-            for n in best_nodes:
-                out.kept.pop(n.name, None)
+            self.commit(best, best_nodes)
+
+    def single_node(self, pool: NodePool, ordered: list[Node]) -> None:
         for n in ordered:
-            if skip(n):
+            if self.skip(n):
                 continue
-            if remaining[(pname, "Underutilized")] <= 0:
-                out.kept[n.name] = f"NodePool {pname}'s budget allows no more Underutilized disruptions now"
+            if self.remaining[(pool.name, "Underutilized")] <= 0:
+                self.keep([n], "Budget", f"NodePool {pool.name}'s budget allows no more Underutilized disruptions now")
                 continue
-            d = settle([n], "Underutilized", pool, allow_replace=True)
+            d = self.settle([n], "Underutilized", pool)
             if d:
-                commit(d, [n])
-                out.kept.pop(n.name, None)
-    return out
+                self.commit(d, [n])
+
+    def _by_pool(self, reason: Reason) -> dict[str, list[Node]]:
+        out: dict[str, list[Node]] = {}
+        for node, pool in self.candidates[reason]:
+            if not self.skip(node):
+                out.setdefault(pool.name, []).append(node)
+        return out
+
+
+# --- the plan ------------------------------------------------------------------------------------------------------------
+
+
+def plan_disruptions(inp: DisruptionInput, settings: DisruptionSettings | None = None) -> DisruptionPlan:
+    """Screen every managed node, then run the methods in Karpenter's order over one shared simulation state: expiration,
+    drift, emptiness, consolidation (multi-node, then single-node)."""
+    p = _Pass(inp, settings or DisruptionSettings())
+    p.screen()
+    p.expiration()
+    p.drift()
+    p.emptiness()
+    p.consolidation()
+    return p.out

@@ -251,7 +251,7 @@ def disrupt_once(deps: DisruptionDeps, cfg: DisruptionConfig, dry_run: bool = Fa
             _event(deps, n, "DisruptionLaunching", d.message, "Normal", now)
     if not dry_run:
         for node, why in plan.kept.items():
-            if why.startswith(("already being disrupted", "a replacement")):
+            if plan.kept_codes.get(node) in ("Busy", "Protected"):
                 continue
             _event(deps, node, "DisruptionBlocked", why, "Normal", now)
     for pool_name, reasons in plan.allowed.items():
