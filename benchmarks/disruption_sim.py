@@ -534,8 +534,8 @@ class Simulation:
                     self._remove(name, t, d.reason)
                 continue
             self.result.replacements += 1
-            node = self._launch(d.replacement, t, replaces=tuple(d.nodes))
-            if node is None:
+            launched = [self._launch(d.replacement, t, replaces=tuple(d.nodes)) for _ in range(d.replacement_count)]
+            if launched[0] is None:
                 self.busy.update(d.nodes)  # drained when the replacement is Ready
                 continue
             for name in d.nodes:

@@ -371,3 +371,18 @@ def test_every_kept_node_has_a_code_with_its_message() -> None:
     assert plan.decisions == []
     assert plan.kept_codes == {"a": "Budget", "b": "Busy", "c": "DoNotDisrupt"}
     assert plan.kept.keys() == plan.kept_codes.keys()
+
+
+def test_drift_replaces_one_node_with_several_of_one_group() -> None:
+    # the NodePool now wants c5.xlarge (3.92 CPUs allocatable): the three 1.5-CPU pods of the drifted m5.2xlarge need two
+    c5_only = [{"key": "node.kubernetes.io/instance-type", "operator": "In", "values": ["ml.c5.xlarge"]}]
+    objs = [
+        *base(requirements=c5_only),
+        node("a", nodepool="default"),
+        *(running(f"w-{i}", "a", cpu="1500m") for i in range(3)),
+    ]
+    (d,) = disrupt(objs).decisions
+    assert (d.reason, d.nodes, d.replacement_count) == ("Drifted", ["a"], 2)
+    assert d.replacement is not None and sorted(d.replacement.pods) == ["default/w-0", "default/w-1", "default/w-2"]
+    assert d.to_dict()["replacement"]["count"] == 2
+    assert d.savings_per_hour == pytest.approx(0.461 - 2 * 0.204, abs=0.01)

@@ -114,8 +114,6 @@ CASES = [
         (DRIFT, "Drift/Drift: can replace drifted nodes with multiple nodes"),
         drifted(m5("a"), *(running(f"web-{i}", "a", cpu="2") for i in range(3))),
         Expect(disrupted={"a": "Drifted"}, replaced=True),
-        known_gap="a decision carries one replacement NodeClaim (the service starts one provision execution per "
-        "decision): a drifted node whose pods need two new nodes stays",
     ),
     Case(
         "drift-budget-three",

@@ -112,6 +112,8 @@ class Decision:
     message: str
     destinations: list[str] = field(default_factory=list)
     """Existing nodes the moved pods go to: reserved for the rest of the pass (no later decision removes them)."""
+    replacement_count: int = 1
+    """How many nodes of the replacement's instance group are launched (several only for drift)."""
 
     @property
     def key(self) -> str:
@@ -122,7 +124,9 @@ class Decision:
             "reason": self.reason,
             "nodePool": self.nodepool,
             "nodes": list(self.nodes),
-            "replacement": self.replacement.to_contract() if self.replacement else None,
+            "replacement": self.replacement.to_contract() | {"count": self.replacement_count}
+            if self.replacement
+            else None,
             "savingsPerHour": round(self.savings_per_hour, 4),
             "pods": self.pods,
             "message": self.message,
@@ -427,6 +431,24 @@ def _blocker(node: Node, pods: list[Pod], age: float | None, now: float) -> str 
     return None
 
 
+def _one_group(claims: list[NodeClaim]) -> tuple[NodeClaim | None, int]:
+    """The new nodes of a move as one claim of ``count`` nodes (all their pods), if they are all of one NodePool and
+    instance group; (None, count) if not."""
+    if not claims:
+        return None, 0
+    first = claims[0]
+    if any((c.nodepool, c.instance_group) != (first.nodepool, first.instance_group) for c in claims):
+        return None, len(claims)
+    pods = [k for c in claims for k in c.pods]
+    return NodeClaim(first.nodepool, first.instance_group, first.instance_type, first.zone, pods, first.price), len(
+        claims
+    )
+
+
+def _count(n: int) -> str:
+    return "one" if n == 1 else str(n)
+
+
 def _pdb_blocker(pods: Iterable[Pod], pdbs: list[PodDisruptionBudget], all_pods: list[Pod]) -> str | None:
     """A PDB that would refuse evicting all of ``pods`` together (or a pod under two PDBs, which the Eviction API refuses
     outright), or None."""
@@ -636,7 +658,15 @@ class _Pass:
         if why:
             self.keep(nodes, "MinCount", why)
             return None
-        ok, claims, unschedulable, onto = self.sim.fits_without(self.taken | {n.name for n in nodes})
+        # drift launches what the pods need: several nodes of one instance group (one provision of that count)
+        max_new = max(1, len(moved)) if reason == "Drifted" else 1
+        ok, claims, unschedulable, onto = self.sim.fits_without(self.taken | {n.name for n in nodes}, max_new)
+        replacement, count = _one_group(claims)
+        if claims and replacement is None:
+            self.keep(
+                nodes, "DoesNotFit", "its pods need new nodes in several instance groups (a decision launches in one)"
+            )
+            return None
         if not ok and reason != "Expired":
             msg = (
                 f"its pods would not fit elsewhere ({next(iter(unschedulable.values()))})"
@@ -645,7 +675,6 @@ class _Pass:
             )
             self.keep(nodes, "DoesNotFit", msg)
             return None
-        replacement = claims[0] if claims else None
         revived_price = self._revival_price(nodes, reason, replacement, onto)
         if revived_price is None or not self._replacement_pays(nodes, reason, replacement):
             return None
@@ -658,12 +687,12 @@ class _Pass:
                         f"its pods would go to {x}, which is within its consolidateAfter window",
                     )
                     return None
-        saving = sum(self.price(n) for n in nodes) - (replacement.price if replacement else 0.0) - revived_price
-        what = "delete" if replacement is None else f"replace with one {replacement.instance_type}"
+        launched = replacement.price * count if replacement else 0.0
+        saving = sum(self.price(n) for n in nodes) - launched - revived_price
+        what = "delete" if replacement is None else f"replace with {_count(count)} {replacement.instance_type}"
         message = f"{reason}: {what} ({len(moved)} pod(s) move; saves {saving:.2f}/h)"
-        return Decision(
-            reason, pool.name, [n.name for n in nodes], replacement, saving, len(moved), message, sorted(onto)
-        )
+        names = [n.name for n in nodes]
+        return Decision(reason, pool.name, names, replacement, saving, len(moved), message, sorted(onto), count or 1)
 
     def _revival_price(
         self, nodes: list[Node], reason: Reason, replacement: NodeClaim | None, onto: dict[str, list[str]]

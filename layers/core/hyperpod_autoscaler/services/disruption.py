@@ -237,7 +237,7 @@ def disrupt_once(deps: DisruptionDeps, cfg: DisruptionConfig, dry_run: bool = Fa
             {
                 "cluster": cfg.cluster_name,
                 "instanceGroup": claim.instance_group,
-                "count": 1,
+                "count": d.replacement_count,
                 "claimId": f"replace-{did}",
                 "pods": list(claim.pods),
                 "nodePool": claim.nodepool,
