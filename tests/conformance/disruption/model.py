@@ -45,8 +45,6 @@ class Case:
     deliberate_difference: str | None = None
     """Why we decide otherwise on purpose (docs/disruption.md); ``ours`` is then what we decide instead."""
     ours: Expect | None = None
-    known_gap: str | None = None
-    """Upstream behaviour we do not have yet (the runner expects the case to fail, strictly)."""
 
 
 def world(*objects: dict[str, Any], pools: list[dict[str, Any]] | None = None, **pool_kw: Any) -> list[dict[str, Any]]:
