@@ -1,4 +1,4 @@
-"""The pod-scaling math against KEDA's and the HPA's documented rules (shared/reference/keda-hpa.md), table-driven."""
+"""ScaledObject parsing and the behaviours issue 13 fixed; the upstream-derived cases live in tests/conformance/podscaling."""
 
 from __future__ import annotations
 
@@ -7,16 +7,10 @@ from typing import Any
 
 import pytest
 import yaml
+from hyperpod_autoscaler.adapters.aws_metrics import AwsTriggerMetrics
 from hyperpod_autoscaler.domain.errors import InvalidObject
-from hyperpod_autoscaler.domain.podscaling import (
-    DEFAULT_SCALE_DOWN,
-    DEFAULT_SCALE_UP,
-    Reading,
-    ScalerState,
-    decide,
-    parse_scaled_object,
-    record_scale,
-)
+from hyperpod_autoscaler.domain.hpa import DEFAULT_SCALE_DOWN, DEFAULT_SCALE_UP, HpaMemory, ScaleEvent
+from hyperpod_autoscaler.domain.podscaling import Reading, ScalerState, decide, parse_scaled_object
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,112 +43,7 @@ def q(value: float | None, name: str = "q", error: str | None = None) -> Reading
 
 
 NOW = 10_000.0
-
-# (id, ScaledObject spec overrides, current replicas, readings, expected replicas)
-ONE_POLL = [
-    ("average-value: ceil(23/5)=5 (Pods 4 per 15s allows 1+4)", {"maxReplicaCount": 20}, 1, [q(23)], 5),
-    ("rate-limited: 4 -> 8 (Pods +4 and Percent 100% both give 8)", {"maxReplicaCount": 20}, 4, [q(1000)], 8),
-    ("within tolerance: 21/(5*4)=1.05 keeps 4", {}, 4, [q(21)], 4),
-    ("just outside tolerance: 23/(5*4)=1.15 -> 5", {}, 4, [q(23)], 5),
-    ("tolerance below: 18/(5*4)=0.9 keeps 4", {"minReplicaCount": 1}, 4, [q(18)], 4),
-    ("clamped to maxReplicaCount", {"maxReplicaCount": 3}, 2, [q(100)], 3),
-    ("activation strictly above: 0 stays at 0", {}, 0, [q(0)], 0),
-    ("activation from 0 goes to max(min, 1)", {}, 0, [q(1)], 1),
-    ("activation from 0 with min 2 goes to 2", {"minReplicaCount": 2}, 0, [q(50)], 2),
-    (
-        "activation threshold: 3 is not > 3",
-        {
-            "triggers": [
-                {"type": "aws-sqs-queue", "name": "q", "metadata": {"queueURL": "u", "activationQueueLength": "3"}}
-            ]
-        },
-        0,
-        [q(3)],
-        0,
-    ),
-    ("below minReplicaCount goes up to it", {"minReplicaCount": 2}, 0, [q(0)], 2),
-    (
-        "several triggers: the largest wins",
-        {
-            "maxReplicaCount": 50,
-            "triggers": [
-                {"type": "aws-sqs-queue", "name": "q", "metadata": {"queueURL": "u", "queueLength": "10"}},
-                {
-                    "type": "aws-cloudwatch",
-                    "name": "alb",
-                    "metadata": {
-                        "namespace": "AWS/ApplicationELB",
-                        "metricName": "RequestCount",
-                        "targetMetricValue": "2",
-                    },
-                },
-            ],
-        },
-        2,
-        [q(30), q(8, "alb")],
-        4,
-    ),
-    (
-        "Value metric type: ceil(current * metric / target) = ceil(2*10/5)",
-        {
-            "maxReplicaCount": 20,
-            "triggers": [
-                {
-                    "type": "aws-cloudwatch",
-                    "name": "q",
-                    "metricType": "Value",
-                    "metadata": {"namespace": "N", "metricName": "M", "targetMetricValue": "5"},
-                }
-            ],
-        },
-        2,
-        [q(10)],
-        4,
-    ),
-    (
-        "selectPolicy Min: min(2+4, 2*2) = 4",
-        {"maxReplicaCount": 20, "advanced": behavior(up={"selectPolicy": "Min"})},
-        2,
-        [q(100)],
-        4,
-    ),
-    ("scale-up Disabled keeps the count", {"advanced": behavior(up={"selectPolicy": "Disabled"})}, 2, [q(100)], 2),
-    (
-        "scale-down without window, Pods 1 per 60s: 5 -> 4",
-        {
-            "minReplicaCount": 1,
-            "advanced": behavior(
-                down={"stabilizationWindowSeconds": 0, "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}]}
-            ),
-        },
-        5,
-        [q(1)],
-        4,
-    ),
-    (
-        "scale-down default: 100% per 15s to the floor when the window has no higher recommendation",
-        {"minReplicaCount": 1},
-        6,
-        [q(0)],
-        1,
-    ),
-    (
-        "fallback not yet: one failure keeps the count",
-        {"fallback": {"failureThreshold": 2, "replicas": 6}},
-        2,
-        [q(None, error="x")],
-        2,
-    ),
-]
-
-
-@pytest.mark.parametrize(
-    ("spec", "current", "readings", "expected"), [c[1:] for c in ONE_POLL], ids=[c[0] for c in ONE_POLL]
-)
-def test_one_poll(spec: dict[str, Any], current: int, readings: list[Reading], expected: int) -> None:
-    s = parse_scaled_object(so(**spec))
-    state = ScalerState(created_at=NOW - 3600)
-    assert decide(s, current, readings, state, NOW).replicas == expected
+ERR = "AccessDenied"
 
 
 def test_paused_replicas() -> None:
@@ -163,83 +52,111 @@ def test_paused_replicas() -> None:
     assert decide(parse_scaled_object(doc), 7, [q(100)], ScalerState(), NOW).replicas == 3
 
 
-def test_scale_up_policy_counts_what_was_added_in_the_period() -> None:
-    s = parse_scaled_object(so(maxReplicaCount=50))
+def two_triggers(**spec: Any) -> dict[str, Any]:
+    sqs = {"type": "aws-sqs-queue", "metadata": {"queueURL": "http://q", "queueLength": "5"}}
+    return so(triggers=[{**sqs, "name": "q"}, {**sqs, "name": "f"}], **spec)
+
+
+# --- issue 13: each test below failed on the code before the fix ----------------------------------------------------
+
+
+def test_a_failing_trigger_keeps_keda_from_going_to_zero() -> None:
+    """One trigger idle, the other failing, no fallback: KEDA does not deactivate (Ready False, TriggerError)."""
+    s = parse_scaled_object(two_triggers(minReplicaCount=0, cooldownPeriod=300))
+    state = ScalerState(created_at=0, last_active=NOW - 3600)
+    assert decide(s, 2, [q(0), q(None, "f", ERR)], state, NOW).replicas == 2
+
+
+def test_a_failing_trigger_keeps_the_hpa_from_scaling_down() -> None:
+    """The valid metric proposes ceil(5/5) = 1 < 4 while another is invalid: the HPA does not scale."""
+    s = parse_scaled_object(two_triggers(minReplicaCount=1))
     state = ScalerState(created_at=0)
-    record_scale(state, NOW - 5, +4)  # 1 -> 5 five seconds ago
-    # period start = 5 - 4 = 1: Pods gives 1+4=5, Percent gives 2: nothing more within the 15 s period
-    assert decide(s, 5, [q(200)], state, NOW).replicas == 5
-    # 16 s later the period has passed
-    assert decide(s, 5, [q(200)], state, NOW + 11).replicas == 10
+    assert decide(s, 4, [q(5), q(None, "f", ERR)], state, NOW).replicas == 4
 
 
-def test_scale_down_stabilization_window_takes_the_highest_recommendation() -> None:
-    s = parse_scaled_object(so(minReplicaCount=1, maxReplicaCount=20))
+def test_fallback_is_one_trigger_s_metric_and_the_largest_proposal_wins() -> None:
+    """f falls back to 6 replicas (metric 6 * 5 = 30), q proposes ceil(5/5) = 1: the HPA takes 6."""
+    s = parse_scaled_object(two_triggers(minReplicaCount=1, fallback={"failureThreshold": 1, "replicas": 6}))
     state = ScalerState(created_at=0)
-    assert decide(s, 8, [q(40)], state, NOW).replicas == 8  # recommendation 8
-    assert decide(s, 8, [q(5)], state, NOW + 100).replicas == 8, "within the 300 s window, 8 is still recommended"
-    assert decide(s, 8, [q(5)], state, NOW + 301).replicas == 1, "the window has moved past the high recommendation"
+    decide(s, 3, [q(15), q(None, "f", ERR)], state, NOW - 30)
+    assert decide(s, 3, [q(5), q(None, "f", ERR)], state, NOW).replicas == 6
 
 
-def test_scale_up_window_takes_the_lowest_recommendation() -> None:
-    s = parse_scaled_object(so(maxReplicaCount=20, advanced=behavior(up={"stabilizationWindowSeconds": 60})))
+def test_fallback_goes_through_the_hpa_stabilization() -> None:
+    """No drop from 10 to 2 in one step: the 5-minute window still holds the 10 recommended a minute ago."""
+    s = parse_scaled_object(so(minReplicaCount=1, maxReplicaCount=20, fallback={"failureThreshold": 1, "replicas": 2}))
     state = ScalerState(created_at=0)
-    assert decide(s, 2, [q(10)], state, NOW).replicas == 2
-    assert decide(s, 2, [q(40)], state, NOW + 30).replicas == 2, "the window still holds the recommendation 2"
-    assert decide(s, 2, [q(40)], state, NOW + 61).replicas == 6
+    assert decide(s, 10, [q(50)], state, NOW - 60).replicas == 10
+    assert decide(s, 10, [q(None, error=ERR)], state, NOW - 30).replicas == 10
+    assert decide(s, 10, [q(None, error=ERR)], state, NOW).replicas == 10, "fallback 2, but stabilized"
 
 
-def test_cooldown_before_zero() -> None:
+def test_fallback_starts_only_when_failures_exceed_the_threshold() -> None:
+    s = parse_scaled_object(so(maxReplicaCount=20, fallback={"failureThreshold": 2, "replicas": 4}))
+    state = ScalerState(created_at=0)
+    assert decide(s, 2, [q(None, error=ERR)], state, NOW).replicas == 2
+    assert decide(s, 2, [q(None, error=ERR)], state, NOW + 30).replicas == 2, "2 failures are not > 2"
+    assert decide(s, 2, [q(None, error=ERR)], state, NOW + 60).replicas == 4
+
+
+def test_failure_threshold_zero_is_valid() -> None:
+    s = parse_scaled_object(so(maxReplicaCount=20, fallback={"failureThreshold": 0, "replicas": 4}))
+    assert decide(s, 2, [q(None, error=ERR)], ScalerState(created_at=0), NOW).replicas == 4
+
+
+def test_fallback_refreshes_the_last_active_time() -> None:
+    s = parse_scaled_object(so(minReplicaCount=0, fallback={"failureThreshold": 0, "replicas": 2}))
+    state = ScalerState(created_at=0, last_active=NOW - 3600)
+    decide(s, 2, [q(None, error=ERR)], state, NOW)
+    assert state.last_active == NOW
+
+
+def test_percent_scale_down_truncates() -> None:
+    """Percent 50 from 5: int(5 * 0.5) = 2, as Go's int32(float64), not ceil(2.5) = 3."""
+    down = {"stabilizationWindowSeconds": 0, "policies": [{"type": "Percent", "value": 50, "periodSeconds": 60}]}
+    s = parse_scaled_object(so(minReplicaCount=1, advanced=behavior(down=down)))
+    assert decide(s, 5, [q(0)], ScalerState(created_at=0), NOW).replicas == 2
+
+
+def test_cooldown_does_not_delay_zero_for_an_object_never_active() -> None:
     s = parse_scaled_object(so(minReplicaCount=0, cooldownPeriod=300))
-    state = ScalerState(created_at=0)
-    assert decide(s, 1, [q(3)], state, NOW).replicas == 1
-    assert decide(s, 1, [q(0)], state, NOW + 200).replicas == 1, "inactive, cooldown not over"
-    assert decide(s, 1, [q(0)], state, NOW + 300).replicas == 0, "cooldownPeriod after the last active poll"
+    assert decide(s, 1, [q(0)], ScalerState(created_at=NOW - 10), NOW).replicas == 0
 
 
-def test_initial_cooldown_keeps_a_new_object_up() -> None:
-    s = parse_scaled_object(so(initialCooldownPeriod=600, cooldownPeriod=0))
-    state = ScalerState()
-    assert decide(s, 1, [q(0)], state, NOW).replicas == 1
-    assert decide(s, 1, [q(0)], state, NOW + 601).replicas == 0
+def test_without_behavior_scale_up_is_at_most_double_or_four() -> None:
+    """KEDA creates its HPA without a behavior: the HPA's legacy limit max(2 * 1, 4) = 4, not 1 + 4 = 5."""
+    s = parse_scaled_object(so(maxReplicaCount=20))
+    assert decide(s, 1, [q(23)], ScalerState(created_at=0), NOW).replicas == 4
 
 
-def test_idle_replica_count() -> None:
-    s = parse_scaled_object(so(idleReplicaCount=0, minReplicaCount=2, cooldownPeriod=60))
-    state = ScalerState(created_at=0)
-    assert decide(s, 2, [q(5)], state, NOW).replicas == 2, "active; ceil(5/5)=1 is below minReplicaCount"
-    assert decide(s, 2, [q(0)], state, NOW + 30).replicas == 2, "inactive, cooldown not over"
-    assert decide(s, 2, [q(0)], state, NOW + 61).replicas == 0
-    assert decide(s, 0, [q(7)], state, NOW + 62).replicas == 2, "from idle, activation goes to minReplicaCount"
+class _Client:
+    def __init__(self, response: dict[str, Any]) -> None:
+        self.response = response
+
+    def get_queue_attributes(self, **_: Any) -> dict[str, Any]:
+        return self.response
+
+    def get_metric_data(self, **_: Any) -> dict[str, Any]:
+        return self.response
 
 
-def test_min_above_zero_never_reaches_zero() -> None:
-    s = parse_scaled_object(so(minReplicaCount=1, cooldownPeriod=0))
-    state = ScalerState(created_at=0)
-    assert decide(s, 1, [q(0)], state, NOW + 10_000).replicas == 1
+def test_sqs_attribute_missing_from_the_response_is_an_error() -> None:
+    s = parse_scaled_object(so())
+    reader = AwsTriggerMetrics(lambda service, region: _Client({"Attributes": {"ApproximateNumberOfMessages": "3"}}))
+    with pytest.raises(ValueError, match="ApproximateNumberOfMessagesNotVisible"):
+        reader.read(s.triggers[0])
 
 
-@pytest.mark.parametrize(
-    ("behavior_", "current", "expected"),
-    [
-        ("static", 2, 6),
-        ("currentReplicas", 2, 2),
-        ("currentReplicasIfHigher", 8, 8),
-        ("currentReplicasIfHigher", 2, 6),
-        ("currentReplicasIfLower", 8, 6),
-        ("currentReplicasIfLower", 2, 2),
-    ],
-)
-def test_fallback_after_the_failure_threshold(behavior_: str, current: int, expected: int) -> None:
-    s = parse_scaled_object(
-        so(fallback={"failureThreshold": 3, "replicas": 6, "behavior": behavior_}, maxReplicaCount=20)
-    )
-    state = ScalerState(created_at=0)
-    for i in range(2):
-        assert decide(s, current, [q(None, error="AccessDenied")], state, NOW + i).replicas == current
-    assert decide(s, current, [q(None, error="AccessDenied")], state, NOW + 3).replicas == expected
-    decide(s, current, [q(10)], state, NOW + 4)
-    assert state.failures == 0, "a good read resets the count"
+def test_cloudwatch_reads_integer_seconds_and_honours_ignore_null_values() -> None:
+    meta = {"namespace": "N", "metricName": "M", "targetMetricValue": "1", "metricCollectionTime": "60"}
+    s = parse_scaled_object(so(triggers=[{"type": "aws-cloudwatch", "metadata": meta}]))
+    reader = AwsTriggerMetrics(lambda service, region: _Client({"MetricDataResults": [{"Values": [7.0]}]}))
+    assert reader.read(s.triggers[0]) == 7.0
+    meta = {**meta, "ignoreNullValues": "false"}
+    s = parse_scaled_object(so(triggers=[{"type": "aws-cloudwatch", "metadata": meta}]))
+    reader = AwsTriggerMetrics(lambda service, region: _Client({"MetricDataResults": [{"Values": []}]}))
+    with pytest.raises(ValueError, match="ignoreNullValues"):
+        reader.read(s.triggers[0])
 
 
 def test_seed_scaled_object_reads_unmodified() -> None:
@@ -253,9 +170,17 @@ def test_seed_scaled_object_reads_unmodified() -> None:
     )
     (t,) = s.triggers
     assert t.type == "aws-cloudwatch" and t.target == 3.0 and t.metadata["statistic"] == "Sum"
-    assert s.scale_up == DEFAULT_SCALE_UP and s.scale_down == DEFAULT_SCALE_DOWN
+    assert s.behavior is None, "no behavior: KEDA's HPA takes the legacy normalization"
     state = ScalerState(created_at=0)
     assert decide(s, 1, [Reading(t.name, 8.0)], state, NOW).replicas == 3  # ceil(8/3) = 3 = max
+
+
+def test_a_given_behavior_gets_the_api_server_defaults() -> None:
+    s = parse_scaled_object(so(advanced=behavior(up={"stabilizationWindowSeconds": 60})))
+    assert s.behavior is not None
+    assert s.behavior.scale_up.policies == DEFAULT_SCALE_UP.policies
+    assert s.behavior.scale_up.stabilization_window_seconds == 60
+    assert s.behavior.scale_down == DEFAULT_SCALE_DOWN
 
 
 @pytest.mark.parametrize(
@@ -274,7 +199,7 @@ def test_seed_scaled_object_reads_unmodified() -> None:
         ),
         ({"minReplicaCount": 5, "maxReplicaCount": 2}, "spec.maxReplicaCount"),
         ({"scaleTargetRef": {}}, "spec.scaleTargetRef.name"),
-        ({"fallback": {"failureThreshold": 0, "replicas": 1}}, "spec.fallback.failureThreshold"),
+        ({"fallback": {"failureThreshold": -1, "replicas": 1}}, "spec.fallback.failureThreshold"),
         (
             {"advanced": behavior(up={"policies": [{"type": "Pods", "value": 1, "periodSeconds": 4000}]})},
             "periodSeconds",
@@ -288,7 +213,6 @@ def test_bad_scaled_objects_name_the_field(spec: dict[str, Any], field: str) -> 
 
 
 def test_state_round_trips() -> None:
-    state = ScalerState(
-        created_at=1.0, last_active=2.0, failures=1, recommendations=[(3.0, 4)], scale_events=[(5.0, -1)]
-    )
+    memory = HpaMemory([(3.0, 4)], [ScaleEvent(2, 5.0)], [ScaleEvent(1, 6.0, True)], initialized=True)
+    state = ScalerState(created_at=1.0, last_active=2.0, failures={"q": 1}, hpa=memory, last_poll=7.0)
     assert ScalerState.from_dict(state.to_dict()) == state

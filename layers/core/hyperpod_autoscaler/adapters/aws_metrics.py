@@ -34,19 +34,17 @@ class AwsTriggerMetrics:
     def _sqs(self, t: TriggerSpec) -> float:
         meta = t.metadata
         sqs = self._client_for("sqs", meta.get("awsRegion"))
-        attrs = sqs.get_queue_attributes(
-            QueueUrl=meta["queueURL"],
-            AttributeNames=[
-                "ApproximateNumberOfMessages",
-                "ApproximateNumberOfMessagesNotVisible",
-                "ApproximateNumberOfMessagesDelayed",
-            ],
-        )["Attributes"]
-        value = float(attrs.get("ApproximateNumberOfMessages", 0))
+        names = ["ApproximateNumberOfMessages"]
         if _flag(meta, "scaleOnInFlight", True):
-            value += float(attrs.get("ApproximateNumberOfMessagesNotVisible", 0))
+            names.append("ApproximateNumberOfMessagesNotVisible")
         if _flag(meta, "scaleOnDelayed", False):
-            value += float(attrs.get("ApproximateNumberOfMessagesDelayed", 0))
+            names.append("ApproximateNumberOfMessagesDelayed")
+        attrs = sqs.get_queue_attributes(QueueUrl=meta["queueURL"], AttributeNames=names).get("Attributes") or {}
+        value = 0.0
+        for name in names:  # KEDA's getAwsSqsQueueLength: a requested attribute missing is an error, not 0
+            if name not in attrs:
+                raise ValueError(f"trigger {t.name}: attribute {name} not found in the GetQueueAttributes response")
+            value += int(attrs[name])  # strconv.ParseInt: "1.5" or "x" is an error
         return value
 
     def _cloudwatch(self, t: TriggerSpec) -> float:
@@ -55,8 +53,9 @@ class AwsTriggerMetrics:
         period = int(float(meta.get("metricStatPeriod", "300")))
         window = duration_seconds(meta.get("metricCollectionTime"), 300.0)
         offset = duration_seconds(meta.get("metricEndTimeOffset"), 0.0)
-        end = self._now() - offset
-        start = end - max(window, period)
+        # KEDA's computeQueryWindow: the end is truncated to a whole period, the start a collection time before it
+        end = (self._now() - offset) // period * period
+        start = end - window
         query: dict[str, Any] = {"Id": "m", "ReturnData": True}
         if meta.get("expression"):
             query["Expression"] = meta["expression"]
@@ -85,5 +84,7 @@ class AwsTriggerMetrics:
         values_out = results[0].get("Values") if results else None
         if values_out:
             return float(values_out[0])
+        if results and not _flag(meta, "ignoreNullValues", True):
+            raise ValueError(f"trigger {t.name}: empty metric data received, ignoreNullValues is false")
         # no datapoint in the window: KEDA answers minMetricValue (0 unless set)
         return float(meta.get("minMetricValue", "0") or 0)

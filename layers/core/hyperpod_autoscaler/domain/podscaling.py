@@ -1,18 +1,19 @@
-"""Pod-tier scaling math: KEDA's ScaledObject semantics over the HPA algorithm, pure (no I/O).
+"""Pod-tier scaling: KEDA's ScaledObject semantics in front of the HPA algorithm (``domain.hpa``), pure (no I/O).
 
-What it reproduces (``shared/reference/keda-hpa.md``, KEDA 2.x and the Kubernetes HPA controller):
+What it reproduces (``docs/pod-scaling.md``, ``tests/conformance/podscaling/``; KEDA 2.x and the Kubernetes HPA):
 
-* **Activation** (KEDA) decides 0 <-> 1 only: a trigger is active when its metric is strictly above its activation value.
-  From zero (or ``idleReplicaCount``) an active object goes to ``max(minReplicaCount, 1)``; an inactive object goes to
-  ``idleReplicaCount`` or to 0 (only when ``minReplicaCount`` is 0) once ``cooldownPeriod`` has passed since it was last
-  active (and ``initialCooldownPeriod`` since it was created).
-* **Fallback**: after ``failureThreshold`` consecutive failed reads of every trigger, the replicas follow
-  ``fallback.replicas`` (behavior static, currentReplicas, currentReplicasIfHigher, currentReplicasIfLower).
-* **HPA** above one replica: ``AverageValue`` targets (KEDA's default for these scalers) give
-  ``desired = ceil(metric / target)``, ``Value`` targets ``ceil(current * metric / target)``; no change while the usage
-  ratio is within the tolerance (0.1) of 1; several triggers: the largest desired wins; then the behavior:
-  stabilization windows (up: the smallest recommendation of the window, down: the largest) and the rate policies
-  (Pods / Percent per period, selectPolicy Max / Min / Disabled), finally clamped to [max(min, 1), max].
+* **Metrics** (KEDA's scale handler and ``pkg/fallback``): each trigger's read is its metric; a failed read counts a
+  failure for that trigger, and once its failures are strictly more than ``fallback.failureThreshold`` (0 is valid)
+  the trigger reports ``target * fallback replicas`` instead (behavior static, currentReplicas,
+  currentReplicasIfHigher, currentReplicasIfLower) and counts as active. A failed read without fallback leaves the
+  metric invalid.
+* **KEDA's executor** (``RequestScale``) decides 0 <-> active only: an active object at 0 (or below minReplicaCount
+  with ``idleReplicaCount``) goes to ``max(minReplicaCount, 1)``; an inactive object goes to ``idleReplicaCount`` or 0
+  once ``cooldownPeriod`` has passed since it was last active, or ``initialCooldownPeriod`` since creation if it was
+  never active. An invalid metric keeps KEDA from deactivating, and from refreshing the last active time.
+* **The HPA** (``domain.hpa``) does everything else above one replica: per-metric proposals with the tolerance, the
+  largest wins, no scale-down while any metric is invalid; then the behavior, or without one the legacy
+  normalization (300 s scale-down stabilization, scale-up at most ``max(2 * current, 4)``).
 """
 
 from __future__ import annotations
@@ -20,36 +21,20 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
+from . import hpa
 from .duration import parse_duration
 from .errors import InvalidObject
+from .hpa import DEFAULT_SCALE_DOWN, DEFAULT_SCALE_UP, Behavior, HpaMemory, Policy, Rules
 
-TOLERANCE = 0.1
 SUPPORTED_TRIGGERS = ("aws-sqs-queue", "aws-cloudwatch")
 MAX_PERIOD_SECONDS = 1800
 MAX_WINDOW_SECONDS = 3600
 
 
 # --- the ScaledObject ------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Policy:
-    type: Literal["Pods", "Percent"]
-    value: int
-    period_seconds: int
-
-
-@dataclass(frozen=True)
-class Rules:
-    stabilization_window_seconds: int
-    policies: tuple[Policy, ...]
-    select_policy: Literal["Max", "Min", "Disabled"] = "Max"
-
-
-DEFAULT_SCALE_UP = Rules(0, (Policy("Pods", 4, 15), Policy("Percent", 100, 15)), "Max")
-DEFAULT_SCALE_DOWN = Rules(300, (Policy("Percent", 100, 15),), "Max")
 
 
 @dataclass(frozen=True)
@@ -82,10 +67,13 @@ class ScaledObjectSpec:
     max_replicas: int = 100
     idle_replicas: int | None = None
     fallback: Fallback | None = None
-    scale_up: Rules = DEFAULT_SCALE_UP
-    scale_down: Rules = DEFAULT_SCALE_DOWN
+    behavior: Behavior | None = None
+    """``advanced.horizontalPodAutoscalerConfig.behavior`` with the API server's defaults filled in; None when absent
+    (KEDA then creates its HPA without a behavior, and the HPA's legacy normalization applies)."""
     triggers: tuple[TriggerSpec, ...] = ()
     paused_replicas: int | None = None
+    created_at: float | None = None
+    """``metadata.creationTimestamp`` (epoch seconds): ``initialCooldownPeriod`` counts from it."""
 
     @property
     def key(self) -> str:
@@ -227,7 +215,7 @@ def parse_scaled_object(doc: Mapping[str, Any]) -> ScaledObjectSpec:
                 "ScaledObject", obj, "spec.fallback.behavior", f"{behavior!r} is not a fallback behavior"
             )
         fallback = Fallback(
-            _int(fb.get("failureThreshold"), "spec.fallback.failureThreshold", obj, 0, minimum=1),
+            _int(fb.get("failureThreshold"), "spec.fallback.failureThreshold", obj, 0),
             _int(fb.get("replicas"), "spec.fallback.replicas", obj, 0),
             behavior,  # type: ignore[arg-type]
         )
@@ -237,7 +225,7 @@ def parse_scaled_object(doc: Mapping[str, Any]) -> ScaledObjectSpec:
         else {}
     )
     behavior_raw = hpa.get("behavior") if isinstance(hpa, Mapping) else None
-    behavior_raw = behavior_raw if isinstance(behavior_raw, Mapping) else {}
+    behavior_raw = behavior_raw if isinstance(behavior_raw, Mapping) else None
     where_b = "spec.advanced.horizontalPodAutoscalerConfig.behavior"
     triggers_raw = spec.get("triggers")
     if not isinstance(triggers_raw, list) or not triggers_raw:
@@ -257,18 +245,36 @@ def parse_scaled_object(doc: Mapping[str, Any]) -> ScaledObjectSpec:
         max_replicas=max_r,
         idle_replicas=idle_r,
         fallback=fallback,
-        scale_up=_rules(behavior_raw.get("scaleUp"), f"{where_b}.scaleUp", obj, DEFAULT_SCALE_UP),
-        scale_down=_rules(behavior_raw.get("scaleDown"), f"{where_b}.scaleDown", obj, DEFAULT_SCALE_DOWN),
+        behavior=None
+        if behavior_raw is None
+        else Behavior(
+            _rules(behavior_raw.get("scaleUp"), f"{where_b}.scaleUp", obj, DEFAULT_SCALE_UP),
+            _rules(behavior_raw.get("scaleDown"), f"{where_b}.scaleDown", obj, DEFAULT_SCALE_DOWN),
+        ),
         triggers=tuple(_trigger(t, i, obj) for i, t in enumerate(triggers_raw)),
         paused_replicas=None if paused is None else _int(paused, "metadata.annotations[paused-replicas]", obj, 0),
+        created_at=_timestamp(meta.get("creationTimestamp")),
     )
 
 
+def _timestamp(raw: Any) -> float | None:
+    if not raw:
+        return None
+    try:
+        return datetime.fromisoformat(str(raw).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
 def duration_seconds(value: str | None, default: float) -> float:
+    """KEDA's integer seconds (``metricCollectionTime: "60"``); a duration such as ``5m`` is accepted too."""
     if value is None:
         return default
-    parsed = parse_duration(value)
-    return default if parsed is None else parsed
+    try:
+        return float(value)
+    except ValueError:
+        parsed = parse_duration(value)
+        return default if parsed is None else parsed
 
 
 # --- state kept between invocations ------------------------------------------------------------------------------------
@@ -277,21 +283,21 @@ def duration_seconds(value: str | None, default: float) -> float:
 @dataclass
 class ScalerState:
     created_at: float | None = None
+    """When this scaler first saw the object (``initialCooldownPeriod`` counts from it when the object carries no
+    ``creationTimestamp``)."""
     last_active: float | None = None
-    failures: int = 0
-    recommendations: list[tuple[float, int]] = field(default_factory=list)
-    """(time, replicas) the HPA recommended: the stabilization windows look back over these."""
-    scale_events: list[tuple[float, int]] = field(default_factory=list)
-    """(time, change in replicas) this scaler made: the rate policies count what was already added or removed."""
+    """KEDA's ``status.lastActiveTime``: None while the object was never active."""
+    failures: dict[str, int] = field(default_factory=dict)
+    """Consecutive failed reads per trigger (KEDA's ``status.health[*].numberOfFailures``)."""
+    hpa: HpaMemory = field(default_factory=HpaMemory)
     last_poll: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "createdAt": self.created_at,
             "lastActive": self.last_active,
-            "failures": self.failures,
-            "recommendations": [list(r) for r in self.recommendations],
-            "scaleEvents": [list(e) for e in self.scale_events],
+            "triggerFailures": dict(self.failures),
+            "hpa": self.hpa.to_dict(),
             "lastPoll": self.last_poll,
         }
 
@@ -302,9 +308,8 @@ class ScalerState:
         return cls(
             created_at=raw.get("createdAt"),
             last_active=raw.get("lastActive"),
-            failures=int(raw.get("failures") or 0),
-            recommendations=[(float(t), int(r)) for t, r in raw.get("recommendations") or []],
-            scale_events=[(float(t), int(d)) for t, d in raw.get("scaleEvents") or []],
+            failures={str(k): int(v) for k, v in (raw.get("triggerFailures") or {}).items()},
+            hpa=HpaMemory.from_dict(raw.get("hpa") or {}),
             last_poll=raw.get("lastPoll"),
         )
 
@@ -321,146 +326,138 @@ class Reading:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class TriggerMetric:
+    """A trigger's metric as KEDA hands it to the HPA: the value read, the fallback value, or invalid (None)."""
+
+    trigger: TriggerSpec
+    value: float | None
+    active: bool
+    fallback: bool = False
+    error: str | None = None
+    failures: int = 0
+
+
 @dataclass
 class Decision:
     replicas: int
     reason: str
     active: bool
     per_trigger: dict[str, int] = field(default_factory=dict)
+    source: Literal["keda", "hpa", "paused"] = "hpa"
+    """Who set the count: KEDA's executor (activation, deactivation, minReplicaCount) or the HPA."""
+    metrics: list[TriggerMetric] = field(default_factory=list)
+
+    @property
+    def error(self) -> bool:
+        return any(m.value is None for m in self.metrics)
+
+    @property
+    def fallback(self) -> bool:
+        return any(m.fallback for m in self.metrics)
 
     @property
     def summary(self) -> str:
         return f"{self.replicas} ({self.reason})"
 
 
-def hpa_desired(trigger: TriggerSpec, value: float, current: int) -> int:
-    """One metric's desired replicas with the HPA's tolerance (``current`` >= 1)."""
+def fallback_value(fb: Fallback, trigger: TriggerSpec, current: int) -> float | None:
+    """KEDA's ``doFallback``: the metric value that makes the HPA ask for the fallback replicas (``target *
+    replicas``; for ``Value`` targets divided by the ready replicas, here the current ones). None when it cannot."""
+    replicas = {
+        "static": fb.replicas,
+        "currentReplicas": current,
+        "currentReplicasIfHigher": max(current, fb.replicas),
+        "currentReplicasIfLower": min(current, fb.replicas),
+    }[fb.behavior]
+    per: float = replicas
     if trigger.metric_type == "Value":
-        ratio = value / trigger.target
-        if abs(ratio - 1.0) <= TOLERANCE:
-            return current
-        return math.ceil(current * ratio)
-    ratio = value / (trigger.target * current)
-    if abs(ratio - 1.0) <= TOLERANCE:
-        return current
-    return math.ceil(value / trigger.target)
+        if current == 0:
+            return None
+        per = replicas / current
+    return int(trigger.target * 1000 * per) / 1000
 
 
-def _stabilize(spec: ScaledObjectSpec, state: ScalerState, desired: int, current: int, now: float) -> int:
-    state.recommendations.append((now, desired))
-    up_cut = now - spec.scale_up.stabilization_window_seconds
-    down_cut = now - spec.scale_down.stabilization_window_seconds
-    up_rec = desired
-    down_rec = desired
-    for t, rec in state.recommendations:
-        if t >= up_cut:
-            up_rec = min(up_rec, rec)
-        if t >= down_cut:
-            down_rec = max(down_rec, rec)
-    keep = max(spec.scale_up.stabilization_window_seconds, spec.scale_down.stabilization_window_seconds)
-    state.recommendations = [(t, r) for t, r in state.recommendations if t >= now - keep]
-    out = current
-    if out < up_rec:
-        out = up_rec
-    if out > down_rec:
-        out = down_rec
+def trigger_metrics(
+    spec: ScaledObjectSpec, current: int, readings: list[Reading], state: ScalerState
+) -> list[TriggerMetric]:
+    """Each trigger's metric after KEDA's fallback (``GetMetricsWithFallback``): a failed read counts a failure; once
+    the failures are strictly more than ``failureThreshold`` the fallback value stands in, and counts as active."""
+    by_name = {r.trigger: r for r in readings}
+    out = []
+    for t in spec.triggers:
+        r = by_name.get(t.name)
+        if r is not None and r.error is None and r.value is not None:
+            state.failures[t.name] = 0
+            out.append(TriggerMetric(t, r.value, r.value > t.activation))
+            continue
+        error = r.error if r is not None and r.error else "no metric value"
+        failures = state.failures[t.name] = state.failures.get(t.name, 0) + 1
+        fb = spec.fallback
+        value = fallback_value(fb, t, current) if fb is not None and failures > fb.failure_threshold else None
+        out.append(TriggerMetric(t, value, value is not None, value is not None, error, failures))
     return out
 
 
-def _changed_in(state: ScalerState, now: float, period: int, up: bool) -> int:
-    return sum(d for t, d in state.scale_events if t > now - period and ((d > 0) if up else (d < 0)))
+def _cooled_down(spec: ScaledObjectSpec, state: ScalerState, now: float) -> bool:
+    """``scaleToZeroOrIdle``: never active -> ``initialCooldownPeriod`` after creation; else ``cooldownPeriod`` after
+    the last active time (both strictly before now)."""
+    if state.last_active is None:
+        created = spec.created_at if spec.created_at is not None else state.created_at
+        return created is None or created + spec.initial_cooldown_period < now
+    return state.last_active + spec.cooldown_period < now
 
 
-def _up_limit(spec: ScaledObjectSpec, state: ScalerState, current: int, now: float) -> int:
-    rules = spec.scale_up
-    if rules.select_policy == "Disabled":
-        return current
-    limits = []
-    for p in rules.policies:
-        start = current - _changed_in(state, now, p.period_seconds, up=True)
-        limits.append(start + p.value if p.type == "Pods" else math.ceil(start * (1 + p.value / 100)))
-    limit = max(limits) if rules.select_policy == "Max" else min(limits)
-    return max(limit, current)
-
-
-def _down_limit(spec: ScaledObjectSpec, state: ScalerState, current: int, now: float) -> int:
-    rules = spec.scale_down
-    if rules.select_policy == "Disabled":
-        return current
-    limits = []
-    for p in rules.policies:
-        start = current - _changed_in(state, now, p.period_seconds, up=False)  # adds back what was removed
-        limits.append(start - p.value if p.type == "Pods" else math.ceil(start * (1 - p.value / 100)))
-    # "Max" selects the policy that allows the biggest change, i.e. the lowest limit
-    limit = min(limits) if rules.select_policy == "Max" else max(limits)
-    return min(limit, current)
+def _executor(
+    spec: ScaledObjectSpec, state: ScalerState, current: int, active: bool, error: bool, now: float
+) -> tuple[int, str] | None:
+    """KEDA's ``RequestScale``: the count KEDA itself writes (0 <-> active, minReplicaCount), or None to leave the
+    target to the HPA."""
+    idle = spec.idle_replicas
+    if active:
+        if (idle is not None and current < spec.min_replicas) or current == 0:
+            state.last_active = now
+            return spec.floor, "KEDAScaleTargetActivated"
+        if not error:
+            state.last_active = now
+        return None
+    if error and (spec.fallback is None or spec.fallback.replicas != 0):
+        return None  # a failing trigger never lets KEDA deactivate
+    if (idle is not None and current > idle) or (current > 0 and spec.min_replicas == 0):
+        if _cooled_down(spec, state, now):
+            return (idle if idle is not None else spec.min_replicas), "KEDAScaleTargetDeactivated"
+        return None
+    if idle is None and current < spec.min_replicas:
+        return spec.min_replicas, "below minReplicaCount"
+    return None
 
 
 def decide(spec: ScaledObjectSpec, current: int, readings: list[Reading], state: ScalerState, now: float) -> Decision:
-    """The replicas ``spec``'s target should have now. Mutates ``state`` (recommendations, activity, failures); the
-    caller records the scale event with ``record_scale`` once the change is written."""
+    """The replicas ``spec``'s target should have now: KEDA's executor first, then the HPA. Mutates ``state``
+    (failures, activity, the HPA's memory); the caller stores the scale event with ``record_scale`` once the change is
+    written."""
     if state.created_at is None:
         state.created_at = now
     if spec.paused_replicas is not None:
-        return Decision(spec.paused_replicas, "paused", False)
-    ok = [r for r in readings if r.error is None and r.value is not None]
-    triggers = {t.name: t for t in spec.triggers}
-    if not ok:
-        state.failures += 1
-        if spec.fallback and state.failures >= spec.fallback.failure_threshold:
-            fb, n = spec.fallback, spec.fallback.replicas
-            replicas = {
-                "static": n,
-                "currentReplicas": current,
-                "currentReplicasIfHigher": max(current, n),
-                "currentReplicasIfLower": min(current, n),
-            }[fb.behavior]
-            return Decision(replicas, f"fallback after {state.failures} failed reads", False)
-        return Decision(current, f"metrics unavailable ({state.failures} failed reads): unchanged", False)
-    state.failures = 0
-    active = any(r.value is not None and r.value > triggers[r.trigger].activation for r in ok if r.trigger in triggers)
-    if active:
-        state.last_active = now
-    idle = spec.idle_replicas if spec.idle_replicas is not None else 0
-    if spec.min_replicas > 0 and spec.idle_replicas is None and current < spec.min_replicas:
-        return Decision(spec.min_replicas, "below minReplicaCount", active)
-    at_rest = current == 0 or (spec.idle_replicas is not None and current == spec.idle_replicas)
-    if not active:
-        may_rest = spec.min_replicas == 0 or spec.idle_replicas is not None
-        if at_rest:
-            return Decision(current, "inactive", False)
-        since_active = now - (state.last_active if state.last_active is not None else state.created_at)
-        in_initial = now - state.created_at < spec.initial_cooldown_period
-        if may_rest and since_active >= spec.cooldown_period and not in_initial:
-            state.recommendations.clear()
-            return Decision(idle, f"inactive for {int(since_active)}s >= cooldownPeriod", False)
-        if may_rest and current <= spec.floor:
-            return Decision(current, "inactive, waiting for the cooldown", False)
-    if at_rest:
-        # activation (``active`` is True here): 0 -> max(min, 1) first; the HPA takes over from the next poll
-        state.recommendations = [(now, spec.floor)]
-        return Decision(spec.floor, "activated", True)
-    per_trigger = {}
-    for r in ok:
-        t = triggers.get(r.trigger)
-        if t is None or r.value is None:
-            continue
-        per_trigger[t.name] = hpa_desired(t, r.value, current)
-    desired = max(per_trigger.values()) if per_trigger else current
-    desired = max(spec.floor, min(spec.max_replicas, desired))
-    stabilized = _stabilize(spec, state, desired, current, now)
-    if stabilized > current:
-        final = min(_up_limit(spec, state, current, now), stabilized, spec.max_replicas)
-    elif stabilized < current:
-        final = max(_down_limit(spec, state, current, now), stabilized, spec.floor)
-    else:
-        final = current
-    final = max(spec.floor, min(spec.max_replicas, final))
-    reason = "within tolerance" if final == current else ("scale up" if final > current else "scale down")
-    return Decision(final, reason, active, per_trigger)
+        return Decision(spec.paused_replicas, "paused", False, source="paused")
+    hpa.record_initial(state.hpa, current, now)  # the HPA exists from the ScaledObject's creation on
+    metrics = trigger_metrics(spec, current, readings, state)
+    active = any(m.active for m in metrics)
+    error = any(m.value is None for m in metrics)
+    executed = _executor(spec, state, current, active, error, now)
+    if executed is not None:
+        return Decision(executed[0], executed[1], active, source="keda", metrics=metrics)
+    per_trigger = {
+        m.trigger.name: hpa.external_replicas(m.trigger.metric_type, m.value, m.trigger.target, current)
+        for m in metrics
+        if m.value is not None and current > 0
+    }
+    proposals = [per_trigger.get(m.trigger.name) for m in metrics]
+    out = hpa.reconcile(state.hpa, spec.behavior, current, proposals, spec.floor, spec.max_replicas, now)
+    return Decision(out.replicas, out.reason, active, per_trigger, "hpa", metrics)
 
 
-def record_scale(state: ScalerState, now: float, change: int, keep_seconds: int = MAX_PERIOD_SECONDS) -> None:
-    if change:
-        state.scale_events.append((now, change))
-    state.scale_events = [(t, d) for t, d in state.scale_events if t > now - keep_seconds]
+def record_scale(spec: ScaledObjectSpec, state: ScalerState, decision: Decision, before: int, now: float) -> None:
+    """After the count was written: the HPA remembers its own scale events (only with a behavior, as upstream)."""
+    if decision.source == "hpa":
+        hpa.store_scale_event(state.hpa, spec.behavior, before, decision.replicas, now)

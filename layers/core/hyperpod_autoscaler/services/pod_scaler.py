@@ -126,7 +126,7 @@ def scale_once(deps: PodScalerDeps, force: bool = False, dry_run: bool = False) 
             state.last_poll = now
             if decision.replicas != current and not dry_run:
                 deps.cluster.set_scale(spec.target_kind, spec.namespace, spec.target_name, decision.replicas)
-                record_scale(state, now, decision.replicas - current)
+                record_scale(spec, state, decision, current, now)
                 if decision.replicas > current and deps.announcer is not None:
                     try:
                         deps.announcer.replicas_increased(
@@ -148,8 +148,6 @@ def scale_once(deps: PodScalerDeps, force: bool = False, dry_run: bool = False) 
                     decision.replicas,
                     decision.reason,
                 )
-            else:
-                record_scale(state, now, 0)
             if not dry_run:
                 deps.states.put(spec.key, state.to_dict())
             deps.metrics.gauge(m.POD_SCALER_DESIRED, decision.replicas, ScaledObject=spec.key)
