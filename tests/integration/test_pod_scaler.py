@@ -111,6 +111,60 @@ def test_a_bad_scaled_object_is_reported_and_the_others_scale(stack: Stack) -> N
     assert replicas(stack, "worker") == 3
 
 
+def conditions(obj: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {c["type"]: (c["status"], c["reason"]) for c in obj["status"]["conditions"]}
+
+
+def events_for(stack: Stack, name: str) -> list[tuple[str, str, str]]:
+    return [
+        (e["type"], e["reason"], e["message"])
+        for e in stack.kube.list("v1", "Event", "default")
+        if e["involvedObject"]["kind"] == "ScaledObject" and e["involvedObject"]["name"] == name
+    ]
+
+
+def test_keda_status_and_events_are_written(stack: Stack) -> None:
+    """KEDA-style status through the status subresource and Events, as KEDA's operator writes them; a bad ScaledObject
+    gets Ready=False naming the field while the others are still scaled."""
+    stack.kube.apply(deployment("worker", 1))
+    stack.kube.apply(deployment("other", 2))
+    stack.kube.apply(sqs_scaled_object(queue(stack, 12)))
+    failing = sqs_scaled_object("https://sqs.us-east-1.amazonaws.com/000000000000/missing", target="other")
+    failing["spec"]["fallback"] = {"failureThreshold": 3, "replicas": 2}
+    stack.kube.apply(failing)
+    bad = sqs_scaled_object("u", target="nothing")
+    bad["metadata"]["name"] = "bad-scaler"
+    bad["spec"]["triggers"][0]["type"] = "kafka"
+    stack.kube.apply(bad)
+    stack.invoke("pod_scaler", sample("manual.json"))
+    assert replicas(stack, "worker") == 3, "ceil(12 / 5) = 3: the bad object does not stop the others"
+
+    good = stack.kube.get("keda.sh/v1alpha1", "ScaledObject", "worker-scaler", "default")
+    assert good is not None
+    assert conditions(good)["Ready"] == ("True", "ScaledObjectReady")
+    assert conditions(good)["Active"] == ("True", "ScalerActive")
+    assert conditions(good)["Fallback"] == ("False", "NoFallbackFound")
+    assert good["status"]["originalReplicaCount"] == 1 and good["status"]["lastActiveTime"]
+    (health,) = good["status"]["health"].values()
+    assert health == {"numberOfFailures": 0, "status": "Happy"}
+    assert ("Normal", "SuccessfulRescale") in {e[:2] for e in events_for(stack, "worker-scaler")}
+
+    other = stack.kube.get("keda.sh/v1alpha1", "ScaledObject", "other-scaler", "default")
+    assert other is not None
+    assert conditions(other)["Ready"] == ("False", "TriggerError")
+    (health,) = other["status"]["health"].values()
+    assert health["status"] == "Failing" and health["numberOfFailures"] >= 1
+    assert replicas(stack, "other") == 2, "a failing trigger: no scale-down, no deactivation"
+    assert any(e[1] == "KEDAScalerFailed" and e[0] == "Warning" for e in events_for(stack, "other-scaler"))
+
+    broken = stack.kube.get("keda.sh/v1alpha1", "ScaledObject", "bad-scaler", "default")
+    assert broken is not None
+    assert conditions(broken)["Ready"] == ("False", "ScaledObjectCheckFailed")
+    (ready,) = [c for c in broken["status"]["conditions"] if c["type"] == "Ready"]
+    assert "spec.triggers[0].type" in ready["message"]
+    assert ("Warning", "ScaledObjectCheckFailed") in {e[:2] for e in events_for(stack, "bad-scaler")}
+
+
 def test_a_redelivered_alarm_scales_once(stack: Stack) -> None:
     stack.kube.apply(deployment("worker", 1))
     stack.kube.apply(sqs_scaled_object(queue(stack, 40)))

@@ -378,13 +378,10 @@ class KubeCluster:
         )
 
     def set_nodeclass_status(self, name: str, status: dict[str, Any]) -> None:
-        def change(st: dict[str, Any]) -> dict[str, Any]:
-            out = {**st, **{k: v for k, v in status.items() if k != "conditions"}}
-            if "conditions" in status:
-                out["conditions"] = merge_conditions(st, status["conditions"])
-            return out
+        self._merge_status(self._custom_path(*NODECLASSES, name=name), _status_change(status))
 
-        self._merge_status(self._custom_path(*NODECLASSES, name=name), change)
+    def set_scaled_object_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self._merge_status(self._custom_path(*SCALEDOBJECTS, name=name, namespace=namespace), _status_change(status))
 
     # --- scale -----------------------------------------------------------------------------------------------------------
 
@@ -407,6 +404,18 @@ class KubeCluster:
             body={"spec": {"replicas": int(replicas)}},
             content_type="application/merge-patch+json",
         )
+
+
+def _status_change(status: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Merge ``status`` into a stored status: conditions by type, the other fields replaced."""
+
+    def change(st: dict[str, Any]) -> dict[str, Any]:
+        out = {**st, **{k: v for k, v in status.items() if k != "conditions"}}
+        if "conditions" in status:
+            out["conditions"] = merge_conditions(st, status["conditions"])
+        return out
+
+    return change
 
 
 def merge_conditions(status: dict[str, Any], updates: list[dict[str, Any]]) -> list[dict[str, Any]]:

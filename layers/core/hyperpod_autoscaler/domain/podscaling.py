@@ -291,6 +291,8 @@ class ScalerState:
     """Consecutive failed reads per trigger (KEDA's ``status.health[*].numberOfFailures``)."""
     hpa: HpaMemory = field(default_factory=HpaMemory)
     last_poll: float | None = None
+    original_replicas: int | None = None
+    """The target's replicas when this scaler first saw the object (KEDA's ``status.originalReplicaCount``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -299,6 +301,7 @@ class ScalerState:
             "triggerFailures": dict(self.failures),
             "hpa": self.hpa.to_dict(),
             "lastPoll": self.last_poll,
+            "originalReplicas": self.original_replicas,
         }
 
     @classmethod
@@ -311,6 +314,7 @@ class ScalerState:
             failures={str(k): int(v) for k, v in (raw.get("triggerFailures") or {}).items()},
             hpa=HpaMemory.from_dict(raw.get("hpa") or {}),
             last_poll=raw.get("lastPoll"),
+            original_replicas=raw.get("originalReplicas"),
         )
 
 

@@ -66,6 +66,11 @@ class ClusterPort(Protocol):
         """Write status (conditions, instanceGroups) of a HyperpodNodeClass through the status subresource."""
         ...
 
+    def set_scaled_object_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """Write status of a ScaledObject through the status subresource (conditions merged by type, the other fields
+        replaced; idempotent)."""
+        ...
+
     def label_node(self, node_name: str, labels: dict[str, str]) -> None:
         """Merge ``labels`` into a node's labels (idempotent; a missing node is ignored)."""
         ...
