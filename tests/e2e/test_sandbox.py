@@ -33,6 +33,14 @@ def test_every_pod_served_and_scale_to_zero(short_run: dict[str, Any]) -> None:
     assert short_run["invocationErrors"] == []
 
 
+def test_scaled_objects_carry_keda_status_and_events(short_run: dict[str, Any]) -> None:
+    assert short_run["scaledObjects"], "the scenario's ScaledObjects"
+    for key, so in short_run["scaledObjects"].items():
+        assert so["conditions"]["Ready"] == "True (ScaledObjectReady)", key
+        assert so["conditions"]["Active"].startswith("False"), f"{key}: traffic is over at the end"
+        assert so["lastActiveTime"] and so["events"].get("KEDAScaleTargetActivated", 0) >= 1, key
+
+
 def test_no_pdb_or_do_not_disrupt_violation(short_run: dict[str, Any]) -> None:
     assert short_run["pdbViolations"] == 0 and short_run["doNotDisruptViolations"] == 0
 

@@ -969,7 +969,30 @@ class Sandbox:
             "invocations": len(self.functions.invocations),
             "slowTicks": self.slow_ticks,
             "invocationErrors": [list(e) for e in self.functions.errors[:50]],
+            "scaledObjects": self._scaled_objects(),
         }
+
+    def _scaled_objects(self) -> dict[str, Any]:
+        """What ``kubectl get scaledobject`` and ``kubectl describe`` show: the status the pod scaler wrote (conditions,
+        health, lastActiveTime) and how many Events of each reason."""
+        events: dict[str, dict[str, int]] = {}
+        for e in self.kube.list("v1", "Event"):
+            ref = e.get("involvedObject") or {}
+            if ref.get("kind") == "ScaledObject":
+                per = events.setdefault(f"{ref.get('namespace')}/{ref.get('name')}", {})
+                per[e["reason"]] = per.get(e["reason"], 0) + 1
+        out: dict[str, Any] = {}
+        for obj in self.kube.list("keda.sh/v1alpha1", "ScaledObject"):
+            key = f"{obj['metadata'].get('namespace')}/{obj['metadata']['name']}"
+            status = obj.get("status") or {}
+            out[key] = {
+                "conditions": {c["type"]: f"{c['status']} ({c['reason']})" for c in status.get("conditions") or []},
+                "health": status.get("health", {}),
+                "lastActiveTime": status.get("lastActiveTime"),
+                "originalReplicaCount": status.get("originalReplicaCount"),
+                "events": events.get(key, {}),
+            }
+        return out
 
     def _executions(self) -> dict[str, int]:
         out: dict[str, int] = {}
