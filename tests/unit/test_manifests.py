@@ -32,6 +32,8 @@ def test_rbac_binds_the_template_group_and_grants_no_wildcards() -> None:
         ("karpenter.sagemaker.amazonaws.com", "hyperpodnodeclasses/status", "patch"),
         ("apps", "deployments/scale", "patch"),
         ("keda.sh", "scaledobjects", "list"),
+        ("keda.sh", "scaledobjects", "get"),
+        ("keda.sh", "scaledobjects/status", "patch"),
     ]:
         assert need in granted, need
     assert ("", "nodes", "delete") not in granted, (
