@@ -106,3 +106,18 @@ def test_handler_import_time(name: str) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 0, out.stderr
     assert float(out.stdout.strip().splitlines()[-1]) < 1.5
+
+
+def test_the_workflow_task_functions_reserve_concurrency() -> None:
+    """A throttling storm in the account must not starve a running workflow (its rollback least of all); 0 reserves
+    none, for accounts that cannot spare it."""
+    param = TEMPLATE["Parameters"]["TaskFunctionReservedConcurrency"]
+    assert param["Type"] == "Number" and int(param["Default"]) >= 2 and int(param["MinValue"]) == 0
+    for name in ("ProvisionFunction", "DeprovisionFunction"):
+        reserved = RESOURCES[name]["Properties"]["ReservedConcurrentExecutions"]
+        assert reserved == {
+            "Fn::If": ["ReserveTaskConcurrency", {"Ref": "TaskFunctionReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
+        }
+    assert TEMPLATE["Conditions"]["ReserveTaskConcurrency"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "TaskFunctionReservedConcurrency"}, "0"]}]
+    }
