@@ -121,3 +121,28 @@ def test_the_workflow_task_functions_reserve_concurrency() -> None:
     assert TEMPLATE["Conditions"]["ReserveTaskConcurrency"] == {
         "Fn::Not": [{"Fn::Equals": [{"Ref": "TaskFunctionReservedConcurrency"}, "0"]}]
     }
+
+
+@pytest.mark.parametrize(
+    "machine", sorted(n for n, r in RESOURCES.items() if r["Type"] == "AWS::Serverless::StateMachine")
+)
+def test_every_lambda_task_outlives_its_function(machine: str) -> None:
+    """A task's TimeoutSeconds longer than the function's Timeout: the function's own timeout ends a stuck invocation
+    (Lambda reports it), and the task timeout only catches a Lambda service that never answers."""
+    props = RESOURCES[machine]["Properties"]
+    subs = props.get("DefinitionSubstitutions") or {}
+    text = (ROOT / props["DefinitionUri"]).read_text()
+    definition = json.loads(
+        re.sub(r"\$\{([A-Za-z0-9_]+)\}", lambda m: "1" if "Seconds" in m.group(1) else m.group(1), text)
+    )
+    default = TEMPLATE["Globals"]["Function"].get("Timeout", 3)
+    checked = 0
+    for name, state in definition["States"].items():
+        function = subs.get(str(state.get("Resource")))
+        if state.get("Type") != "Task" or not isinstance(function, dict):
+            continue
+        fn = function["Fn::GetAtt"][0] if "Fn::GetAtt" in function else function["Ref"]
+        limit = RESOURCES[fn]["Properties"].get("Timeout", default)
+        assert state["TimeoutSeconds"] > limit, f"{machine}.{name}: TimeoutSeconds {state['TimeoutSeconds']} <= {limit}"
+        checked += 1
+    assert checked, f"{machine}: no Lambda task found"
