@@ -7,8 +7,12 @@ Two layers of checks:
 * the project's own rules, which the schema cannot express: JSONPath only (no JSONata), every ``Next`` /
   ``Default`` / ``StartAt`` names a state that exists, every state is reachable, every Retry/Catch names
   ``States.*`` or one of the project's own error classes (so the same definition behaves the same in AWS and
-  in the tests), ``States.ALL`` comes last, and every Task that invokes a Lambda retries transient Lambda
-  service errors.
+  in the tests), ``States.ALL`` comes last, and every Task that invokes a Lambda retries AWS's transient Lambda
+  service errors and the project's transient errors, with capped (``MaxDelaySeconds``) full-jitter backoff;
+* bounds: every state machine has ``TimeoutSeconds``, every Task has ``TimeoutSeconds`` (and ``HeartbeatSeconds`` when
+  it waits for a callback), and every loop (a cycle of states) waits in a Wait state, decides in a Task and can leave
+  through a Choice; a loop's history, at its fastest for the whole ``TimeoutSeconds``, stays under ``HISTORY_BUDGET``
+  events (a Standard execution fails, uncatchably, at 25,000).
 """
 
 from __future__ import annotations
@@ -33,7 +37,21 @@ LAMBDA_TRANSIENT = {
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
+    "Lambda.ClientExecutionTimeoutException",
 }
+"""AWS's list of Lambda service errors a task should retry (Step Functions best practices, "Handle Lambda service
+exceptions"), and the throttling error."""
+HISTORY_LIMIT = 25_000
+HISTORY_BUDGET = 20_000
+EVENTS_PER_STATE = {"Task": 5, "Wait": 2, "Choice": 2, "Pass": 2, "Succeed": 2, "Fail": 1}
+"""History events one visit adds: a Lambda Task is entered, scheduled, started, succeeded, exited."""
+CALLBACK = (".waitForTaskToken", ":activity:")
+
+
+def transient_error_names() -> set[str]:
+    return {
+        name for name in project_error_names() if getattr(getattr(project_errors, name), "transient", False) is True
+    }
 
 
 def project_error_names() -> set[str]:
@@ -110,9 +128,12 @@ def _check_machine(machine: dict[str, Any], where: str, known: set[str]) -> list
                     problems.append(f"{here}.{kind}[{i}]: States.ALL must be alone and last")
         resource = str(state.get("Resource", ""))
         if state.get("Type") == "Task" and ("lambda:invoke" in resource or ":function:" in resource):
-            retried = {e for r in state.get("Retry", []) or [] for e in r.get("ErrorEquals", [])}
-            if not (LAMBDA_TRANSIENT & retried) and "States.ALL" not in retried:
-                problems.append(f"{here}: a Lambda task without a Retry on Lambda's transient errors")
+            problems += _check_lambda_retry(state, here)
+        if state.get("Type") == "Task":
+            if "TimeoutSeconds" not in state and "TimeoutSecondsPath" not in state:
+                problems.append(f"{here}: a Task without TimeoutSeconds")
+            if any(c in resource for c in CALLBACK) and "HeartbeatSeconds" not in state:
+                problems.append(f"{here}: a callback Task without HeartbeatSeconds")
         for i, branch in enumerate(state.get("Branches", []) or []):
             problems += _check_machine(branch, f"{here}.Branches[{i}]", known)
         proc = state.get("ItemProcessor") or state.get("Iterator")
@@ -132,6 +153,92 @@ def _check_machine(machine: dict[str, Any], where: str, known: set[str]) -> list
     return problems
 
 
+def _check_lambda_retry(state: dict[str, Any], here: str) -> list[str]:
+    rules = state.get("Retry", []) or []
+    retried = {e for r in rules for e in r.get("ErrorEquals", [])}
+    if "States.ALL" in retried:
+        return []
+    problems = []
+    missing = (LAMBDA_TRANSIENT | transient_error_names()) - retried
+    if missing:
+        problems.append(f"{here}: a Lambda task that does not retry the transient errors {sorted(missing)}")
+    for i, rule in enumerate(rules):
+        if float(rule.get("BackoffRate", 2.0)) > 1 and "MaxDelaySeconds" not in rule:
+            problems.append(f"{here}.Retry[{i}]: exponential backoff without MaxDelaySeconds")
+        if rule.get("JitterStrategy") != "FULL":
+            problems.append(f"{here}.Retry[{i}]: without JitterStrategy FULL (retries of many executions align)")
+    return problems
+
+
+def _cycles(states: dict[str, Any]) -> list[set[str]]:
+    """The strongly connected components that loop (Tarjan): every cycle of the state graph lies in one."""
+    edges = {n: set(_targets(st)) & set(states) for n, st in states.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    out: list[set[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in edges[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = set()
+            while True:
+                w = stack.pop()
+                comp.add(w)
+                if w == v:
+                    break
+            if len(comp) > 1 or v in edges[v]:
+                out.append(comp)
+
+    for v in states:
+        if v not in index:
+            visit(v)
+    return out
+
+
+def _targets(state: dict[str, Any]) -> list[str]:
+    out = [state[k] for k in ("Next", "Default") if k in state]
+    out += [c["Next"] for c in state.get("Choices", []) or [] if "Next" in c]
+    out += [c["Next"] for c in state.get("Catch", []) or [] if "Next" in c]
+    return out
+
+
+def _check_bounds(machine: dict[str, Any], where: str) -> list[str]:
+    problems = []
+    timeout = machine.get("TimeoutSeconds")
+    if not isinstance(timeout, int) or timeout <= 0:
+        problems.append(f"{where}: no TimeoutSeconds: an execution may run (and loop) without end")
+    states: dict[str, Any] = machine.get("States", {})
+    for comp in _cycles(states):
+        loop = " -> ".join(sorted(comp))
+        kinds = {states[n].get("Type") for n in comp}
+        waits = [states[n].get("Seconds") for n in comp if states[n].get("Type") == "Wait"]
+        exits = [
+            n for n in comp if states[n].get("Type") == "Choice" and any(t not in comp for t in _targets(states[n]))
+        ]
+        if not waits or not all(isinstance(w, int | float) and w > 0 for w in waits):
+            problems.append(f"{where}: the loop {loop} has no Wait state with fixed Seconds (a hot loop)")
+            continue
+        if "Task" not in kinds or not exits:
+            problems.append(f"{where}: the loop {loop} has no Task to carry its bound or no Choice to leave it")
+        if isinstance(timeout, int):
+            per_round = sum(EVENTS_PER_STATE.get(str(states[n].get("Type")), 2) for n in comp)
+            events = timeout / min(waits) * per_round
+            if events > HISTORY_BUDGET:
+                problems.append(
+                    f"{where}: the loop {loop} may write ~{int(events)} history events within TimeoutSeconds "
+                    f"{timeout} (budget {HISTORY_BUDGET}; Step Functions fails the execution at {HISTORY_LIMIT})"
+                )
+    return problems
+
+
 def check_definition(text: str, where: str) -> list[str]:
     """The project's own rules on one definition (text with ``${...}`` still in it)."""
     try:
@@ -147,6 +254,7 @@ def check_definition(text: str, where: str) -> list[str]:
         if "Arguments" in state or "Output" in state:
             problems.append(f"{where}.{path}: JSONata fields (Arguments/Output) in a JSONPath machine")
     problems += _check_machine(machine, where, project_error_names())
+    problems += _check_bounds(machine, where)
     return problems
 
 

@@ -101,6 +101,8 @@ def aws(sim_clock: SimClock) -> Iterator[AwsEmulator]:
     emu.reset()
     sfn.retry_intervals.clear()
     sfn.waits.clear()
+    sfn.lambda_faults.clear()
+    sfn.lambda_faults_served.clear()
     try:
         yield emu
     finally:

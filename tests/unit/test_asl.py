@@ -12,18 +12,30 @@ ROOT = Path(__file__).resolve().parents[2]
 MACHINES = sorted((ROOT / "statemachines").glob("*.asl.json"))
 
 
+LAMBDA_ERRORS = [
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+    "Lambda.ClientExecutionTimeoutException",
+]
+
+
+def _retry(names: list[str]) -> dict:
+    return {"ErrorEquals": list(names), "BackoffRate": 2.0, "MaxDelaySeconds": 30, "JitterStrategy": "FULL"}
+
+
 def _machine(**overrides: object) -> dict:
     m: dict = {
         "StartAt": "Scale",
+        "TimeoutSeconds": 3600,
         "States": {
             "Scale": {
                 "Type": "Task",
                 "Resource": "arn:aws:states:::lambda:invoke",
                 "Parameters": {"FunctionName": "${ProvisionFunctionArn}", "Payload.$": "$"},
-                "Retry": [
-                    {"ErrorEquals": ["Lambda.ServiceException"], "MaxAttempts": 3},
-                    {"ErrorEquals": ["ClusterBusy"], "IntervalSeconds": 30, "BackoffRate": 2.0},
-                ],
+                "TimeoutSeconds": 90,
+                "Retry": [_retry(LAMBDA_ERRORS), _retry(["ClusterBusy", "Throttled", "Unavailable"])],
                 "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Failed"}],
                 "Next": "Done",
             },
@@ -33,6 +45,17 @@ def _machine(**overrides: object) -> dict:
     }
     m.update(overrides)
     return m
+
+
+def _loop(m: dict, wait: int = 15) -> None:
+    """Scale -> Ready? -> Wait -> Scale: a polling loop like the project's."""
+    m["States"]["Scale"]["Next"] = "Ready"
+    m["States"]["Ready"] = {
+        "Type": "Choice",
+        "Choices": [{"Variable": "$.ready", "BooleanEquals": True, "Next": "Done"}],
+        "Default": "Again",
+    }
+    m["States"]["Again"] = {"Type": "Wait", "Seconds": wait, "Next": "Scale"}
 
 
 def test_project_machines_pass_all_checks() -> None:
@@ -55,6 +78,26 @@ def test_clean_definition_passes() -> None:
             "alone and last",
         ),
         (lambda m: m["States"]["Scale"].update(Retry=[{"ErrorEquals": ["ClusterBusy"]}]), "transient"),
+        (lambda m: m["States"]["Scale"]["Retry"][0]["ErrorEquals"].remove("Lambda.AWSLambdaException"), "transient"),
+        (
+            lambda m: m["States"]["Scale"]["Retry"][0]["ErrorEquals"].remove("Lambda.ClientExecutionTimeoutException"),
+            "transient",
+        ),
+        (lambda m: m["States"]["Scale"]["Retry"][1]["ErrorEquals"].remove("Unavailable"), "Unavailable"),
+        (lambda m: m["States"]["Scale"]["Retry"][1].pop("MaxDelaySeconds"), "MaxDelaySeconds"),
+        (lambda m: m["States"]["Scale"]["Retry"][1].pop("JitterStrategy"), "JitterStrategy FULL"),
+        (lambda m: m.pop("TimeoutSeconds"), "no TimeoutSeconds"),
+        (lambda m: m["States"]["Scale"].pop("TimeoutSeconds"), "Task without TimeoutSeconds"),
+        (
+            lambda m: m["States"]["Scale"].update(Resource="arn:aws:states:::lambda:invoke.waitForTaskToken"),
+            "HeartbeatSeconds",
+        ),
+        (lambda m: (_loop(m), m["States"]["Again"].update(Seconds=0)), "hot loop"),
+        (lambda m: (_loop(m), m.update(TimeoutSeconds=86400)), "history events"),
+        (
+            lambda m: (_loop(m), m["States"]["Ready"].update(Choices=[], Default="Again")),
+            "no Choice to leave it",
+        ),
         (lambda m: m.update(QueryLanguage="JSONata"), "JSONPath"),
         (lambda m: m["States"]["Scale"].pop("Next"), "neither Next nor End"),
         (lambda m: m.update(StartAt="Missing"), "StartAt"),
@@ -65,6 +108,20 @@ def test_linter_catches(mutate, expected: str) -> None:
     mutate(m)
     problems = check_definition(json.dumps(m), "m")
     assert any(expected in p for p in problems), problems
+
+
+def test_a_bounded_polling_loop_passes() -> None:
+    m = _machine()
+    _loop(m)
+    assert check_definition(json.dumps(m), "m") == []
+
+
+def test_project_machines_are_bounded() -> None:
+    """Every machine has TimeoutSeconds and every loop in it is bounded (the rules without the schema validator)."""
+    for path in MACHINES:
+        assert check_definition(path.read_text(), str(path)) == []
+        machine = json.loads(path.read_text().replace("${RegistrationTimeoutSeconds}", "1200"))
+        assert isinstance(machine.get("TimeoutSeconds"), int)
 
 
 def test_schema_check_rejects_a_broken_definition(tmp_path: Path) -> None:

@@ -106,3 +106,43 @@ def test_handler_import_time(name: str) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 0, out.stderr
     assert float(out.stdout.strip().splitlines()[-1]) < 1.5
+
+
+def test_the_workflow_task_functions_reserve_concurrency() -> None:
+    """A throttling storm in the account must not starve a running workflow (its rollback least of all); 0 reserves
+    none, for accounts that cannot spare it."""
+    param = TEMPLATE["Parameters"]["TaskFunctionReservedConcurrency"]
+    assert param["Type"] == "Number" and int(param["Default"]) >= 2 and int(param["MinValue"]) == 0
+    for name in ("ProvisionFunction", "DeprovisionFunction"):
+        reserved = RESOURCES[name]["Properties"]["ReservedConcurrentExecutions"]
+        assert reserved == {
+            "Fn::If": ["ReserveTaskConcurrency", {"Ref": "TaskFunctionReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
+        }
+    assert TEMPLATE["Conditions"]["ReserveTaskConcurrency"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "TaskFunctionReservedConcurrency"}, "0"]}]
+    }
+
+
+@pytest.mark.parametrize(
+    "machine", sorted(n for n, r in RESOURCES.items() if r["Type"] == "AWS::Serverless::StateMachine")
+)
+def test_every_lambda_task_outlives_its_function(machine: str) -> None:
+    """A task's TimeoutSeconds longer than the function's Timeout: the function's own timeout ends a stuck invocation
+    (Lambda reports it), and the task timeout only catches a Lambda service that never answers."""
+    props = RESOURCES[machine]["Properties"]
+    subs = props.get("DefinitionSubstitutions") or {}
+    text = (ROOT / props["DefinitionUri"]).read_text()
+    definition = json.loads(
+        re.sub(r"\$\{([A-Za-z0-9_]+)\}", lambda m: "1" if "Seconds" in m.group(1) else m.group(1), text)
+    )
+    default = TEMPLATE["Globals"]["Function"].get("Timeout", 3)
+    checked = 0
+    for name, state in definition["States"].items():
+        function = subs.get(str(state.get("Resource")))
+        if state.get("Type") != "Task" or not isinstance(function, dict):
+            continue
+        fn = function["Fn::GetAtt"][0] if "Fn::GetAtt" in function else function["Ref"]
+        limit = RESOURCES[fn]["Properties"].get("Timeout", default)
+        assert state["TimeoutSeconds"] > limit, f"{machine}.{name}: TimeoutSeconds {state['TimeoutSeconds']} <= {limit}"
+        checked += 1
+    assert checked, f"{machine}: no Lambda task found"

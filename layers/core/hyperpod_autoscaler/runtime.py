@@ -91,15 +91,25 @@ _lock = threading.Lock()
 _clients: dict[tuple[str, str, str], Any] = {}
 
 
+CONNECT_TIMEOUT_SECONDS = 3.0
+READ_TIMEOUT_SECONDS = 10.0
+"""botocore's defaults are 60 s each: one hung call would use up a function's whole timeout."""
+
+
 def client(service: str) -> Any:
     """A boto3 client per service, shared by the container's invocations (boto3 honours ``AWS_ENDPOINT_URL``)."""
     import boto3
+    from botocore.config import Config
 
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     key = (service, region, os.environ.get("AWS_ENDPOINT_URL", ""))
     with _lock:
         if key not in _clients:
-            _clients[key] = boto3.session.Session().client(service, region_name=region)
+            _clients[key] = boto3.session.Session().client(
+                service,
+                region_name=region,
+                config=Config(connect_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=READ_TIMEOUT_SECONDS),
+            )
         return _clients[key]
 
 
@@ -153,15 +163,14 @@ def hyperpod() -> Any:
 
 def _sagemaker() -> Any:
     import boto3
-    from botocore.config import Config
+
+    from .adapters.hyperpod import sagemaker_config
 
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     key = ("sagemaker-1attempt", region, os.environ.get("AWS_ENDPOINT_URL", ""))
     with _lock:
         if key not in _clients:
-            _clients[key] = boto3.session.Session().client(
-                "sagemaker", region_name=region, config=Config(retries={"total_max_attempts": 1, "mode": "standard"})
-            )
+            _clients[key] = boto3.session.Session().client("sagemaker", region_name=region, config=sagemaker_config())
         return _clients[key]
 
 

@@ -123,6 +123,13 @@ class HyperPodEmulator:
         self.conflict_while_updating = True
         self.delete_fail_rate = 0.0
         self.delete_fail_ids: set[str] = set()
+        self.server_error_next = 0
+        self.server_error_rate = 0.0
+        self.server_error_ops: set[str] | None = None
+        self.server_error: tuple[str, int] = ("InternalFailure", 500)
+        self.hang_next = 0
+        self.hang_seconds = 0.0
+        self.hang_ops: set[str] | None = None
 
     # --- faults ----------------------------------------------------------------------------------------------------------
 
@@ -150,6 +157,39 @@ class HyperPodEmulator:
         with self.lock:
             self.delete_fail_rate = rate
             self.delete_fail_ids = set(ids or ())
+
+    def server_errors(
+        self,
+        next_n: int = 0,
+        rate: float = 0.0,
+        ops: set[str] | None = None,
+        code: str = "InternalFailure",
+        status: int = 500,
+    ) -> None:
+        """Answer the next ``next_n`` calls, then each call with probability ``rate``, with a 5xx (``InternalFailure``
+        500 by default; ``ServiceUnavailable`` 503 is the other real one); only the operations in ``ops`` when given.
+        Nothing is done for a failed call."""
+        with self.lock:
+            self.server_error_next = next_n
+            self.server_error_rate = rate
+            self.server_error_ops = set(ops) if ops else None
+            self.server_error = (code, status)
+
+    def hang(self, seconds: float, next_n: int = 1, ops: set[str] | None = None) -> None:
+        """Hold the next ``next_n`` calls (of ``ops`` when given) for ``seconds`` of real time before serving them: longer
+        than the client's read timeout, the client gives up while the call still takes effect, as a slow API does."""
+        with self.lock:
+            self.hang_seconds = seconds
+            self.hang_next = next_n
+            self.hang_ops = set(ops) if ops else None
+
+    def _hang(self, op: str) -> None:
+        with self.lock:
+            if self.hang_next <= 0 or (self.hang_ops is not None and op not in self.hang_ops):
+                return
+            self.hang_next -= 1
+            seconds = self.hang_seconds
+        time.sleep(seconds)  # real time, outside the lock: the client's socket times out meanwhile
 
     def delay_for(self, group: str) -> float:
         return self.group_delays.get(group, self.provisioning_delay)
@@ -190,6 +230,15 @@ class HyperPodEmulator:
         return cluster
 
     def _faults(self, op: str) -> None:
+        if self.server_error_ops is None or op in self.server_error_ops:
+            fire = self.server_error_next > 0
+            if fire:
+                self.server_error_next -= 1
+            elif self.server_error_rate and self.rng.random() < self.server_error_rate:
+                fire = True
+            if fire:
+                code, status = self.server_error
+                raise HyperPodError(code, "We encountered an internal error. Please try again.", status)
         if self.throttle_ops is None or op in self.throttle_ops:
             if self.throttle_next > 0:
                 self.throttle_next -= 1
@@ -264,6 +313,7 @@ class HyperPodEmulator:
     # --- operations (wire shapes) ----------------------------------------------------------------------------------------
 
     def handle(self, op: str, params: dict[str, Any]) -> dict[str, Any]:
+        self._hang(op)
         self.tick()
         error: str | None = None
         try:

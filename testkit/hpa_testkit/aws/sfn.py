@@ -4,6 +4,10 @@ moto's interpreter invokes Lambda through a boto3 client (it would need Docker);
 calls the registered Python handler, and a handler's exception reaches Retry/Catch as AWS Lambda reports it: ``errorType``
 = the exception's class name. Wait states and Retry intervals wait on the emulator's clock instead of really sleeping,
 and every Retry interval is recorded (``retry_intervals``) so that tests can assert backoff, jitter and caps.
+
+Lambda service faults (``lambda_error``): the next invocations of a task (by action) fail before the handler runs, the
+way the Lambda service fails them (throttling, 5xx), and reach Retry/Catch as AWS names them: ``Lambda.<code>``
+(``Lambda.TooManyRequestsException``, ``Lambda.ServiceException``...).
 """
 
 from __future__ import annotations
@@ -24,6 +28,26 @@ _routes: dict[str, Handler] = {}
 _clock: list[Any] = [None]
 retry_intervals: list[tuple[str, float]] = []
 waits: list[float] = []
+lambda_faults: list[list[Any]] = []
+"""[code, remaining count, action or None]; ``lambda_error`` adds one, the ``aws`` fixture clears them."""
+lambda_faults_served: list[tuple[str, str]] = []
+
+
+def lambda_error(code: str = "TooManyRequestsException", count: int = 1, action: str | None = None) -> None:
+    """Fail the next ``count`` invocations (of the task ``action`` when given) with the Lambda service error ``code``."""
+    lambda_faults.append([code, count, action])
+
+
+def _lambda_fault(event: Any) -> str | None:
+    action = event.get("action") if isinstance(event, dict) else None
+    for fault in lambda_faults:
+        if fault[1] > 0 and fault[2] in (None, action):
+            fault[1] -= 1
+            lambda_faults_served.append((fault[0], str(action)))
+            return str(fault[0])
+    return None
+
+
 _installed = threading.Lock()
 _done = [False]
 
@@ -58,6 +82,16 @@ class _LambdaClient:
             event = json.loads(Payload or "{}")
         else:
             event = Payload
+        code = _lambda_fault(event)
+        if code is not None:
+            from botocore.exceptions import ClientError
+
+            status = 429 if code == "TooManyRequestsException" else 500
+            error = {
+                "Error": {"Code": code, "Message": f"injected {code}"},
+                "ResponseMetadata": {"HTTPStatusCode": status},
+            }
+            raise ClientError(error, "Invoke")  # type: ignore[arg-type]
         try:
             result = handler(event, _Context(name))
         except Exception as exc:  # Lambda's error envelope: errorType is the exception class name
@@ -117,8 +151,34 @@ def install(clock: Any) -> None:
                 clock_now.sleep(wait_seconds)
 
         wait_function.WaitFunction._wait_interval = wait_interval  # type: ignore[method-assign]
+        _patch_lambda_service_errors()
         _patch_sfn_integration()
         _done[0] = True
+
+
+def _patch_lambda_service_errors() -> None:
+    """moto names every Lambda service error ``Exception``; AWS names it ``Lambda.<code>`` (what Retry lists match)."""
+    from botocore.exceptions import ClientError
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_lambda as mod
+
+    original = mod.StateTaskLambda._from_error
+
+    def from_error(self: Any, env: Any, ex: Exception) -> Any:
+        if not isinstance(ex, ClientError):
+            return original(self, env, ex)
+        name = f"Lambda.{ex.response['Error']['Code']}"
+        return mod.FailureEvent(
+            env=env,
+            error_name=mod.CustomErrorName(name),
+            event_type=mod.HistoryEventType.LambdaFunctionFailed,
+            event_details=mod.EventDetails(
+                lambdaFunctionFailedEventDetails=mod.LambdaFunctionFailedEventDetails(
+                    error=name, cause=ex.response["Error"]["Message"]
+                )
+            ),
+        )
+
+    mod.StateTaskLambda._from_error = from_error  # type: ignore[method-assign]
 
 
 def _pascal(d: dict[str, Any]) -> dict[str, Any]:

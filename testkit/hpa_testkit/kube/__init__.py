@@ -12,6 +12,11 @@ exactly as to an API server::
     emu.apply({...})          # seed objects directly, without HTTP
     ...
     emu.stop()
+
+Faults, for the error paths of the clients (``KubeEmulator.fail`` / ``hang``): the next N requests matching a method and a
+path fragment are answered with an error status (409, 410, 429, 500, 503...) as a ``Status`` object, or held for some
+real seconds before they are served (a hung API server: the client's read timeout fires, the request still takes
+effect). ``faults_served`` records what was injected.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,20 +34,67 @@ import yaml
 
 from .store import ApiError, ResourceType, Store
 
-__all__ = ["ApiError", "KubeEmulator", "ResourceType", "Store"]
+__all__ = ["ApiError", "Fault", "KubeEmulator", "ResourceType", "Store"]
 
 MAX_WATCH_SECONDS = 10.0
+REASONS = {
+    409: "Conflict",
+    410: "Expired",
+    429: "TooManyRequests",
+    500: "InternalError",
+    502: "BadGateway",
+    503: "ServiceUnavailable",
+    504: "Timeout",
+}
+
+
+@dataclass
+class Fault:
+    """Answer ``count`` matching requests with ``status`` (0: serve them) after holding them ``hang`` real seconds.
+    ``methods`` (GET, PUT, POST, PATCH, DELETE) and ``path`` (a fragment of the URL path) narrow what matches."""
+
+    status: int = 0
+    count: int = 1
+    methods: frozenset[str] | None = None
+    path: str = ""
+    hang: float = 0.0
+
+    def matches(self, method: str, path: str) -> bool:
+        return self.count > 0 and (self.methods is None or method in self.methods) and self.path in path
+
+
+class Faults:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pending: list[Fault] = []
+        self.served: list[tuple[str, str, int, float]] = []
+
+    def take(self, method: str, path: str) -> Fault | None:
+        with self.lock:
+            for fault in self.pending:
+                if fault.matches(method, path):
+                    fault.count -= 1
+                    self.served.append((method, path, fault.status, fault.hang))
+                    return fault
+        return None
 
 
 class _Emulator(kmock.KubernetesEmulator):
     """kmock's emulator with object requests served from the project's store."""
 
     store: Store
+    faults: Faults
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         if request.resource is None or request.resource.plural is None:
             return await super()._handle(request)
+        method = str(request.method).upper().rsplit(".", 1)[-1]
+        fault = self.faults.take(method, str(request.url.path))
+        if fault is not None and fault.hang:
+            await asyncio.sleep(fault.hang)
         try:
+            if fault is not None and fault.status:
+                raise ApiError(fault.status, REASONS.get(fault.status, "Failure"), "injected fault")
             status, payload = await self._serve(request)
         except ApiError as exc:
             status, payload = exc.code, exc.status()
@@ -124,6 +177,7 @@ class KubeEmulator:
 
     def __init__(self) -> None:
         self.store = Store()
+        self.faults = Faults()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._handler: _Emulator | None = None
@@ -143,6 +197,7 @@ class KubeEmulator:
     async def _astart(self) -> None:
         handler = _Emulator()
         handler.store = self.store
+        handler.faults = self.faults
         await handler.__aenter__()
         server = kmock.Server(handler)
         await server.__aenter__()
@@ -176,8 +231,33 @@ class KubeEmulator:
     def reset(self) -> None:
         """Drop every object (the resource types, CRDs included, stay)."""
         self.store.reset()
+        with self.faults.lock:
+            self.faults.pending.clear()
+            self.faults.served.clear()
         if self._handler is not None:
             self._handler._requests.clear()
+
+    # --- faults ----------------------------------------------------------------------------------------------------------
+
+    def fail(self, status: int, count: int = 1, methods: set[str] | None = None, path: str = "") -> None:
+        """Answer the next ``count`` matching requests with ``status`` (nothing is done for them)."""
+        with self.faults.lock:
+            self.faults.pending.append(Fault(status, count, frozenset(methods) if methods else None, path))
+
+    def hang(self, seconds: float, count: int = 1, methods: set[str] | None = None, path: str = "") -> None:
+        """Hold the next ``count`` matching requests ``seconds`` (real time) before serving them."""
+        with self.faults.lock:
+            self.faults.pending.append(Fault(0, count, frozenset(methods) if methods else None, path, seconds))
+
+    def clear_faults(self) -> None:
+        with self.faults.lock:
+            self.faults.pending.clear()
+
+    @property
+    def faults_served(self) -> list[tuple[str, str, int, float]]:
+        """(method, path, status, hang seconds) of every request a fault was applied to."""
+        with self.faults.lock:
+            return list(self.faults.served)
 
     # --- clients ---------------------------------------------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """The HyperPod port on boto3's ``sagemaker`` client.
 
-botocore's own retries are limited to one attempt (``client(...)`` below): throttling and conflicts surface at once as
-the project's ``Throttled`` / ``ClusterBusy`` and the Step Functions Retry (exponential backoff, full jitter, capped)
-owns the waiting, visibly, the same in AWS and in tests.
+botocore's own retries are limited to one attempt (``client(...)`` below): throttling, conflicts, 5xx answers and
+timeouts surface at once as the project's ``Throttled`` / ``ClusterBusy`` / ``Unavailable`` (``adapters.errors``) and
+the Step Functions Retry (exponential backoff, full jitter, capped) owns the waiting, visibly, the same in AWS and in
+tests. Connect and read timeouts are short: a hung call fails in seconds, well inside the function's own timeout.
 """
 
 from __future__ import annotations
@@ -12,44 +13,44 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from ..domain.errors import ClusterBusy, InsufficientCapacity, InvalidRequest, NotFound, Throttled
+from ..domain.errors import ClusterBusy, InvalidRequest, NotFound, Throttled, Unavailable
 from ..domain.hyperpod import ClusterView
 from ..ports.hyperpod import ClusterNode, DeleteResult, ScaleResult
+from .errors import to_project_error
 
 DELETE_BATCH = 50
 SUBNET_CACHE_SECONDS = 3600.0
 READ_ATTEMPTS = 4
 READ_BACKOFF_SECONDS = 0.2
-THROTTLING = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded"}
-CAPACITY = {"ResourceLimitExceeded", "InsufficientInstanceCapacity", "InsufficientCapacityException"}
+CONNECT_TIMEOUT_SECONDS = 3.0
+READ_TIMEOUT_SECONDS = 10.0
+READ_BUDGET_SECONDS = 12.0
+"""No read retry starts after this much real time: hung calls (a read timeout each) must not eat the function's time."""
 
 
-def translate(exc: ClientError, what: str) -> Exception:
+def translate(exc: ClientError | BotoCoreError, what: str) -> Exception:
     """A boto3 error as the project's own error type (Step Functions matches these names)."""
-    code = exc.response.get("Error", {}).get("Code", "")
-    message = exc.response.get("Error", {}).get("Message", str(exc))
-    text = f"{what}: {code}: {message}"
-    if code in THROTTLING:
-        return Throttled(text)
-    if code == "ConflictException":
-        return ClusterBusy(text)
-    if code in CAPACITY:
-        return InsufficientCapacity(text)
-    if code in ("ResourceNotFound", "ResourceNotFoundException"):
-        return NotFound(text)
-    return InvalidRequest(text)
+    return to_project_error(exc, what) or InvalidRequest(f"{what}: {exc}")
+
+
+def sagemaker_config() -> Any:
+    """One attempt (the state machines retry), and timeouts that end a hung call in seconds."""
+    from botocore.config import Config
+
+    return Config(
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        read_timeout=READ_TIMEOUT_SECONDS,
+    )
 
 
 def sagemaker_client(session: Any = None, region: str | None = None) -> Any:
     import boto3
-    from botocore.config import Config
 
     session = session or boto3.session.Session()
-    return session.client(
-        "sagemaker", region_name=region, config=Config(retries={"total_max_attempts": 1, "mode": "standard"})
-    )
+    return session.client("sagemaker", region_name=region, config=sagemaker_config())
 
 
 class HyperPodAdapter:
@@ -72,17 +73,18 @@ class HyperPodAdapter:
     def _call(self, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
         try:
             return fn(**kwargs)
-        except ClientError as exc:
+        except (ClientError, BotoCoreError) as exc:
             raise translate(exc, what) from None
 
     def _read(self, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
-        """A read retried on throttling (full jitter, ~1.5 s at most): a decision should not fail on a busy API.
-        Writes are not retried here; the state machines retry them with their own backoff."""
+        """A read retried on throttling and 5xx answers (full jitter, ~1.5 s at most): a decision should not fail on a
+        busy API. Writes are not retried here; the state machines retry them with their own backoff."""
+        began = time.monotonic()
         for attempt in range(READ_ATTEMPTS):
             try:
                 return self._call(what, fn, **kwargs)
-            except Throttled:
-                if attempt == READ_ATTEMPTS - 1:
+            except (Throttled, Unavailable):
+                if attempt == READ_ATTEMPTS - 1 or time.monotonic() - began > READ_BUDGET_SECONDS:
                     raise
                 self._sleep(random.uniform(0, READ_BACKOFF_SECONDS * 2**attempt))
         raise AssertionError("unreachable")
@@ -98,10 +100,7 @@ class HyperPodAdapter:
             self._zones = {}
         missing = sorted(set(subnet_ids) - set(self._zones))
         if missing:
-            try:
-                resp = self.ec2.describe_subnets(SubnetIds=missing)
-            except ClientError as exc:
-                raise translate(exc, "DescribeSubnets") from None
+            resp = self._read("DescribeSubnets", self.ec2.describe_subnets, SubnetIds=missing)
             for sub in resp.get("Subnets", []):
                 self._zones[sub["SubnetId"]] = sub["AvailabilityZone"]
             self._zones_at = self._now()

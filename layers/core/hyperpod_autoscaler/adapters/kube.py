@@ -6,6 +6,10 @@ pods and imports less. Reads use server-side field and label selectors and ``lim
 reads nodes before pods, so that a race leans toward under-provisioning (the next pass fixes it). Malformed objects are
 skipped into ``ClusterObjects.errors`` and logged with their name; they never stop the others. Writes are idempotent and
 retried on 409 conflicts with a fresh read.
+
+Every call has a request timeout (connect, read): the client's default is none, and one hung call would hold a task until
+its function times out. An API error leaves the adapter under the project's name (``adapters.errors``: 429 ``Throttled``,
+5xx/410/timeouts ``Unavailable``, 403 ``AccessDenied``...), so that Step Functions retries the transient ones.
 """
 
 from __future__ import annotations
@@ -19,10 +23,20 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from ..domain.errors import InvalidObject
+from ..domain.errors import (
+    AccessDenied,
+    AutoscalerError,
+    ClusterBusy,
+    InvalidObject,
+    InvalidRequest,
+    NotFound,
+    Throttled,
+    Unavailable,
+)
 from ..domain.k8s import DISRUPTED_TAINT_KEY, Node, Pod, Taint
 from ..domain.objects import ClusterObjects, parse_object
 from ..ports.cluster import EvictionResult, ObjectRef
+from .errors import from_kube_status
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +50,31 @@ SCALEDOBJECTS = ("keda.sh", "v1alpha1", "scaledobjects")
 SCALE_KINDS = {"Deployment": "deployments", "StatefulSet": "statefulsets"}
 
 
+REQUEST_TIMEOUT = (3.0, 15.0)
+"""(connect, read) seconds for every call: a page of 500 pods reads in well under a second."""
+
+
 class KubeApiError(Exception):
+    """The adapter's view of a failed call: the status decides what a method does (404 on a read is "absent", 409 on a
+    write is "read again"). What leaves the adapter is one of ``_ERRORS``: also a ``KubeApiError``, and named as the
+    project's error type (the name Step Functions matches)."""
+
     def __init__(self, status: int, reason: str, body: str) -> None:
         super().__init__(f"Kubernetes API {status} {reason}: {body[:300]}")
         self.status = status
         self.reason = reason
         self.body = body
+
+
+_ERRORS: dict[type[AutoscalerError], type[KubeApiError]] = {
+    cls: type(cls.__name__, (cls, KubeApiError), {"__module__": __name__})
+    for cls in (Throttled, ClusterBusy, NotFound, AccessDenied, Unavailable, InvalidRequest)
+}
+
+
+def kube_error(status: int, reason: str, body: str) -> KubeApiError:
+    """A Kubernetes API failure (status 0: no answer) as the project's error type for that status."""
+    return _ERRORS[from_kube_status(status)](status, reason, body)
 
 
 def _now() -> str:
@@ -51,8 +84,9 @@ def _now() -> str:
 class KubeCluster:
     """ClusterPort (``ports.cluster``) against a Kubernetes API server."""
 
-    def __init__(self, api_client: Any) -> None:
+    def __init__(self, api_client: Any, request_timeout: tuple[float, float] = REQUEST_TIMEOUT) -> None:
         self.api = api_client
+        self.request_timeout = request_timeout
         self._events_sent: dict[tuple[str, str, str, str], float] = {}
 
     # --- construction ----------------------------------------------------------------------------------------------------
@@ -65,6 +99,7 @@ class KubeCluster:
 
         cfg = Configuration()
         load_kube_config(config_file=path, context=context, client_configuration=cfg)
+        cfg.retries = 0  # urllib3 would retry a timed-out read 3 times, unseen: one attempt, the callers retry
         return cls(ApiClient(cfg))
 
     @classmethod
@@ -94,6 +129,7 @@ class KubeCluster:
             c.api_key["authorization"] = tokens.token()
 
         cfg.refresh_api_key_hook = refresh
+        cfg.retries = 0
         return cls(ApiClient(cfg))
 
     # --- transport -------------------------------------------------------------------------------------------------------
@@ -107,6 +143,7 @@ class KubeCluster:
         content_type: str = "application/json",
     ) -> Any:
         from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
 
         headers = {"Accept": "application/json", "Content-Type": content_type}
         try:
@@ -119,11 +156,17 @@ class KubeCluster:
                 auth_settings=["BearerToken"],
                 _preload_content=False,
                 _return_http_data_only=True,
+                _request_timeout=self.request_timeout,
             )
+            data = resp.data
         except ApiException as exc:
-            raise KubeApiError(int(exc.status or 0), str(exc.reason), str(exc.body or "")) from None
-        data = resp.data
-        return json.loads(data) if data else None
+            raise kube_error(int(exc.status or 0), str(exc.reason), str(exc.body or "")) from None
+        except (HTTPError, OSError) as exc:  # refused, reset, timed out: no answer at all
+            raise kube_error(0, type(exc).__name__, f"{method} {path}: {exc}") from None
+        try:
+            return json.loads(data) if data else None
+        except ValueError as exc:
+            raise kube_error(0, "BadResponse", f"{method} {path}: not JSON: {exc}") from None
 
     def _paged(self, path: str, query: list[tuple[str, Any]] | None = None) -> Iterator[dict[str, Any]]:
         token: str | None = None
@@ -245,7 +288,7 @@ class KubeCluster:
                 if exc.status == 404:
                     return
                 raise
-        raise KubeApiError(409, "Conflict", f"node {name}: still conflicting after {CONFLICT_RETRIES} attempts")
+        raise kube_error(409, "Conflict", f"node {name}: still conflicting after {CONFLICT_RETRIES} attempts")
 
     def taint_node(self, node_name: str, taint: Taint) -> None:
         def add(raw: dict[str, Any]) -> bool:
@@ -370,7 +413,7 @@ class KubeCluster:
             except KubeApiError as exc:
                 if exc.status != 409:
                     raise
-        raise KubeApiError(409, "Conflict", f"{path}: still conflicting after {CONFLICT_RETRIES} attempts")
+        raise kube_error(409, "Conflict", f"{path}: still conflicting after {CONFLICT_RETRIES} attempts")
 
     def set_nodepool_conditions(self, name: str, conditions: list[dict[str, Any]]) -> None:
         self._merge_status(

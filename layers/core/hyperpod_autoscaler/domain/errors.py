@@ -1,11 +1,20 @@
 """Errors of the domain. Lambda tasks raise the project's own error types so that Step Functions Retry/Catch match them by
-name the same way in AWS and in tests (the exception class name becomes the task's errorType)."""
+name the same way in AWS and in tests (the exception class name becomes the task's errorType).
+
+``transient`` sorts them for the state machines: a transient error is retried with capped, jittered backoff by every task
+(``hpa_testkit.lint_asl`` checks it), a permanent one goes straight to the Catch. ``adapters/errors.py`` maps the SDKs'
+errors (botocore, the Kubernetes API, the transport) to these names.
+"""
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 
 class AutoscalerError(Exception):
     """Base of every error the project raises on purpose."""
+
+    transient: ClassVar[bool] = False
 
 
 class InvalidObject(AutoscalerError):
@@ -23,9 +32,24 @@ class InvalidObject(AutoscalerError):
 class ClusterBusy(AutoscalerError):
     """The HyperPod cluster or group is being updated by someone else (ConflictException, status Updating)."""
 
+    transient = True
+
 
 class Throttled(AutoscalerError):
     """The API throttled us; retry with backoff."""
+
+    transient = True
+
+
+class Unavailable(AutoscalerError):
+    """An API failed in a way a retry can fix: a 5xx answer (InternalFailure, ServiceUnavailable), a request timeout, a
+    connection refused, reset or timed out, an expired Kubernetes list (410) or credential."""
+
+    transient = True
+
+
+class AccessDenied(AutoscalerError):
+    """The caller may not do this (IAM AccessDenied, Kubernetes 403): a deployment problem, retrying will not help."""
 
 
 class InsufficientCapacity(AutoscalerError):

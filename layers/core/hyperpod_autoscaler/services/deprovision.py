@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..adapters import metrics as m
+from ..adapters.errors import raising_project_errors
 from ..adapters.metrics import AutoscalerMetrics
 from ..domain.duration import parse_duration
-from ..domain.errors import DisruptionAborted, InvalidRequest
+from ..domain.errors import AutoscalerError, DisruptionAborted, InvalidRequest, Unavailable
 from ..domain.k8s import DISRUPTED_TAINT_KEY, DO_NOT_DISRUPT, Pod, Taint
 from ..ports.cluster import ClusterPort
 from ..ports.hyperpod import HyperPodPort
@@ -34,6 +35,12 @@ log = logging.getLogger(__name__)
 FORCEFUL_REASONS = {"Expired"}
 DEFAULT_DRAIN_TIMEOUT_SECONDS = 3600
 """How long a voluntary disruption waits on PDB refusals before it gives the node back."""
+DRAIN_BOUND_SECONDS = 3 * 3600
+DRAIN_BOUND_ROUNDS = 800
+"""How long one execution drains (time, and rounds of Drain/Wait) before it hands the nodes back (untainted, uncordoned)
+to the next disruption pass. An expiry without a terminationGracePeriod waits on its PDBs without end, and a Standard
+execution fails, uncatchably and without rollback, at 25,000 history events (~9 per round): a wait that long belongs to
+the next decision, not to one execution."""
 
 
 @dataclass
@@ -101,7 +108,7 @@ def cordon(deps: DeprovisionDeps, event: dict[str, Any]) -> dict[str, Any]:
         kept.append(name)
     deps.metrics.count(m.DEPROVISION_STEPS, 1, Step="Cordon")
     log.info("cordoned %s (reason %s); aborted %s; already gone %s", kept, reason, aborted, gone)
-    return {"nodes": kept, "aborted": aborted, "gone": gone, "drainStartedAt": deps.clock()}
+    return {"nodes": kept, "aborted": aborted, "gone": gone, "drainStartedAt": deps.clock(), "rounds": 0}
 
 
 def drain(deps: DeprovisionDeps, event: dict[str, Any]) -> dict[str, Any]:
@@ -144,6 +151,16 @@ def drain(deps: DeprovisionDeps, event: dict[str, Any]) -> dict[str, Any]:
         remaining += left_here
         blocked += blocked_here
     deps.metrics.count(m.DEPROVISION_STEPS, 1, Step="Drain")
+    rounds = int(state.get("rounds") or 0) + 1
+    hand_back = remaining > 0 and (waited >= DRAIN_BOUND_SECONDS or rounds >= DRAIN_BOUND_ROUNDS)
+    if hand_back:
+        log.warning(
+            "drain of %s still waits on %d pod(s) after %ds and %d rounds: handed back",
+            still,
+            remaining,
+            waited,
+            rounds,
+        )
     return {
         "nodes": still,
         "aborted": aborted,
@@ -152,6 +169,8 @@ def drain(deps: DeprovisionDeps, event: dict[str, Any]) -> dict[str, Any]:
         "blocked": blocked,
         "drained": remaining == 0,
         "gone": state.get("gone") or [],
+        "rounds": rounds,
+        "handBack": hand_back,
     }
 
 
@@ -190,14 +209,23 @@ def confirm(deps: DeprovisionDeps, event: dict[str, Any]) -> dict[str, Any]:
 
 
 def rollback(deps: DeprovisionDeps, event: dict[str, Any]) -> dict[str, Any]:
+    """Untaint and uncordon every node of the run. A node that could not be restored fails the task after the others
+    were tried (``Unavailable`` when every failure was transient, so the Retry tries again): success means restored."""
     nodes = list((event.get("cordon") or {}).get("nodes") or event.get("nodes") or [])
     done = []
+    failed: dict[str, Exception] = {}
     for name in nodes:
         try:
             _release(deps, name)
             done.append(name)
         except Exception as exc:  # keep rolling back the others
             log.warning("rollback of %s failed: %s", name, exc)
+            failed[name] = exc
+    if failed:
+        permanent = [e for e in failed.values() if not (isinstance(e, AutoscalerError) and e.transient)]
+        if permanent:
+            raise permanent[0]
+        raise Unavailable(f"rollback: {len(failed)} of {len(nodes)} node(s) not restored: {failed}")
     return {"rolledBack": done}
 
 
@@ -215,4 +243,7 @@ def run_action(deps: DeprovisionDeps, event: dict[str, Any]) -> dict[str, Any]:
     if action not in ACTIONS:
         raise InvalidRequest(f"deprovision task: field action is {action!r}, expected one of {sorted(ACTIONS)}")
     payload = event.get("input") if isinstance(event.get("input"), dict) else event
-    return ACTIONS[str(action)](deps, {**(event.get("defaults") or {}), **payload})  # type: ignore[dict-item]
+    step = ACTIONS[str(action)]
+    args = {**(event.get("defaults") or {}), **payload}  # type: ignore[dict-item]
+    # an SDK error no adapter mapped (DynamoDB, Step Functions) reaches Step Functions by its project name too
+    return raising_project_errors(f"deprovision {action}", lambda: step(deps, args))  # type: ignore[arg-type]

@@ -11,6 +11,11 @@ One pass:
    new node and is recorded, and the old nodes are drained only once it is Ready;
 5. an Event on every node decided (``DisruptionTerminating``/``DisruptionLaunching``) and on every candidate kept
    (``DisruptionBlocked`` with the reason), metrics named after Karpenter's.
+
+Before deciding, stranded nodes are repaired: a node carrying the deprovision workflow's ``karpenter.sh/disrupted``
+taint with no running deprovision for it (its rollback failed, or its execution was stopped or timed out) is untainted
+and uncordoned, so that it serves pods again and this pass can decide about it afresh. A cordon without the taint is an
+operator's and is left alone.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from ..adapters import metrics as m
 from ..adapters.metrics import AutoscalerMetrics
 from ..domain.catalog import Catalog
 from ..domain.disruption import Decision, DisruptionInput, DisruptionPlan, DisruptionSettings, plan_disruptions
+from ..domain.k8s import DISRUPTED_TAINT_KEY
 from ..domain.objects import ClusterObjects
 from ..ports.cluster import ClusterPort, ObjectRef
 from ..ports.workflow import WorkflowPort
@@ -144,6 +150,25 @@ def _advance_replacements(
     return waiting, protected, started
 
 
+def repair_stranded(deps: DisruptionDeps, snapshot: ClusterObjects, busy: set[str], now: float) -> list[str]:
+    """Untaint and uncordon the nodes our taint strands (see the module docstring); the names repaired."""
+    repaired: list[str] = []
+    for node in snapshot.nodes:
+        if node.name in busy or not any(t.key == DISRUPTED_TAINT_KEY for t in node.spec.taints):
+            continue
+        try:
+            deps.cluster.remove_taint(node.name, DISRUPTED_TAINT_KEY)
+            if node.spec.unschedulable:
+                deps.cluster.uncordon(node.name)
+        except Exception as exc:  # the next pass tries again; the others are still repaired
+            log.warning("could not restore stranded node %s: %s", node.name, exc)
+            continue
+        repaired.append(node.name)
+        log.warning("node %s was tainted %s with no deprovision running: restored", node.name, DISRUPTED_TAINT_KEY)
+        _event(deps, node.name, "DisruptionRolledBack", "tainted with no deprovision running: restored", "Warning", now)
+    return repaired
+
+
 def _event(deps: DisruptionDeps, node: str, reason: str, message: str, type_: str, now: float) -> None:
     key = (node, f"{reason}:{message}")
     if now - deps.events_sent.get(key, -1e18) < 600:
@@ -162,12 +187,14 @@ class DisruptionResult:
     replacements: list[str] = field(default_factory=list)
     dry_run: bool = False
     seconds: float = 0.0
+    restored: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             **self.plan.to_dict(),
             "deprovisionsStarted": self.deprovisions,
             "replacementsStarted": self.replacements,
+            "restored": self.restored,
             "dryRun": self.dry_run,
             "seconds": round(self.seconds, 3),
         }
@@ -184,6 +211,9 @@ def disrupt_once(deps: DisruptionDeps, cfg: DisruptionConfig, dry_run: bool = Fa
         busy.update(n for n in execution.input.get("nodes") or [] if isinstance(n, str))
     waiting, protected, deprovisions = _advance_replacements(deps, cfg, dry_run)
     busy |= waiting
+    restored = [] if dry_run else repair_stranded(deps, snapshot, busy, now)
+    if restored:
+        snapshot = deps.cluster.snapshot()  # decide on the nodes as they are now
     plan = plan_disruptions(
         DisruptionInput(
             objects=snapshot,
@@ -197,7 +227,7 @@ def disrupt_once(deps: DisruptionDeps, cfg: DisruptionConfig, dry_run: bool = Fa
         ),
         cfg.settings,
     )
-    result = DisruptionResult(plan, deprovisions, dry_run=dry_run)
+    result = DisruptionResult(plan, deprovisions, dry_run=dry_run, restored=restored)
     pools = {p.name: p for p in snapshot.nodepools}
     for d in plan.decisions:
         did = decision_id(d)

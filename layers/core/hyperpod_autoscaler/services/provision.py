@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..adapters import metrics as m
+from ..adapters.errors import raising_project_errors
 from ..adapters.metrics import AutoscalerMetrics
 from ..domain.disruption import INITIALIZED_LABEL
 from ..domain.errors import InsufficientCapacity, InvalidRequest, RegistrationTimeout
@@ -191,4 +192,7 @@ def run_action(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
     if action not in ACTIONS:
         raise InvalidRequest(f"provision task: field action is {action!r}, expected one of {sorted(ACTIONS)}")
     payload = event.get("input") if isinstance(event.get("input"), dict) else event
-    return ACTIONS[str(action)](deps, {**(event.get("defaults") or {}), **payload})  # type: ignore[dict-item]
+    step = ACTIONS[str(action)]
+    args = {**(event.get("defaults") or {}), **payload}  # type: ignore[dict-item]
+    # an SDK error no adapter mapped (DynamoDB, Step Functions) reaches Step Functions by its project name too
+    return raising_project_errors(f"provision {action}", lambda: step(deps, args))  # type: ignore[arg-type]
