@@ -179,3 +179,29 @@ def test_an_empty_event_is_not_a_manual_invoke(stack: Stack) -> None:
         stack.invoke("disruption", {})
     assert stack.executions("deprovision") == []
     assert group_target(stack, "auto-g6-az1") == 1
+
+
+def test_a_replacement_that_never_came_up_is_decided_again_under_a_new_name(stack: Stack) -> None:
+    """Issue 11, defect 1: ``replace-<id>`` collided with the closed provision execution of the first replacement."""
+    from hyperpod_autoscaler.adapters.dynamo_state import BASE_SECONDS
+
+    setup(stack)
+    (big,) = up(stack, "auto-g6-4xaz2", 1)
+    stack.kube.apply(running_pod("infer-0", big, {"app": "infer"}, cpu="2", gpu=1))
+    stack.aws.hyperpod.capacity_failure("auto-g6-az1")
+    first = stack.invoke("disruption", {"source": "manual", "reason": "t", "id": "pass-1"})
+    [name] = first["result"]["replacementsStarted"]
+    replacement = [r for r in stack.wait_all("provision") if r["output"]["status"] != "ready"]
+    assert [r["output"]["status"] for r in replacement] == ["gave-back"], replacement
+    stack.invoke("disruption", {"source": "manual", "reason": "t", "id": "pass-2"})  # drops the decision
+    stack.aws.hyperpod.capacity_failure("auto-g6-az1", times=0)
+    stack.clock.advance(BASE_SECONDS + 1)
+    third = stack.invoke("disruption", {"source": "manual", "reason": "t", "id": "pass-3"})
+    [again] = third["result"]["replacementsStarted"]
+    assert again != name and again.startswith(name.rsplit("-", 2)[0]), (again, name)
+    assert any(r["output"]["status"] == "ready" for r in stack.wait_all("provision"))
+    fourth = stack.invoke("disruption", {"source": "manual", "reason": "t", "id": "pass-4"})
+    assert fourth["result"]["deprovisionsStarted"], fourth
+    assert all(r["status"] == "SUCCEEDED" for r in stack.wait_all("deprovision"))
+    names = [n["metadata"]["name"] for n in stack.kube.list("v1", "Node")]
+    assert big not in names and len(names) == 1
