@@ -153,6 +153,19 @@ def test_drill_scale_group_up_and_back(stack: Stack) -> None:
     assert stack.kube.list("v1", "Node") == []
 
 
+def test_the_same_drill_run_again_changes_the_cluster_again(stack: Stack) -> None:
+    """Issue 11, defect 1: drill children were named after the drill's input only, so the same drill run a second time
+    collided with the first run's closed executions (kept 90 days) and failed without doing anything."""
+    for _ in range(2):
+        before = len(stack.aws.hyperpod.call_log)
+        out = stack.run("drill", {"drill": "scale-group", "group": GROUP, "count": 1})
+        assert out["status"] == "SUCCEEDED", out
+        added = [c for c in stack.aws.hyperpod.call_log[before:] if c[1] == "BatchAddClusterNodes" and not c[3]]
+        assert added, "this run added its node"
+        assert target(stack) == 0 and stack.kube.list("v1", "Node") == []
+    assert len(stack.executions("provision")) == 2 and len(stack.executions("deprovision")) == 2
+
+
 def test_drill_drain_group_to_zero(stack: Stack) -> None:
     up(stack, 2)
     out = stack.run("drill", {"drill": "drain-group", "group": GROUP})

@@ -127,3 +127,81 @@ def test_blocked_nodes_get_an_event_with_the_reason(stack: Stack) -> None:
     assert "do-not-disrupt" in out["result"]["kept"][node]
     events = [e for e in stack.kube.list("v1", "Event", "default") if e["involvedObject"]["name"] == node]
     assert any(e["reason"] == "DisruptionBlocked" and "do-not-disrupt" in e["message"] for e in events)
+
+
+def test_a_refused_deprovision_is_retried_by_a_later_pass(stack: Stack) -> None:
+    """Issue 11, defect 1: the deprovision name must not be derived from the decision alone (``<reason>-<hash>``): after
+    one refused delete, the same idle node was re-decided every pass and never removed (the closed execution's name)."""
+    setup(stack)
+    (node,) = up(stack, "auto-g6-az1", 1)
+    stack.aws.hyperpod.delete_failures(ids={node[len("hyperpod-") :]})
+    first = stack.invoke("disruption", {"source": "manual", "reason": "t", "id": "pass-1"})
+    assert [d["nodes"] for d in first["result"]["decisions"]] == [[node]]
+    [refused] = stack.wait_all("deprovision")
+    assert refused["status"] in ("SUCCEEDED", "FAILED"), refused
+    kept = [n for n in stack.kube.list("v1", "Node") if n["metadata"]["name"] == node]
+    assert kept and not kept[0]["spec"].get("unschedulable"), "refused: rolled back, back in service"
+    stack.aws.hyperpod.delete_failures()  # the refusal was transient
+
+    second = stack.invoke("disruption", {"source": "manual", "reason": "t", "id": "pass-2"})
+    assert [d["nodes"] for d in second["result"]["decisions"]] == [[node]], "the same decision again"
+    [name] = second["result"]["deprovisionsStarted"]
+    assert name not in first["result"]["deprovisionsStarted"], "a new attempt, a new name"
+    results = stack.wait_all("deprovision")
+    assert len(results) == 2 and all(r["status"] in ("SUCCEEDED", "FAILED") for r in results)
+    assert stack.kube.list("v1", "Node") == [], "the idle node is removed"
+    assert group_target(stack, "auto-g6-az1") == 0, "scaled to zero"
+
+
+def test_concurrent_passes_start_one_deprovision(stack: Stack) -> None:
+    """Two deciders of one decision (the lease aside) agree on one attempt through the conditional write."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hyperpod_autoscaler import runtime
+    from hyperpod_autoscaler.services.disruption import disrupt_once
+
+    setup(stack)
+    up(stack, "auto-g6-az1", 1)
+    deps, config = runtime.disruption_deps(), runtime.disruption_config()
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(lambda _: disrupt_once(deps, config), range(6)))
+    assert len({n for r in results for n in r.deprovisions}) == 1
+    assert len(stack.executions("deprovision")) == 1
+
+
+def test_an_empty_event_is_not_a_manual_invoke(stack: Stack) -> None:
+    """Issue 11, defect 10: ``{}`` used to count as a manual invoke and start real deprovisions."""
+    from hyperpod_autoscaler.domain.errors import InvalidObject
+
+    setup(stack)
+    up(stack, "auto-g6-az1", 1)
+    with pytest.raises(InvalidObject, match=r"field source: required field is missing"):
+        stack.invoke("disruption", {})
+    assert stack.executions("deprovision") == []
+    assert group_target(stack, "auto-g6-az1") == 1
+
+
+def test_a_replacement_that_never_came_up_is_decided_again_under_a_new_name(stack: Stack) -> None:
+    """Issue 11, defect 1: ``replace-<id>`` collided with the closed provision execution of the first replacement."""
+    from hyperpod_autoscaler.adapters.dynamo_state import BASE_SECONDS
+
+    setup(stack)
+    (big,) = up(stack, "auto-g6-4xaz2", 1)
+    stack.kube.apply(running_pod("infer-0", big, {"app": "infer"}, cpu="2", gpu=1))
+    stack.aws.hyperpod.capacity_failure("auto-g6-az1")
+    first = stack.invoke("disruption", {"source": "manual", "reason": "t", "id": "pass-1"})
+    [name] = first["result"]["replacementsStarted"]
+    replacement = [r for r in stack.wait_all("provision") if r["output"]["status"] != "ready"]
+    assert [r["output"]["status"] for r in replacement] == ["gave-back"], replacement
+    stack.invoke("disruption", {"source": "manual", "reason": "t", "id": "pass-2"})  # drops the decision
+    stack.aws.hyperpod.capacity_failure("auto-g6-az1", times=0)
+    stack.clock.advance(BASE_SECONDS + 1)
+    third = stack.invoke("disruption", {"source": "manual", "reason": "t", "id": "pass-3"})
+    [again] = third["result"]["replacementsStarted"]
+    assert again != name and again.startswith(name.rsplit("-", 2)[0]), (again, name)
+    assert any(r["output"]["status"] == "ready" for r in stack.wait_all("provision"))
+    fourth = stack.invoke("disruption", {"source": "manual", "reason": "t", "id": "pass-4"})
+    assert fourth["result"]["deprovisionsStarted"], fourth
+    assert all(r["status"] == "SUCCEEDED" for r in stack.wait_all("deprovision"))
+    names = [n["metadata"]["name"] for n in stack.kube.list("v1", "Node")]
+    assert big not in names and len(names) == 1

@@ -71,7 +71,10 @@ def test_a_second_event_while_provisioning_adds_nothing(stack: Stack) -> None:
     again = sample("schedule.json")
     again["id"] = "another-delivery"
     out = stack.invoke("reconcile", again)
-    assert out["last"]["claims"] == [] and out["last"]["inflightNodes"] >= 1, "in-flight claims count as capacity"
+    # The execution runs on the simulated clock and may already be over: then its Ready nodes are the capacity (a
+    # closed execution is never counted as in flight).
+    assert out["last"]["claims"] == [], "in-flight claims count as capacity"
+    assert out["last"]["inflightNodes"] >= 1 or stack.kube.list("v1", "Node"), out
 
 
 def test_schedule_writes_status_conditions(stack: Stack) -> None:
@@ -89,3 +92,110 @@ def test_a_malformed_event_names_the_field(stack: Stack) -> None:
     del event["detail"]["state"]["value"]
     with pytest.raises(InvalidObject, match=r"state\.value"):
         stack.invoke("reconcile", event)
+
+
+def test_pods_given_back_once_are_provisioned_again_by_a_new_execution(stack: Stack) -> None:
+    """Issue 11, defect 1: the execution name must not be derived from the claim alone. Step Functions keeps a closed
+    execution's name for 90 days, so after one capacity give-back the same pods on the same group were never provisioned
+    again (``ExecutionAlreadyExists`` was taken for "already started")."""
+    from hyperpod_autoscaler.adapters.dynamo_state import BASE_SECONDS
+
+    stack.seed()
+    pending(stack)
+    hp = stack.aws.hyperpod
+    groups = list(hp.clusters[stack.cluster_name].groups)
+    for group in groups:
+        hp.capacity_failure(group)
+    first = stack.invoke("reconcile", sample("alarm-pending-pods.json"))
+    [name] = first["executionsStarted"]
+    [gave_back] = stack.wait_all("provision")
+    assert gave_back["output"]["status"] == "gave-back", gave_back
+    assert stack.kube.list("v1", "Node") == []
+    for group in groups:
+        hp.capacity_failure(group, times=0)  # capacity is back
+    stack.clock.advance(BASE_SECONDS + 1)  # and the group's backoff is over
+
+    again = sample("schedule.json")
+    again["id"] = "after-the-backoff"
+    second = stack.invoke("reconcile", again)
+    [claim] = second["last"]["claims"]
+    assert claim["claimId"] == first["last"]["claims"][0]["claimId"], "the same pods on the same group: the same claim"
+    assert second["executionsStarted"] and name not in second["executionsStarted"], "a new attempt, a new name"
+    assert second["last"]["inflightNodes"] == 0, "the closed execution is not capacity"
+    results = stack.wait_all("provision")
+    assert len(results) == 2 and sorted(r["output"]["status"] for r in results) == ["gave-back", "ready"], results
+    assert len(stack.kube.list("v1", "Node")) == claim["count"]
+
+
+def test_concurrent_invocations_hold_the_lease_once_and_ask_for_the_planned_nodes_once(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11, defect 2: the holder id is unique per invocation (the production one, from the Lambda context), so of N
+    overlapping invocations exactly one holds the lease; the others leave a pass request and return."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hyperpod_autoscaler.services import reconcile as service
+
+    stack.seed()
+    pending(stack)
+    dry = stack.invoke("reconcile", {"source": "manual", "reason": "how many nodes", "dryRun": True})
+    need = dry["last"]["plannedNodes"]
+    assert need >= 1 and stack.executions("provision") == []
+
+    n = 8
+    returned = threading.Semaphore(0)
+    real_once = service.reconcile_once
+
+    def held_pass(*args: object, **kwargs: object) -> object:
+        # the holder's pass waits (a bounded while) until every other invocation has returned: the overlap is certain
+        for _ in range(n - 1):
+            if not returned.acquire(timeout=5.0):
+                break
+        return real_once(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(service, "reconcile_once", held_pass)
+
+    def invoke(i: int) -> dict[str, Any]:
+        event = sample("schedule.json")
+        event["id"] = f"overlap-{i}"
+        try:
+            out: dict[str, Any] = stack.invoke("reconcile", event)
+            return out
+        finally:
+            returned.release()
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        results = list(pool.map(invoke, range(n)))
+    assert time.monotonic() - started < 30
+    assert sum(1 for r in results if r["held"]) == 1, [r["held"] for r in results]
+    assert all(r["stopped"] == "contended" for r in results if not r["held"])
+    executions = stack.executions("provision")
+    asked = 0
+    for e in executions:
+        asked += json.loads(stack.sfn.describe_execution(executionArn=e["executionArn"])["input"])["count"]
+    assert asked == need, (asked, need)
+    targets = sum(g.target for g in stack.aws.hyperpod.clusters[stack.cluster_name].groups.values())
+    assert targets == need, "no double provisioning"
+
+
+def test_a_large_answer_is_recorded_small_and_the_work_runs_once(stack: Stack) -> None:
+    """Issue 11, defect 10: the idempotency record used to hold the whole answer; one over DynamoDB's 400 KB failed the
+    invocation after its work had run (and the redelivery ran it again)."""
+    from hyperpod_autoscaler import entrypoints
+    from hyperpod_autoscaler.services.triggers import parse_trigger
+
+    trigger = parse_trigger({**sample("schedule.json"), "id": "a-large-answer"})
+    runs: list[int] = []
+
+    def work() -> dict[str, Any]:
+        runs.append(1)
+        return {"held": True, "passes": 1, "kept": {f"hyperpod-i-{i:017d}": "x" * 100 for i in range(5000)}}
+
+    first = entrypoints.idempotent(trigger, None, work)
+    assert len(first["kept"]) == 5000, "the invocation that did the work answers in full"
+    second = entrypoints.idempotent(trigger, None, work)
+    assert runs == [1], "the redelivery did not run the work again"
+    assert second["held"] is True and second["passes"] == 1 and "kept" not in second and "truncated" in second

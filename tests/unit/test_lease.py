@@ -192,3 +192,29 @@ def test_settings_are_checked() -> None:
         LoopSettings(interval_seconds=30, lease_seconds=10)
     with pytest.raises(ValueError, match="budget_seconds"):
         LoopSettings(budget_seconds=-1)
+
+
+def test_holder_ids_are_unique_per_invocation() -> None:
+    """Issue 11, defect 2: the production holder was the constant prefix, and the lease admits its own holder again."""
+    from types import SimpleNamespace
+
+    from hyperpod_autoscaler.services.leased_loop import new_holder
+
+    assert new_holder("reconcile", SimpleNamespace(aws_request_id="req-1")) == "reconcile:req-1"
+    assert new_holder("reconcile", SimpleNamespace(aws_request_id="req-2")) != new_holder(
+        "reconcile", SimpleNamespace(aws_request_id="req-1")
+    )
+    anonymous = {new_holder("reconcile") for _ in range(100)} | {new_holder("reconcile", object()) for _ in range(100)}
+    assert len(anonymous) == 200 and "reconcile" not in anonymous
+
+
+def test_an_empty_event_is_an_error_naming_the_field() -> None:
+    """Issue 11, defect 10: ``{}`` is not a manual invoke."""
+    import pytest
+    from hyperpod_autoscaler.domain.errors import InvalidObject
+    from hyperpod_autoscaler.services.triggers import parse_trigger
+
+    for event in ({}, {"reason": "x"}, {"dryRun": False}):
+        with pytest.raises(InvalidObject, match=r"manual invoke: field source: required field is missing"):
+            parse_trigger(event)
+    assert parse_trigger({"source": "manual"}).kind == "manual"

@@ -87,6 +87,10 @@ class FakeWorkflows:
         with self._lock:
             return [e for e in self.executions.values() if e.status == "RUNNING"]
 
+    def describe(self, state_machine_arn: str, name: str) -> Execution | None:
+        with self._lock:
+            return self.executions.get(name)
+
     def finish(self, name: str) -> None:
         e = self.executions[name]
         self.executions[name] = Execution(e.arn, e.name, "SUCCEEDED", e.input, e.started_at)
@@ -211,3 +215,38 @@ def test_twenty_overlapping_invocations_provision_the_planned_nodes_once(table: 
     [execution] = workflows.executions.values()
     assert execution.input["count"] == 2
     assert any(r.held for r in results)
+
+
+def test_a_closed_attempt_is_not_capacity_and_the_next_decision_is_a_new_attempt(table: Any) -> None:
+    """Defect 1: Step Functions keeps a closed execution's name for 90 days; the same pods decided again must start a new
+    execution, not collide with the closed one (and a closed one is never capacity, even within the grace period)."""
+    clock = Clock()
+    deps = make_deps(table, clock)
+    workflows: FakeWorkflows = deps.workflows  # type: ignore[assignment]
+    first = reconcile_once(deps, SETTINGS)
+    [claim] = first.claims
+    workflows.finish(claim.execution_name)  # gave back at once (capacity): closed within the grace period
+    clock.t += 5
+    second = reconcile_once(deps, SETTINGS)
+    [again] = second.claims
+    assert second.inflight_nodes == 0, "a closed execution is not capacity"
+    assert again.claim_id == claim.claim_id and again.execution_name != claim.execution_name and again.recorded
+    assert again.execution_name.split("-")[-2] == "2", "attempt 2"
+    assert len(workflows.executions) == 2 and workflows.executions[again.execution_name].status == "RUNNING"
+    assert len(again.execution_name) <= 80
+    assert workflows.executions[again.execution_name].input["clientToken"].startswith(claim.claim_id + "-2-")
+
+
+def test_concurrent_deciders_of_one_decision_start_one_attempt(table: Any) -> None:
+    """Without the lease (expired, or a bug), deciders that see the same ended attempt still agree on the next one."""
+    clock = Clock()
+    deps = make_deps(table, clock)
+    workflows: FakeWorkflows = deps.workflows  # type: ignore[assignment]
+    first = reconcile_once(deps, SETTINGS)
+    workflows.finish(first.claims[0].execution_name)
+    clock.t += SETTINGS.claim_grace_seconds + 1
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda _: reconcile_once(deps, SETTINGS), range(8)))
+    names = {c.execution_name for r in results for c in r.claims}
+    assert len(names) == 1 and sum(c.recorded for r in results for c in r.claims) == 1
+    assert len(workflows.executions) == 2

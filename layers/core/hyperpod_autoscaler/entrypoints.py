@@ -7,6 +7,7 @@ recorded answer, no second decision), runs the service with the dependencies bui
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +18,21 @@ from .services.triggers import Trigger, parse_trigger
 log = logging.getLogger(__name__)
 
 IDEMPOTENCY_PK = "idempotency"
+IDEMPOTENCY_RECORD_MAX = 32_000
+"""Bytes of an answer recorded whole for redeliveries; a larger one is recorded as its small fields only (a DynamoDB item
+holds 400 KB, and a record that fails to save would fail the invocation after its work already ran)."""
+FIELD_MAX = 1_000
+
+
+def recorded_answer(out: dict[str, Any]) -> dict[str, Any]:
+    """What the idempotency record keeps of an answer: the answer itself when small, else its small top-level fields and
+    a ``truncated`` note (a redelivery only needs to know the event was handled, and roughly how)."""
+    size = len(json.dumps(out, default=str))
+    if size <= IDEMPOTENCY_RECORD_MAX:
+        return out
+    small = {k: v for k, v in out.items() if len(json.dumps(v, default=str)) <= FIELD_MAX}
+    small["truncated"] = f"the answer was {size} bytes; the idempotency record keeps only its small fields"
+    return small
 
 
 def _remaining(context: Any) -> Callable[[], float] | None:
@@ -49,11 +65,17 @@ def idempotent(trigger: Trigger, context: Any, work: Callable[[], dict[str, Any]
     if context is not None and hasattr(context, "get_remaining_time_in_millis"):
         config.register_lambda_context(context)
 
+    answered: list[dict[str, Any]] = []
+
     @idempotent_function(data_keyword_argument="key", persistence_store=store, config=config)
     def once(key: dict[str, Any]) -> dict[str, Any]:
-        return work()
+        out = work()
+        answered.append(out)
+        return recorded_answer(out)
 
-    return once(key={"function": runtime.env("POWERTOOLS_SERVICE_NAME", "hpa"), "event": trigger.event_id})
+    recorded = once(key={"function": runtime.env("POWERTOOLS_SERVICE_NAME", "hpa"), "event": trigger.event_id})
+    # this invocation did the work: its whole answer; a redelivery: what was recorded
+    return answered[0] if answered else recorded
 
 
 def reconcile(event: Any, context: Any) -> dict[str, Any]:
@@ -71,7 +93,7 @@ def reconcile(event: Any, context: Any) -> dict[str, Any]:
                 runtime.lease(),
                 runtime.loop_settings(),
                 trigger,
-                new_holder("reconcile"),
+                new_holder("reconcile", context),
                 remaining_seconds=_remaining(context),
                 sleep=runtime.sleep,
             )
@@ -111,7 +133,7 @@ def pod_scaler(event: Any, context: Any) -> dict[str, Any]:
                 runtime.lease(),
                 runtime.loop_settings(),
                 trigger,
-                new_holder("pod-scaler"),
+                new_holder("pod-scaler", context),
                 remaining_seconds=_remaining(context),
                 sleep=runtime.sleep,
             )
@@ -136,7 +158,7 @@ def disruption(event: Any, context: Any) -> dict[str, Any]:
             outcome = run_leased_loop(
                 runtime.lease(),
                 "disruption",
-                new_holder("disruption"),
+                new_holder("disruption", context),
                 lambda: (disrupt_once(deps, config, dry_run=trigger.dry_run), False),
                 LoopSettings(budget_seconds=0.0, lease_seconds=300.0),
                 remaining_seconds=_remaining(context),

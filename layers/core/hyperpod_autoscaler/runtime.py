@@ -329,7 +329,7 @@ def disruption_deps(service: str = "disruption") -> Any:
             cluster=kubernetes(),
             hyperpod=hyperpod(),
             workflows=workflows(),
-            state=DynamoDisruptionState(client("dynamodb"), env("TABLE_NAME")),
+            state=DynamoDisruptionState(client("dynamodb"), env("TABLE_NAME"), now=now),
             metrics=metrics(service),
             catalog=catalog(),
             clock=now,

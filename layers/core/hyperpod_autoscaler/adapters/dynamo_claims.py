@@ -1,10 +1,15 @@
-"""In-flight node claims on the stack's DynamoDB table.
+"""In-flight node claims on the stack's DynamoDB table, one attempt at a time.
 
-A claim is recorded (conditional put: first writer wins) BEFORE its provision execution starts, under the execution's
-deterministic name. Item: ``pk = "claim"``, ``sk = <claim id>``, with the claim's fields, ``executionName``,
-``recordedAt`` and the TTL attribute. Reconcile counts a recorded claim as in flight only while its execution runs, or
-for a short grace period after recording (a decider that died between the record and the start); the TTL only
-garbage-collects.
+A claim (the decision: these pods on this group) is recorded BEFORE its provision execution starts, together with the
+attempt it is on and that attempt's execution name. Item: ``pk = "claim"``, ``sk = <claim id>``, with the claim's fields,
+``attempt``, ``executionName``, ``recordedAt``, ``closedAt`` (set when the workflow ended) and the TTL attribute.
+
+Every write is conditional, so concurrent deciders agree on one attempt: the first attempt is written only when no live
+record exists (``attribute_not_exists`` or expired), the next attempt only over the exact attempt the decider saw end
+(``executionName = <that attempt's name>``); a decider whose write fails reads the winner's record and starts that name,
+which is one execution. Reconcile counts a recorded claim as in flight only while its execution runs, or for a short
+grace period after recording while it has not closed (a decider that died between the record and the start); the TTL
+only garbage-collects.
 """
 
 from __future__ import annotations
@@ -27,6 +32,13 @@ class RecordedClaim:
     claim: InflightClaim
     execution_name: str
     recorded_at: float
+    attempt: int = 1
+    closed_at: float | None = None
+    """When the attempt's workflow ended (it forgot the claim); None while it may still run."""
+
+
+def _conditional_failed(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
 class DynamoClaimStore:
@@ -49,12 +61,26 @@ class DynamoClaimStore:
         self._ttl = ttl_attr
         self._now = now
 
-    def record_claim(self, claim: InflightClaim, execution_name: str, ttl_seconds: int) -> bool:
+    def _key(self, claim_id: str) -> dict[str, dict[str, str]]:
+        return {self._pk: {"S": PARTITION}, self._sk: {"S": claim_id}}
+
+    def record_claim(
+        self,
+        claim: InflightClaim,
+        execution_name: str,
+        ttl_seconds: int,
+        *,
+        attempt: int = 1,
+        replacing: str | None = None,
+    ) -> bool:
+        """Record ``attempt`` of the claim under ``execution_name``. ``replacing`` is the execution name of the attempt
+        the caller saw end (None: the caller saw no record). False when the condition failed: another decider recorded
+        an attempt first (read it with ``get`` and start that one)."""
         now = self._now()
         item = {
-            self._pk: {"S": PARTITION},
-            self._sk: {"S": claim.claim_id},
+            **self._key(claim.claim_id),
             "executionName": {"S": execution_name},
+            "attempt": {"N": str(attempt)},
             "recordedAt": {"N": repr(round(now, 3))},
             self._ttl: {"N": str(int(now + ttl_seconds))},
             "claim": {
@@ -70,18 +96,57 @@ class DynamoClaimStore:
                 )
             },
         }
+        if replacing is None:
+            condition = "attribute_not_exists(#pk) OR #ttl < :now"
+            names = {"#pk": self._pk, "#ttl": self._ttl}
+            values: dict[str, Any] = {":now": {"N": str(int(now))}}
+        else:
+            condition = "executionName = :previous"
+            names = {}
+            values = {":previous": {"S": replacing}}
         try:
             self._client.put_item(
                 TableName=self._table,
                 Item=item,
-                ConditionExpression="attribute_not_exists(#pk)",
-                ExpressionAttributeNames={"#pk": self._pk},
+                ConditionExpression=condition,
+                **({"ExpressionAttributeNames": names} if names else {}),
+                ExpressionAttributeValues=values,
             )
             return True
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if _conditional_failed(exc):
                 return False
             raise
+
+    def _parse(self, item: dict[str, Any]) -> RecordedClaim | None:
+        try:
+            body = json.loads(item["claim"]["S"])
+            claim = InflightClaim(
+                claim_id=item[self._sk]["S"],
+                nodepool=str(body["nodePool"]),
+                instance_group=str(body["instanceGroup"]),
+                instance_type=str(body["instanceType"]),
+                zone=str(body["zone"]),
+                count=int(body["count"]),
+                pods=tuple(str(p) for p in body.get("pods", [])),
+            )
+            closed = item.get("closedAt", {}).get("N")
+            return RecordedClaim(
+                claim,
+                item["executionName"]["S"],
+                float(item["recordedAt"]["N"]),
+                int(item.get("attempt", {}).get("N", "1")),
+                float(closed) if closed is not None else None,
+            )
+        except (KeyError, TypeError, ValueError):
+            return None  # a damaged record must not stop decisions; its TTL removes it
+
+    def get(self, claim_id: str) -> RecordedClaim | None:
+        """The claim's current attempt (None when there is none, or it expired)."""
+        item = self._client.get_item(TableName=self._table, Key=self._key(claim_id), ConsistentRead=True).get("Item")
+        if not item or float(item.get(self._ttl, {}).get("N", "0")) < self._now():
+            return None
+        return self._parse(item)
 
     def recorded_claims(self) -> list[RecordedClaim]:
         """Every claim not yet garbage-collected (expired items are filtered here: TTL deletion is lazy)."""
@@ -99,24 +164,26 @@ class DynamoClaimStore:
             for item in page.get("Items", []):
                 if float(item.get(self._ttl, {}).get("N", "0")) < now:
                     continue
-                try:
-                    body = json.loads(item["claim"]["S"])
-                    claim = InflightClaim(
-                        claim_id=item[self._sk]["S"],
-                        nodepool=str(body["nodePool"]),
-                        instance_group=str(body["instanceGroup"]),
-                        instance_type=str(body["instanceType"]),
-                        zone=str(body["zone"]),
-                        count=int(body["count"]),
-                        pods=tuple(str(p) for p in body.get("pods", [])),
-                    )
-                    out.append(RecordedClaim(claim, item["executionName"]["S"], float(item["recordedAt"]["N"])))
-                except (KeyError, TypeError, ValueError):
-                    continue  # a damaged record must not stop decisions; its TTL removes it
+                rec = self._parse(item)
+                if rec is not None:
+                    out.append(rec)
             if "LastEvaluatedKey" not in page:
                 return out
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def forget(self, claim_id: str) -> None:
-        """Remove a claim once its execution has ended (the provision workflow's last step calls it)."""
-        self._client.delete_item(TableName=self._table, Key={self._pk: {"S": PARTITION}, self._sk: {"S": claim_id}})
+        """The claim's workflow ended (the provision workflow's last step calls it): mark the attempt closed. The record
+        stays until its TTL so that the next decision for the same pods knows which attempt comes next; a claim that
+        was never recorded (a drill's, a replacement's) is left alone."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._key(claim_id),
+                UpdateExpression="SET closedAt = :now",
+                ConditionExpression="attribute_exists(#pk)",
+                ExpressionAttributeNames={"#pk": self._pk},
+                ExpressionAttributeValues={":now": {"N": repr(round(self._now(), 3))}},
+            )
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise

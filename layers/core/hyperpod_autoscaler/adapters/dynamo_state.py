@@ -4,6 +4,10 @@ Item: ``pk = "backoff"``, ``sk = <group>``, ``until`` (epoch seconds), ``strikes
 makes the group unavailable for ``BASE_SECONDS * 2^(strikes-1)`` capped at ``MAX_SECONDS`` (3 min, 6, 12, ... 1 h:
 Karpenter caches an insufficient-capacity error for 3 minutes and never grows it); strikes reset after a success or a
 quiet ``FORGET_AFTER_SECONDS``.
+
+Writes are conditional: a failure is written over exactly the item it read (two failures at once are two strikes, not
+one lost), and a success clears the backoff only when its own attempt started after the failure that set it (an older
+launch that happens to come up says nothing about the capacity that failed since).
 """
 
 from __future__ import annotations
@@ -13,7 +17,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 PARTITION = "backoff"
+WRITE_ATTEMPTS = 5
 BASE_SECONDS = 180.0
 MAX_SECONDS = 3600.0
 FORGET_AFTER_SECONDS = 6 * 3600.0
@@ -31,25 +38,43 @@ class DynamoBackoff:
         return {"pk": {"S": PARTITION}, "sk": {"S": group}}
 
     def mark_unavailable(self, group: str, reason: str) -> float:
-        now = self._now()
-        item = self._client.get_item(TableName=self._table, Key=self._key(group), ConsistentRead=True).get("Item")
-        strikes = 0
-        if item and now - float(item.get("lastFailure", {}).get("N", "0")) < FORGET_AFTER_SECONDS:
-            strikes = int(item.get("strikes", {}).get("N", "0"))
-        strikes += 1
-        seconds = min(MAX_SECONDS, BASE_SECONDS * 2 ** (strikes - 1))
-        self._client.put_item(
-            TableName=self._table,
-            Item={
-                **self._key(group),
-                "until": {"N": repr(round(now + seconds, 3))},
-                "strikes": {"N": str(strikes)},
-                "reason": {"S": reason[:500]},
-                "lastFailure": {"N": repr(round(now, 3))},
-                "expiresAt": {"N": str(int(now + FORGET_AFTER_SECONDS))},
-            },
-        )
-        return seconds
+        for _ in range(WRITE_ATTEMPTS):
+            now = self._now()
+            item = self._client.get_item(TableName=self._table, Key=self._key(group), ConsistentRead=True).get("Item")
+            strikes = 0
+            if item and now - float(item.get("lastFailure", {}).get("N", "0")) < FORGET_AFTER_SECONDS:
+                strikes = int(item.get("strikes", {}).get("N", "0"))
+            strikes += 1
+            seconds = min(MAX_SECONDS, BASE_SECONDS * 2 ** (strikes - 1))
+            if item is None:
+                condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+            else:  # over exactly what we read (a concurrent failure or clear makes us read again)
+                condition = {
+                    "ConditionExpression": "lastFailure = :seen AND strikes = :strikes",
+                    "ExpressionAttributeValues": {
+                        ":seen": item.get("lastFailure", {"N": "0"}),
+                        ":strikes": item.get("strikes", {"N": "0"}),
+                    },
+                }
+            try:
+                self._client.put_item(
+                    TableName=self._table,
+                    Item={
+                        **self._key(group),
+                        "until": {"N": repr(round(now + seconds, 3))},
+                        "strikes": {"N": str(strikes)},
+                        "reason": {"S": reason[:500]},
+                        "lastFailure": {"N": repr(round(now, 3))},
+                        "expiresAt": {"N": str(int(now + FORGET_AFTER_SECONDS))},
+                    },
+                    **condition,
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                    continue
+                raise
+            return seconds
+        raise RuntimeError(f"backoff for {group}: the item kept changing under {WRITE_ATTEMPTS} writes")
 
     def unavailable_groups(self) -> dict[str, str]:
         now = self._now()
@@ -72,33 +97,74 @@ class DynamoBackoff:
                 return out
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def clear(self, group: str) -> None:
-        self._client.delete_item(TableName=self._table, Key=self._key(group))
+    def clear(self, group: str, since: float | None = None) -> bool:
+        """A launch into ``group`` that started at ``since`` succeeded: reset the group's backoff, unless a failure was
+        recorded after that launch started (the newer failure stands). Without ``since``, unconditionally (tools).
+        True when the backoff is gone."""
+        kwargs: dict[str, Any] = {"TableName": self._table, "Key": self._key(group)}
+        if since is not None:
+            kwargs["ConditionExpression"] = "attribute_not_exists(pk) OR lastFailure < :since"
+            kwargs["ExpressionAttributeValues"] = {":since": {"N": repr(round(since, 3))}}
+        try:
+            self._client.delete_item(**kwargs)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
 
 SCALER_PARTITION = "podscaler"
 
 
+class StateChanged(Exception):
+    """A ScaledObject's state was written by someone else since this invocation read it: nothing was written."""
+
+
 class DynamoScalerStates:
-    """Pod-scaler state per ScaledObject (``pk = "podscaler"``, ``sk = <namespace>/<name>``, ``state`` as JSON)."""
+    """Pod-scaler state per ScaledObject (``pk = "podscaler"``, ``sk = <namespace>/<name>``, ``state`` as JSON, and a
+    ``version`` that ``put`` checks against the one ``get`` read: a concurrent writer's state is never overwritten)."""
 
     def __init__(self, client: Any, table_name: str) -> None:
         if not table_name:
             raise ValueError("DynamoScalerStates: table_name is empty (set TABLE_NAME)")
         self._client = client
         self._table = table_name
+        self._versions: dict[str, int] = {}
 
     def get(self, key: str) -> dict[str, Any] | None:
         item = self._client.get_item(
             TableName=self._table, Key={"pk": {"S": SCALER_PARTITION}, "sk": {"S": key}}, ConsistentRead=True
         ).get("Item")
+        self._versions[key] = int(item.get("version", {}).get("N", "0")) if item else 0
         if not item or "state" not in item:
             return None
         value: dict[str, Any] = json.loads(item["state"]["S"])
         return value
 
     def put(self, key: str, state: dict[str, Any]) -> None:
-        self._client.put_item(
-            TableName=self._table,
-            Item={"pk": {"S": SCALER_PARTITION}, "sk": {"S": key}, "state": {"S": json.dumps(state)}},
+        """Write over the version ``get`` read (raises StateChanged when it moved on). A key never read is written
+        only if no versioned state exists yet."""
+        version = self._versions.get(key, 0)
+        condition: dict[str, Any] = (
+            {"ConditionExpression": "attribute_not_exists(version)"}
+            if version == 0
+            else {"ConditionExpression": "version = :v", "ExpressionAttributeValues": {":v": {"N": str(version)}}}
         )
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item={
+                    "pk": {"S": SCALER_PARTITION},
+                    "sk": {"S": key},
+                    "state": {"S": json.dumps(state)},
+                    "version": {"N": str(version + 1)},
+                },
+                **condition,
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                self._versions.pop(key, None)
+                raise StateChanged(f"pod-scaler state {key} was written concurrently; not overwritten") from None
+            raise
+        self._versions[key] = version + 1

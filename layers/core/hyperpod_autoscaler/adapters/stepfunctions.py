@@ -1,7 +1,8 @@
 """The workflow port on boto3's ``stepfunctions`` client: executions named after what they are for.
 
-Starting a name that exists returns that execution (``started=False``) instead of starting another: Standard workflows
-keep names unique for 90 days, so the same claim or the same disruption started twice is one execution.
+Starting a name that exists returns that execution (``started=False``, with its status) instead of starting another:
+Standard workflows keep names unique for 90 days, *closed executions included*, so the services name each attempt
+(``ports.workflow``) and read the status to tell "already running" from "already over".
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ class StepFunctionsWorkflows:
             if exc.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
                 raise
         arn = state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{name}"
-        return StartResult(arn, started=False)
+        existing = self.describe(state_machine_arn, name)
+        return StartResult(arn, started=False, status=existing.status if existing else None)
 
     def running(self, state_machine_arn: str) -> list[Execution]:
         out: list[Execution] = []

@@ -15,6 +15,7 @@ class BackoffPort(Protocol):
         """Group -> reason, for the groups still in backoff."""
         ...
 
-    def clear(self, group: str) -> None:
-        """A launch in the group succeeded: reset its backoff."""
+    def clear(self, group: str, since: float | None = None) -> bool:
+        """A launch into the group that started at ``since`` succeeded: reset its backoff, unless a failure was recorded
+        after that launch started. True when the backoff is gone."""
         ...

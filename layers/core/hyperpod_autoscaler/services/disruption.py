@@ -6,9 +6,12 @@ One pass:
 2. nodes already in a disruption: inputs of running deprovision executions, and decisions waiting for a replacement;
 3. pending replacements move on: a replacement that is Ready -> the old nodes' deprovision starts; one that failed ->
    the decision is dropped (nothing was tainted yet);
-4. the decisions: a deletion starts a deprovision execution (deterministic name from the reason and the nodes, so a
-   second pass or a second invocation cannot start it twice); a replacement first starts a provision execution for the
-   new node and is recorded, and the old nodes are drained only once it is Ready;
+4. the decisions: each decision's attempt is recorded in the state table under a condition before anything starts, and
+   its executions are named after the decision (reason and nodes) and the attempt (``services.naming``), so a second
+   pass or a second invocation cannot start it twice, while the same decision taken again after its execution closed
+   (a refused deprovision, a replacement that never came up) starts a new attempt instead of hitting the closed name. A
+   deletion starts a deprovision execution; a replacement first starts a provision execution for the new node and is
+   recorded, and the old nodes are drained only once it is Ready;
 5. an Event on every node decided (``DisruptionTerminating``/``DisruptionLaunching``) and on every candidate kept
    (``DisruptionBlocked`` with the reason), metrics named after Karpenter's.
 
@@ -34,7 +37,8 @@ from ..domain.disruption import Decision, DisruptionInput, DisruptionPlan, Disru
 from ..domain.k8s import DISRUPTED_TAINT_KEY
 from ..domain.objects import ClusterObjects
 from ..ports.cluster import ClusterPort, ObjectRef
-from ..ports.workflow import WorkflowPort
+from ..ports.workflow import LIVE, WorkflowPort
+from .naming import attempt_name, new_token
 from .reconcile import BackoffReader, HyperPodReader
 
 log = logging.getLogger(__name__)
@@ -43,15 +47,21 @@ FAILED = ("FAILED", "TIMED_OUT", "ABORTED")
 
 
 class DisruptionState(Protocol):
-    def activity(self) -> dict[str, dict[str, Any]]: ...
+    def activity_versioned(self) -> tuple[dict[str, dict[str, Any]], int]: ...
 
-    def save_activity(self, nodes: dict[str, dict[str, Any]]) -> None: ...
+    def save_activity(self, nodes: dict[str, dict[str, Any]], version: int | None = None) -> bool: ...
+
+    def decision(self, decision_id: str) -> dict[str, Any] | None: ...
+
+    def record_decision(self, decision_id: str, record: dict[str, Any], replacing: str | None) -> bool: ...
 
     def replacements(self) -> dict[str, dict[str, Any]]: ...
 
-    def put_replacement(self, decision_id: str, record: dict[str, Any]) -> None: ...
+    def put_replacement(self, decision_id: str, record: dict[str, Any]) -> bool: ...
 
-    def delete_replacement(self, decision_id: str) -> None: ...
+    def start_draining(self, decision_id: str, record: dict[str, Any]) -> bool: ...
+
+    def delete_replacement(self, decision_id: str, provision_name: str | None = None) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -61,6 +71,9 @@ class DisruptionConfig:
     deprovision_state_machine_arn: str
     settings: DisruptionSettings = field(default_factory=DisruptionSettings)
     registration_timeout_seconds: int = 1200
+    decision_grace_seconds: float = 120.0
+    """A recorded attempt whose execution does not exist yet is still this decision's attempt for this long (a decider
+    that died between the record and the start): it is started again under its name, not replaced."""
 
 
 @dataclass
@@ -88,7 +101,7 @@ def _digest(pods: list[str]) -> str:
 def track_activity(deps: DisruptionDeps, snapshot: ClusterObjects, now: float) -> dict[str, float]:
     """Node -> when its set of (non-DaemonSet) pods last changed. A node seen for the first time counts from now, unless
     it has no pods and is older than that (an empty node's emptiness starts no later than its creation)."""
-    before = deps.state.activity()
+    before, version = deps.state.activity_versioned()
     on: dict[str, list[str]] = {n.name: [] for n in snapshot.nodes}
     for p in snapshot.bound_pods:
         if not p.is_daemonset_pod and p.spec.node_name in on:
@@ -104,8 +117,8 @@ def track_activity(deps: DisruptionDeps, snapshot: ClusterObjects, now: float) -
             if old is None and not on[node.name] and node.metadata.creation_timestamp is not None:
                 since = min(now, node.metadata.creation_timestamp.timestamp())
             after[node.name] = {"digest": digest, "since": since}
-    if after != before:
-        deps.state.save_activity(after)
+    if after != before and not deps.state.save_activity(after, version):
+        log.info("node activity written by a concurrent pass meanwhile: this pass's view is not saved")
     return {k: float(v["since"]) for k, v in after.items()}
 
 
@@ -124,7 +137,7 @@ def _advance_replacements(
                 protected.update(rec.get("newNodes") or [])
                 waiting.update(rec["nodes"])
             elif not dry_run:
-                deps.state.delete_replacement(rid)
+                deps.state.delete_replacement(rid, rec.get("provisionName"))
             continue
         execution = deps.workflows.describe(cfg.provision_state_machine_arn, rec["provisionName"])
         status = execution.status if execution else "FAILED"
@@ -140,13 +153,13 @@ def _advance_replacements(
                 name = rec["deprovisionName"]
                 deps.workflows.start(cfg.deprovision_state_machine_arn, name, rec["deprovision"])
                 started.append(name)
-                deps.state.put_replacement(rid, {**rec, "phase": "draining", "newNodes": new_nodes})
+                deps.state.start_draining(rid, {**rec, "phase": "draining", "newNodes": new_nodes})
             continue
         # the replacement never came up (capacity, timeout, failure): the old nodes stay, untouched
         log.warning("replacement %s for %s did not come up (%s): decision dropped", rid, rec["nodes"], status)
         deps.metrics.count(m.DISRUPTION_DECISIONS, 1, Reason=rec.get("reason", "?"), Decision="dropped")
         if not dry_run:
-            deps.state.delete_replacement(rid)
+            deps.state.delete_replacement(rid, rec.get("provisionName"))
     return waiting, protected, started
 
 
@@ -167,6 +180,40 @@ def repair_stranded(deps: DisruptionDeps, snapshot: ClusterObjects, busy: set[st
         log.warning("node %s was tainted %s with no deprovision running: restored", node.name, DISRUPTED_TAINT_KEY)
         _event(deps, node.name, "DisruptionRolledBack", "tainted with no deprovision running: restored", "Warning", now)
     return repaired
+
+
+def _attempt(
+    deps: DisruptionDeps, cfg: DisruptionConfig, did: str, machine: str, bases: dict[str, str], now: float
+) -> tuple[dict[str, str], bool]:
+    """The execution names of the decision's current attempt (key -> name, one per entry of ``bases``) and whether this
+    decider recorded it. A recorded attempt that still runs, or that was recorded moments ago and has not started yet,
+    is reused; otherwise the next attempt is recorded under a condition, and a decider that loses the write takes the
+    winner's names."""
+    arn = {"provision": cfg.provision_state_machine_arn, "deprovision": cfg.deprovision_state_machine_arn}
+    first = next(iter(bases))
+    previous = deps.state.decision(did)
+    for _ in range(3):
+        if previous is not None:
+            machine_arn = arn.get(str(previous.get("machine")), cfg.deprovision_state_machine_arn)
+            execution = deps.workflows.describe(machine_arn, str(previous["name"]))
+            fresh = now - float(previous.get("recordedAt") or 0) < cfg.decision_grace_seconds
+            known = dict(previous.get("names") or {first: previous["name"]})
+            live = (execution is not None and execution.status in LIVE) or (execution is None and fresh)
+            if live and set(bases) <= set(known):
+                return known, False
+        attempt = int(previous.get("attempt") or 0) + 1 if previous else 1
+        token = new_token()
+        names = {key: attempt_name(base, attempt, token) for key, base in bases.items()}
+        record = {"name": names[first], "machine": machine, "names": names, "attempt": attempt, "recordedAt": now}
+        if deps.state.record_decision(did, record, str(previous["name"]) if previous else None):
+            return names, True
+        current = deps.state.decision(did)
+        if current is not None and (previous is None or current.get("name") != previous.get("name")):
+            won = dict(current.get("names") or {first: current["name"]})
+            if set(bases) <= set(won):
+                return won, False
+        previous = current
+    raise RuntimeError(f"disruption decision {did}: could not record an attempt (the record kept changing)")
 
 
 def _event(deps: DisruptionDeps, node: str, reason: str, message: str, type_: str, now: float) -> None:
@@ -236,20 +283,25 @@ def disrupt_once(deps: DisruptionDeps, cfg: DisruptionConfig, dry_run: bool = Fa
         deprovision: dict[str, Any] = {"cluster": cfg.cluster_name, "nodes": d.nodes, "reason": d.reason}
         if grace is not None:
             deprovision["terminationGracePeriodSeconds"] = int(grace)
-        deprovision_name = f"{d.reason.lower()}-{did}"
+        deprovision_base = f"{d.reason.lower()}-{did}"
         deps.metrics.count(
             m.DISRUPTION_DECISIONS, 1, Reason=d.reason, Decision="replace" if d.replacement else "delete"
         )
         if dry_run:
             continue
         if d.replacement is None:
+            names, _ = _attempt(deps, cfg, did, "deprovision", {"deprovision": deprovision_base}, now)
+            deprovision_name = names["deprovision"]
             deps.workflows.start(cfg.deprovision_state_machine_arn, deprovision_name, deprovision)
             result.deprovisions.append(deprovision_name)
             for n in d.nodes:
                 _event(deps, n, "DisruptionTerminating", d.message, "Normal", now)
             continue
         claim = d.replacement
-        provision_name = f"replace-{did}"
+        names, _ = _attempt(
+            deps, cfg, did, "provision", {"provision": f"replace-{did}", "deprovision": deprovision_base}, now
+        )
+        provision_name, deprovision_name = names["provision"], names["deprovision"]
         deps.state.put_replacement(
             did,
             {
@@ -268,7 +320,7 @@ def disrupt_once(deps: DisruptionDeps, cfg: DisruptionConfig, dry_run: bool = Fa
                 "cluster": cfg.cluster_name,
                 "instanceGroup": claim.instance_group,
                 "count": d.replacement_count,
-                "claimId": f"replace-{did}",
+                "claimId": provision_name,
                 "pods": list(claim.pods),
                 "nodePool": claim.nodepool,
                 "instanceType": claim.instance_type,

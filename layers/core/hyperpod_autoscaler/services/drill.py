@@ -4,7 +4,10 @@
   the deprovision machine (reason Drill).
 - ``replace-node``: add one node to ``node``'s group, then drain and delete ``node``.
 - ``drain-group``: drain and delete every node of ``group`` (scale to zero).
-Execution names derive from the drill's own execution input, so a drill started twice does not double its changes.
+Execution names derive from the drill's input and the drill's own execution name (the Plan step gets it from the context
+object as ``drillExecution``): a retried or redriven step of one drill starts its changes once, while the same drill run
+again later (a new drill execution) gets new names instead of colliding with the first run's closed executions, which
+Step Functions keeps for 90 days. Without ``drillExecution`` (a task invoked by hand) the names get a random token.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import json
 from typing import Any
 
 from ..domain.errors import InvalidRequest
+from .naming import new_token
 from .provision import ProvisionDeps
 
 DRILLS = ("scale-group", "replace-node", "drain-group")
@@ -21,6 +25,7 @@ DRILLS = ("scale-group", "replace-node", "drain-group")
 
 def _digest(event: dict[str, Any]) -> str:
     body = {k: event.get(k) for k in ("drill", "group", "count", "node", "id")}
+    body["attempt"] = event.get("drillExecution") or new_token()
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -59,9 +59,13 @@ class LoopOutcome(Generic[T]):
     """Why the loop ended: done | budget | lease-lost | error | contended."""
 
 
-def new_holder(prefix: str = "") -> str:
-    """A holder id unique to this invocation (request id when there is one, else random)."""
-    return prefix or uuid.uuid4().hex
+def new_holder(prefix: str = "", context: object = None) -> str:
+    """A holder id unique to this invocation: ``<prefix>:<Lambda request id>`` when the context has one, else
+    ``<prefix>:<random>``. Never the prefix alone: the lease admits its own holder again (a renewal), so a holder id
+    shared by two invocations would let both hold the lease at once."""
+    request_id = getattr(context, "aws_request_id", None)
+    unique = request_id if isinstance(request_id, str) and request_id else uuid.uuid4().hex
+    return f"{prefix}:{unique}" if prefix else unique
 
 
 def run_leased_loop(

@@ -60,7 +60,8 @@ def _claim(event: dict[str, Any]) -> tuple[str, int, str]:
 
 def scale(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
     group, count, claim = _claim(event)
-    result = deps.hyperpod.scale_up(group, count, claim)
+    # one token per attempt (reconcile's clientToken): a later attempt for the same claim must launch new nodes
+    result = deps.hyperpod.scale_up(group, count, str(event.get("clientToken") or claim))
     log.info("scaled up %s by %d for claim %s (%s)", group, count, claim, result.mode)
     deps.metrics.count(m.PROVISION_STEPS, 1, Step="Scale", InstanceGroup=group)
     return {
@@ -166,7 +167,9 @@ def give_back(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
 
 def finish(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
     group, _count, claim = _claim(event)
-    deps.backoff.clear(group)
+    started = (event.get("scale") or {}).get("startedAt")
+    # only a launch that began after the failure that set the backoff clears it
+    deps.backoff.clear(group, since=float(started) if started is not None else deps.clock())
     if deps.claims is not None:
         deps.claims.forget(claim)
     ready = (event.get("check") or {}).get("readyNodes") or []

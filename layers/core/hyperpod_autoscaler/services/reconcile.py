@@ -11,9 +11,12 @@ One pass (``reconcile_once``):
    ``max_nodes_total`` nodes in the managed instance groups counting those in flight. A plan cut by a cap emits
    ``DecisionCapHit`` (the cap alarm) and a Warning event on the NodePool;
 4. one claim per (instance group, NodePool) batch, with a deterministic id (hash of cluster, group, NodePool and the sorted
-   pod uids): recorded in the state table BEFORE its provision execution is started under a name derived from the same
-   id, so a crash between the two leaves a claim that the next pass finds and finishes, and two deciders that somehow
-   overlap (an expired lease) produce the same record and the same execution name: one execution;
+   pod uids): its attempt is recorded in the state table (conditional write) BEFORE its provision execution is started
+   under that attempt's name (``services.naming``: ``<group>-<claim id>-<attempt>-<token>``), so a crash between the two
+   leaves a claim that the next pass finds and finishes, and two deciders that somehow overlap (an expired lease) agree
+   on one record and one execution name: one execution. When an attempt's execution has closed (capacity give-back,
+   failure, registration timeout) and the same pods are decided again, the next attempt gets a new name: Step Functions
+   keeps closed names for 90 days, and a closed execution is never counted as capacity;
 5. Kubernetes events (``Nominated`` on the pods of new claims, ``FailedProvisioning`` on pods no NodePool can take) and
    metrics named after Karpenter's.
 
@@ -41,8 +44,9 @@ from ..domain.objects import ClusterObjects
 from ..domain.plan import InflightClaim, NodeClaim, Plan, PlanInput, PlanOptions
 from ..ports.cluster import ClusterPort, ObjectRef
 from ..ports.lease import LeasePort
-from ..ports.workflow import Execution, WorkflowPort
+from ..ports.workflow import LIVE, Execution, WorkflowPort
 from .leased_loop import LoopOutcome, LoopSettings, run_leased_loop
+from .naming import attempt_name, new_token
 from .triggers import Trigger
 
 LEASE_NAME = "reconcile"
@@ -64,8 +68,21 @@ class ClaimStore(Protocol):
         """Claims recorded and not yet forgotten (the adapter is ``adapters.dynamo_claims``)."""
         ...
 
-    def record_claim(self, claim: InflightClaim, execution_name: str, ttl_seconds: int) -> bool:
-        """Record a claim before its execution starts; False when a claim with this id is already recorded."""
+    def record_claim(
+        self,
+        claim: InflightClaim,
+        execution_name: str,
+        ttl_seconds: int,
+        *,
+        attempt: int = 1,
+        replacing: str | None = None,
+    ) -> bool:
+        """Record an attempt of a claim before its execution starts (conditional: over no record, or over exactly the
+        attempt named ``replacing``); False when another decider recorded one first."""
+        ...
+
+    def get(self, claim_id: str) -> RecordedClaim | None:
+        """The claim's current attempt, read consistently."""
         ...
 
 
@@ -235,10 +252,14 @@ def claim_id(cluster: str, instance_group: str, nodepool: str, pod_ids: Iterable
     return digest.hexdigest()[:20]
 
 
-def execution_name(instance_group: str, claim: str) -> str:
-    """``<group>-<claim id>``: Step Functions names allow [A-Za-z0-9-_] and 80 characters."""
+def execution_name(instance_group: str, claim: str, attempt: int | None = None, token: str = "") -> str:
+    """``<group>-<claim id>-<attempt>-<token>`` (``services.naming``; without an attempt, the claim's base name): Step
+    Functions names allow [A-Za-z0-9-_] and 80 characters, the group is cut to fit."""
     safe = re.sub(r"[^A-Za-z0-9_-]", "-", instance_group)
-    return f"{safe[: EXECUTION_NAME_MAX - len(claim) - 1]}-{claim}"
+    if attempt is None:
+        return f"{safe[: EXECUTION_NAME_MAX - len(claim) - 1]}-{claim}"
+    tail = attempt_name(claim, attempt, token)
+    return f"{safe[: EXECUTION_NAME_MAX - len(tail) - 1]}-{tail}"
 
 
 def inflight_from_execution(payload: dict[str, Any], view: ClusterView) -> InflightClaim | None:
@@ -304,7 +325,7 @@ def reconcile_once(deps: ReconcileDeps, settings: ReconcileSettings, dry_run: bo
         return result
 
     view = deps.hyperpod.describe_cluster()
-    inflight, orphans = _inflight(deps, settings, view)
+    inflight, orphans, attempts = _inflight(deps, settings, view)
     result.inflight_nodes = sum(c.count for c in inflight)
     result.backoffs = deps.backoffs.unavailable_groups()
     if not dry_run:
@@ -344,7 +365,7 @@ def reconcile_once(deps: ReconcileDeps, settings: ReconcileSettings, dry_run: bo
     batches = _batches(plan.node_claims)
     if not dry_run:
         for (group, nodepool), claims in batches.items():
-            started_claim = _start_batch(deps, settings, group, nodepool, claims, pods_by_key)
+            started_claim = _start_batch(deps, settings, group, nodepool, claims, pods_by_key, attempts)
             if result.first_start_seconds is None:
                 result.first_start_seconds = deps.clock() - started
             result.claims.append(started_claim)
@@ -375,24 +396,33 @@ def reconcile_once(deps: ReconcileDeps, settings: ReconcileSettings, dry_run: bo
 
 def _inflight(
     deps: ReconcileDeps, settings: ReconcileSettings, view: ClusterView
-) -> tuple[list[InflightClaim], list[RecordedClaim]]:
-    """Claims whose provision execution runs, plus recently recorded claims whose execution is not (yet) running: the
-    latter are returned as orphans too, to be started again (the start is idempotent on the name)."""
-    running: dict[str, Execution] = {e.name: e for e in deps.workflows.running(settings.provision_state_machine_arn)}
+) -> tuple[list[InflightClaim], list[RecordedClaim], dict[str, RecordedClaim | None]]:
+    """Claims whose provision execution runs, plus recently recorded claims whose execution is not (yet) running and has
+    not closed: the latter are returned as orphans too, to be started again (the start is idempotent on the name). And
+    per recorded claim id, the attempt a new decision continues from: None when the recorded attempt is live (the
+    decision reuses its name), else the ended attempt (the decision records the next one over it)."""
+    arn = settings.provision_state_machine_arn
+    running: dict[str, Execution] = {e.name: e for e in deps.workflows.running(arn)}
     now = deps.clock()
     merged: dict[str, InflightClaim] = {}
     orphans: list[RecordedClaim] = []
+    attempts: dict[str, RecordedClaim | None] = {}
     for rec in deps.claims.recorded_claims():
-        if rec.execution_name in running:
+        live = rec.execution_name in running
+        if not live and rec.closed_at is None and now - rec.recorded_at < settings.claim_grace_seconds:
+            # Not running yet (a decider died before the start, or listing lags) or already over: ask by name.
+            execution = deps.workflows.describe(arn, rec.execution_name)
+            live = execution is None or execution.status in LIVE
+            if live:
+                orphans.append(rec)
+        if live:
             merged[rec.claim.claim_id] = rec.claim
-        elif now - rec.recorded_at < settings.claim_grace_seconds:
-            merged[rec.claim.claim_id] = rec.claim
-            orphans.append(rec)
+        attempts[rec.claim.claim_id] = None if live else rec
     for execution in running.values():
         claim = inflight_from_execution(execution.input, view)
         if claim is not None and claim.claim_id not in merged:
             merged[claim.claim_id] = claim
-    return sorted(merged.values(), key=lambda c: c.claim_id), orphans
+    return sorted(merged.values(), key=lambda c: c.claim_id), orphans, attempts
 
 
 def _capped(plan: Plan, cap: int) -> bool:
@@ -424,10 +454,10 @@ def _start_batch(
     nodepool: str,
     claims: list[NodeClaim],
     pods_by_key: dict[str, Pod],
+    attempts: dict[str, RecordedClaim | None] | None = None,
 ) -> StartedClaim:
     pods = sorted(p for c in claims for p in c.pods)
     cid = claim_id(settings.cluster_name, group, nodepool, (_pod_id(pods_by_key, k) for k in pods))
-    name = execution_name(group, cid)
     first = claims[0]
     inflight = InflightClaim(
         claim_id=cid,
@@ -438,9 +468,9 @@ def _start_batch(
         count=len(claims),
         pods=tuple(pods),
     )
-    recorded = deps.claims.record_claim(inflight, name, settings.claim_ttl_seconds)
-    # Started whether or not we recorded it: an already-recorded claim may be one whose recorder died before starting;
-    # the same name and input make StartExecution idempotent.
+    name, recorded = _record_attempt(deps, settings, inflight, (attempts or {}).get(cid, _UNSEEN))
+    # Started whether or not we recorded it: an already-recorded attempt may be one whose recorder died before starting;
+    # the same name makes StartExecution idempotent.
     _start(deps, settings, inflight, name)
     for claim in claims:
         deps.metrics.count(m.NODECLAIMS_CREATED, 1, NodePool=claim.nodepool, InstanceGroup=claim.instance_group)
@@ -448,8 +478,39 @@ def _start_batch(
     return StartedClaim(cid, name, group, nodepool, first.instance_type, first.zone, len(claims), pods, recorded)
 
 
-def provision_input(settings: ReconcileSettings, claim: InflightClaim) -> dict[str, Any]:
-    """The provision state machine's input for a claim (``statemachines/provision.asl.json``)."""
+_UNSEEN = RecordedClaim(InflightClaim("", "", "", "", "", 0, ()), "", 0.0, 0)
+"""Marks a claim id this pass found no record for (as opposed to None: a live recorded attempt)."""
+
+
+def _record_attempt(
+    deps: ReconcileDeps, settings: ReconcileSettings, claim: InflightClaim, previous: RecordedClaim | None
+) -> tuple[str, bool]:
+    """The execution name this decision starts, and whether this decider recorded it. A live recorded attempt is reused;
+    otherwise the next attempt is recorded under a condition (over no record, or over exactly the attempt that ended), and
+    a decider that loses the write takes the winner's name: concurrent deciders of one decision start one execution."""
+    if previous is None:  # live: this pass counted it; start it again under its own name
+        current = deps.claims.get(claim.claim_id)
+        if current is not None:
+            return current.execution_name, False
+        previous = _UNSEEN
+    for _ in range(3):
+        attempt = previous.attempt + 1
+        name = execution_name(claim.instance_group, claim.claim_id, attempt, new_token())
+        replacing = previous.execution_name or None
+        if deps.claims.record_claim(claim, name, settings.claim_ttl_seconds, attempt=attempt, replacing=replacing):
+            return name, True
+        current = deps.claims.get(claim.claim_id)
+        if current is not None and current.execution_name != replacing:
+            return current.execution_name, False  # another decider recorded this decision's attempt first
+        previous = current or _UNSEEN  # the record vanished or expired meanwhile: try again over what is there now
+    raise RuntimeError(f"claim {claim.claim_id}: could not record an attempt (the record kept changing)")
+
+
+def provision_input(settings: ReconcileSettings, claim: InflightClaim, name: str = "") -> dict[str, Any]:
+    """The provision state machine's input for a claim (``statemachines/provision.asl.json``). ``clientToken`` is the
+    attempt's part of the execution name (``<claim id>-<attempt>-<token>``): HyperPod's BatchAddClusterNodes is
+    idempotent on it, so a retried Scale step adds nothing twice while a later attempt launches new nodes."""
+    at = name.rfind(claim.claim_id) if name else -1
     return {
         "cluster": settings.cluster_name,
         "instanceGroup": claim.instance_group,
@@ -460,11 +521,12 @@ def provision_input(settings: ReconcileSettings, claim: InflightClaim) -> dict[s
         "instanceType": claim.instance_type,
         "zone": claim.zone,
         "registrationTimeoutSeconds": settings.registration_timeout_seconds,
+        "clientToken": name[at:] if at >= 0 else claim.claim_id,
     }
 
 
 def _start(deps: ReconcileDeps, settings: ReconcileSettings, claim: InflightClaim, name: str) -> None:
-    deps.workflows.start(settings.provision_state_machine_arn, name, provision_input(settings, claim))
+    deps.workflows.start(settings.provision_state_machine_arn, name, provision_input(settings, claim, name))
 
 
 def _events(

@@ -69,10 +69,12 @@ class HyperPodClusterEvent(EventBridgeModel):
 
 class ManualInvoke(BaseModel):
     """``{"source": "manual", "reason": "...", "id": "..."}``: an operator's ``aws lambda invoke`` (or ``sam local invoke``).
-    Without an ``id`` the invoke is not deduplicated: every manual invoke decides."""
+    ``source`` is required: an empty or stray payload (``{}``, a test event from the console) is an error naming the
+    field, never a decision that starts real deprovisions. Without an ``id`` the invoke is not deduplicated: every manual
+    invoke decides."""
 
     model_config = ConfigDict(extra="ignore")
-    source: Literal["manual"] = "manual"
+    source: Literal["manual"]
     id: str | None = None
     reason: str = "manual invoke"
     dry_run: bool = Field(default=False, alias="dryRun")
@@ -107,6 +109,10 @@ def _fail(exc: ValidationError, what: str) -> InvalidObject:
     first = exc.errors()[0]
     path = ".".join(str(p) for p in first.get("loc", ()))
     message = "required field is missing" if first.get("type") == "missing" else str(first.get("msg", "invalid"))
+    if what == "manual invoke" and path == "source":
+        message += (
+            ' (an event without "detail-type" is a manual invoke and must say so: {"source": "manual", "reason": ...})'
+        )
     return InvalidObject("event", what, path, message)
 
 
