@@ -29,7 +29,8 @@ class Fakes:
     def label_node(self, name: str, labels: dict[str, str]) -> None:
         self.labels.setdefault(name, {}).update(labels)
 
-    def clear(self, group: str) -> None: ...
+    def clear(self, group: str, since: float | None = None) -> bool:
+        return True
 
 
 def run(step: Any, fakes: Fakes, **event: Any) -> dict[str, Any]:
