@@ -128,3 +128,21 @@ def test_reads_ride_out_throttling_but_writes_leave_it_to_the_state_machine(stac
         adapter.scale_up("auto-g6-az1", 1, "claim-x")
     calls = [c[1] for c in stack.aws.hyperpod.call_log[before:]]
     assert calls == ["DescribeCluster"] * 4, "four read attempts, then the error goes to the caller"
+
+
+def test_a_count_above_the_caps_is_refused_by_the_task_before_any_scaling(stack: Stack, monkeypatch: Any) -> None:
+    def refused(out: dict[str, Any]) -> str:
+        assert out["status"] == "FAILED", out
+        failed = [e["executionFailedEventDetails"] for e in out["history"] if e.get("type") == "ExecutionFailed"]
+        assert failed and failed[0]["error"] == "InvalidRequest"
+        return str(failed[0]["cause"])
+
+    cause = refused(stack.run("provision", claim(count=500)))
+    assert "field count is 500" in cause and "MaxNodesPerDecision (20)" in cause
+    assert stack.run("provision", claim(count=2, claim_id="first"))["status"] == "SUCCEEDED"
+    monkeypatch.setenv("MAX_NODES_TOTAL", "3")
+    cause = refused(stack.run("provision", claim(count=2, claim_id="second")))
+    assert "auto-g6-az1 has 2 node(s)" in cause and "MaxNodesTotal (3)" in cause
+    adds = [c for c in stack.aws.hyperpod.call_log if c[1] in ("UpdateCluster", "BatchAddClusterNodes")]
+    assert len(adds) == 1, "only the claim within the caps scaled"
+    assert stack.aws.hyperpod.clusters["hyperpod-eks-demo"].groups["auto-g6-az1"].target == 2
