@@ -146,3 +146,65 @@ def test_a_count_above_the_caps_is_refused_by_the_task_before_any_scaling(stack:
     adds = [c for c in stack.aws.hyperpod.call_log if c[1] in ("UpdateCluster", "BatchAddClusterNodes")]
     assert len(adds) == 1, "only the claim within the caps scaled"
     assert stack.aws.hyperpod.clusters["hyperpod-eks-demo"].groups["auto-g6-az1"].target == 2
+
+
+def update_cluster_mode(stack: Stack) -> None:
+    """The cluster without continuous provisioning: scaling goes through UpdateCluster."""
+    cluster = stack.aws.hyperpod.clusters["hyperpod-eks-demo"]
+    cluster.mode = None
+    cluster.spec.pop("NodeProvisioningMode", None)
+
+
+def test_update_cluster_mode_sends_only_members_of_the_update_cluster_shape(stack: Stack) -> None:
+    import botocore.session
+    from hyperpod_autoscaler import runtime
+
+    update_cluster_mode(stack)
+    stack.aws.hyperpod.clusters["hyperpod-eks-demo"].groups["auto-g6-az1"].min_count = 1
+    result = runtime.hyperpod().scale_up("auto-g6-az1", 2, "claim-u")
+    assert result.mode == "update" and result.target_count == 2
+    (params,) = [p for (_t, op, p, err) in stack.aws.hyperpod.call_log if op == "UpdateCluster" and err is None]
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    allowed = set(model.operation_model("UpdateCluster").input_shape.members["InstanceGroups"].member.members)
+    (item,) = params["InstanceGroups"]
+    assert set(item) <= allowed, set(item) - allowed
+    assert item["InstanceCount"] == 2 and item["MinInstanceCount"] == 1, "MinCount is echoed under its update name"
+    assert item["ExecutionRole"] and item["InstanceType"] == "ml.g6.xlarge" and item["OverrideVpcConfig"]["Subnets"]
+
+
+def test_the_emulator_refuses_an_update_cluster_item_with_describe_only_fields(stack: Stack) -> None:
+    from hpa_testkit.aws.hyperpod import HyperPodError
+
+    update_cluster_mode(stack)
+    item = {
+        "InstanceGroupName": "auto-g6-az1",
+        "InstanceType": "ml.g6.xlarge",
+        "ExecutionRole": "arn:aws:iam::123456789012:role/HyperPodExecutionRole",
+        "InstanceCount": 1,
+        "MinCount": 0,
+    }
+    import pytest
+
+    with pytest.raises(HyperPodError) as raised:
+        stack.aws.hyperpod.handle("UpdateCluster", {"ClusterName": "hyperpod-eks-demo", "InstanceGroups": [item]})
+    assert raised.value.code == "ValidationException" and "MinCount" in raised.value.message
+
+
+def test_two_claims_on_one_group_in_update_cluster_mode_both_get_their_nodes(stack: Stack) -> None:
+    import json
+
+    update_cluster_mode(stack)
+    client = stack.sfn
+    arns = [
+        client.start_execution(
+            stateMachineArn=stack.machines["provision"],
+            name=f"auto-g6-az1-{claim_id}",
+            input=json.dumps(claim(count=count, claim_id=claim_id)),
+        )["executionArn"]
+        for claim_id, count in (("claim-a", 2), ("claim-b", 3))
+    ]
+    for arn in arns:
+        sfn.wait_for(client, arn)
+        assert client.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
+    assert stack.aws.hyperpod.clusters["hyperpod-eks-demo"].groups["auto-g6-az1"].target == 5
+    assert len(stack.kube.list("v1", "Node")) == 5
