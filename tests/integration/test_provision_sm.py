@@ -208,3 +208,25 @@ def test_two_claims_on_one_group_in_update_cluster_mode_both_get_their_nodes(sta
         assert client.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
     assert stack.aws.hyperpod.clusters["hyperpod-eks-demo"].groups["auto-g6-az1"].target == 5
     assert len(stack.kube.list("v1", "Node")) == 5
+
+
+def test_a_delete_right_after_the_update_does_not_make_the_claim_scale_twice(stack: Stack) -> None:
+    update_cluster_mode(stack)
+    emulator = stack.aws.hyperpod
+    first = stack.run("provision", claim(count=1, claim_id="seed"))
+    assert first["status"] == "SUCCEEDED", first
+    (old,) = [i for i in emulator.clusters["hyperpod-eks-demo"].instances.values()]
+    update = emulator._op_UpdateCluster
+
+    def update_then_consolidation_deletes(p: dict[str, Any]) -> dict[str, Any]:
+        out = update(p)
+        if emulator.clusters["hyperpod-eks-demo"].instances.get(old.instance_id, old).status != "ShuttingDown":
+            emulator._op_BatchDeleteClusterNodes({"ClusterName": "hyperpod-eks-demo", "NodeIds": [old.instance_id]})
+        return out
+
+    emulator._op_UpdateCluster = update_then_consolidation_deletes  # type: ignore[method-assign]
+    out = stack.run("provision", claim(count=2, claim_id="claim-d"))
+    assert out["status"] == "SUCCEEDED", out
+    accepted = [p for (_t, op, p, err) in emulator.call_log if op == "UpdateCluster" and err is None]
+    assert [g["InstanceCount"] for p in accepted for g in p["InstanceGroups"]] == [1, 3], "one write per claim"
+    assert emulator.clusters["hyperpod-eks-demo"].groups["auto-g6-az1"].target == 2, "the claim's 2, the old one gone"
