@@ -43,3 +43,16 @@ def pdb(name: str, selector: dict[str, str], min_available: int | str, namespace
         "metadata": {"name": name, "namespace": namespace},
         "spec": {"minAvailable": min_available, "selector": {"matchLabels": selector}},
     }
+
+
+def pending_pod(
+    name: str, cpu: str = "1", namespace: str = "default", owner_kind: str = "ReplicaSet"
+) -> dict[str, Any]:
+    """A pod kube-scheduler could not place: not bound, ``PodScheduled=False`` reason ``Unschedulable``."""
+    pod = running_pod(name, "", namespace=namespace, owner_kind=owner_kind, cpu=cpu)
+    del pod["spec"]["nodeName"]
+    pod["status"] = {
+        "phase": "Pending",
+        "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "no node"}],
+    }
+    return pod

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hpa_testkit.pods import pdb, running_pod
+from hpa_testkit.pods import pdb, pending_pod, running_pod
 from hpa_testkit.pytest_aws import Stack
 
 CLUSTER = "hyperpod-eks-demo"
@@ -91,15 +91,58 @@ def test_do_not_disrupt_arriving_during_the_drain_aborts_that_node(stack: Stack)
     assert target(stack) == 1
 
 
+def pod_names(stack: Stack) -> list[str]:
+    return sorted(p["metadata"]["name"] for p in stack.kube.list("v1", "Pod"))
+
+
+def with_grace(pod: dict[str, Any], seconds: int) -> dict[str, Any]:
+    pod["spec"]["terminationGracePeriodSeconds"] = seconds
+    return pod
+
+
+def expire(stack: Stack, a: str, watch: tuple[int, ...]) -> tuple[dict[str, Any], dict[int, list[str]], float]:
+    """Expire node ``a`` with a 600 s terminationGracePeriod; the pods seen ``watch`` seconds in, and the time taken."""
+    seen: dict[int, list[str]] = {}
+    for t in watch:
+        stack.clock.call_at(t, lambda t=t: seen.setdefault(t, pod_names(stack)))
+    started = stack.clock.now()
+    out = down(stack, [a], reason="Expired", terminationGracePeriodSeconds=600)
+    assert out["status"] == "SUCCEEDED", out
+    return out, seen, stack.clock.now() - started
+
+
 def test_expiry_is_forceful_but_still_honours_pdbs_until_the_grace_period(stack: Stack) -> None:
     (a,) = up(stack, 1)
     stack.kube.apply(pdb("web", {"app": "web"}, min_available=1))
     stack.kube.apply(running_pod("web-1", a, {"app": "web"}, annotations={"karpenter.sh/do-not-disrupt": "true"}))
-    started = stack.clock.now()
-    out = down(stack, [a], reason="Expired", terminationGracePeriodSeconds=600)
-    assert out["status"] == "SUCCEEDED", out
-    assert stack.clock.now() - started >= 600, "the pod was deleted only after the node's terminationGracePeriod"
-    assert node(stack, a) is None
+    _out, seen, took = expire(stack, a, (300, 560))
+    # Karpenter deletes the pod its own terminationGracePeriodSeconds (30 s when unset) before the node's grace ends
+    assert seen[300] == ["web-1"] and seen[560] == ["web-1"], seen
+    assert took >= 570
+    assert node(stack, a) is None and stack.kube.store.evictions == []
+
+
+def test_expiry_never_evicts_a_do_not_disrupt_pod_it_deletes_it_when_the_grace_period_ends(stack: Stack) -> None:
+    (a,) = up(stack, 1)
+    protected = running_pod("train-0", a, {"job": "t"}, annotations={"karpenter.sh/do-not-disrupt": "true"})
+    stack.kube.apply(with_grace(protected, 120))
+    stack.kube.apply(running_pod("web-1", a, {"app": "web"}))
+    _out, seen, took = expire(stack, a, (60, 470))
+    assert stack.kube.store.evictions == [("default", "web-1")], "the unprotected pod is evicted, train-0 never is"
+    assert seen[60] == ["train-0"] and seen[470] == ["train-0"], "train-0 runs until 600 - 120 s into the drain"
+    assert took >= 480 and node(stack, a) is None
+    assert stack.kube.store.pdb_violations == []
+
+
+def test_expiry_deletes_a_pdb_blocked_pod_only_when_the_grace_period_ends(stack: Stack) -> None:
+    (a,) = up(stack, 1)
+    stack.kube.apply(pdb("web", {"app": "web"}, min_available=1))
+    stack.kube.apply(with_grace(running_pod("web-1", a, {"app": "web"}), 120))
+    _out, seen, took = expire(stack, a, (470, 500))
+    # deleted at 600 - 120 s, so that it has its whole grace period before the node goes (podDeleteTimeWithGracePeriod)
+    assert seen[470] == ["web-1"] and seen[500] == [], seen
+    assert took >= 480
+    assert stack.kube.store.evictions == [] and node(stack, a) is None
 
 
 def test_a_voluntary_disruption_never_overrides_a_pdb_it_gives_the_node_back(stack: Stack) -> None:
@@ -195,3 +238,57 @@ def test_drill_command_follows_the_execution(stack: Stack, capsys: Any) -> None:
     out = _json.loads(capsys.readouterr().out)
     assert out["dryRun"] is True and "would add 1 node(s) to auto-g6-az1" in out["summary"]
     assert main(["drill", "replace-node", "--state-machine-arn", stack.machines["drill"]]) == 2
+
+
+def test_scale_to_zero_gives_the_node_back_when_a_pod_goes_pending_mid_drain(stack: Stack) -> None:
+    (a,) = up(stack, 1)
+    stack.kube.apply(pdb("web", {"app": "web"}, min_available=1))
+    stack.kube.apply(running_pod("web-1", a, {"app": "web"}))
+    stack.clock.call_at(60, lambda: stack.kube.apply(pending_pod("job-1")))  # fits on the node being drained
+    stack.clock.call_at(120, lambda: stack.kube.apply(running_pod("web-2", "elsewhere", {"app": "web"})))
+    out = down(stack, [a], reason="ScaleToZero")
+    assert out["status"] == "SUCCEEDED", out
+    assert stack.kube.store.evictions == [("default", "web-1")], "the drain ran"
+    assert a in out["output"]["delete"]["aborted"] and "job-1" in out["output"]["delete"]["aborted"][a]
+    kept = node(stack, a)
+    assert kept is not None and not kept["spec"].get("unschedulable"), "the node is back in service for job-1"
+    assert not any(t.get("key") == "karpenter.sh/disrupted" for t in kept["spec"].get("taints") or [])
+    assert target(stack) == 1 and not [c for c in stack.aws.hyperpod.call_log if c[1] == "BatchDeleteClusterNodes"]
+
+
+def test_scale_to_zero_does_not_cordon_a_node_a_pending_pod_fits_on(stack: Stack) -> None:
+    a, b = up(stack)
+    stack.kube.apply(pending_pod("job-1"))
+    out = down(stack, [a, b], reason="Empty")
+    assert out["status"] == "SUCCEEDED", out
+    assert list(out["output"]["cordon"]["aborted"]) == [a], "one pending pod keeps one node"
+    assert node(stack, a) is not None and not node(stack, a)["spec"].get("unschedulable")  # type: ignore[index]
+    assert node(stack, b) is None and target(stack) == 1
+
+
+def test_an_empty_node_that_runs_a_pod_again_is_not_cordoned(stack: Stack) -> None:
+    (a,) = up(stack, 1)
+    stack.kube.apply(running_pod("web-1", a, {"app": "web"}))
+    out = down(stack, [a], reason="Empty")
+    assert out["status"] == "SUCCEEDED", out
+    assert "no longer empty" in out["output"]["cordon"]["aborted"][a]
+    assert stack.kube.store.evictions == [] and node(stack, a) is not None and target(stack) == 1
+
+
+def test_a_node_that_is_not_a_hyperpod_node_is_never_cordoned(stack: Stack) -> None:
+    (a,) = up(stack, 1)
+    foreign = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "ip-10-0-1-7.ec2.internal", "labels": {}}}
+    stack.kube.apply(foreign)
+    stack.kube.apply(running_pod("web-1", "ip-10-0-1-7.ec2.internal", {"app": "web"}))
+    out = down(stack, ["ip-10-0-1-7.ec2.internal", a])
+    assert out["status"] == "SUCCEEDED", out
+    why = out["output"]["cordon"]["aborted"]["ip-10-0-1-7.ec2.internal"]
+    assert "not a HyperPod node" in why and "ip-10-0-1-7.ec2.internal" in why
+    kept = node(stack, "ip-10-0-1-7.ec2.internal")
+    assert (
+        kept is not None
+        and not (kept.get("spec") or {}).get("unschedulable")
+        and not (kept.get("spec") or {}).get("taints")
+    )
+    assert stack.kube.store.evictions == [], "nothing drained from it"
+    assert node(stack, a) is None, "the HyperPod node still goes"

@@ -128,3 +128,105 @@ def test_reads_ride_out_throttling_but_writes_leave_it_to_the_state_machine(stac
         adapter.scale_up("auto-g6-az1", 1, "claim-x")
     calls = [c[1] for c in stack.aws.hyperpod.call_log[before:]]
     assert calls == ["DescribeCluster"] * 4, "four read attempts, then the error goes to the caller"
+
+
+def test_a_count_above_the_caps_is_refused_by_the_task_before_any_scaling(stack: Stack, monkeypatch: Any) -> None:
+    def refused(out: dict[str, Any]) -> str:
+        assert out["status"] == "FAILED", out
+        failed = [e["executionFailedEventDetails"] for e in out["history"] if e.get("type") == "ExecutionFailed"]
+        assert failed and failed[0]["error"] == "InvalidRequest"
+        return str(failed[0]["cause"])
+
+    cause = refused(stack.run("provision", claim(count=500)))
+    assert "field count is 500" in cause and "MaxNodesPerDecision (20)" in cause
+    assert stack.run("provision", claim(count=2, claim_id="first"))["status"] == "SUCCEEDED"
+    monkeypatch.setenv("MAX_NODES_TOTAL", "3")
+    cause = refused(stack.run("provision", claim(count=2, claim_id="second")))
+    assert "auto-g6-az1 has 2 node(s)" in cause and "MaxNodesTotal (3)" in cause
+    adds = [c for c in stack.aws.hyperpod.call_log if c[1] in ("UpdateCluster", "BatchAddClusterNodes")]
+    assert len(adds) == 1, "only the claim within the caps scaled"
+    assert stack.aws.hyperpod.clusters["hyperpod-eks-demo"].groups["auto-g6-az1"].target == 2
+
+
+def update_cluster_mode(stack: Stack) -> None:
+    """The cluster without continuous provisioning: scaling goes through UpdateCluster."""
+    cluster = stack.aws.hyperpod.clusters["hyperpod-eks-demo"]
+    cluster.mode = None
+    cluster.spec.pop("NodeProvisioningMode", None)
+
+
+def test_update_cluster_mode_sends_only_members_of_the_update_cluster_shape(stack: Stack) -> None:
+    import botocore.session
+    from hyperpod_autoscaler import runtime
+
+    update_cluster_mode(stack)
+    stack.aws.hyperpod.clusters["hyperpod-eks-demo"].groups["auto-g6-az1"].min_count = 1
+    result = runtime.hyperpod().scale_up("auto-g6-az1", 2, "claim-u")
+    assert result.mode == "update" and result.target_count == 2
+    (params,) = [p for (_t, op, p, err) in stack.aws.hyperpod.call_log if op == "UpdateCluster" and err is None]
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    allowed = set(model.operation_model("UpdateCluster").input_shape.members["InstanceGroups"].member.members)
+    (item,) = params["InstanceGroups"]
+    assert set(item) <= allowed, set(item) - allowed
+    assert item["InstanceCount"] == 2 and item["MinInstanceCount"] == 1, "MinCount is echoed under its update name"
+    assert item["ExecutionRole"] and item["InstanceType"] == "ml.g6.xlarge" and item["OverrideVpcConfig"]["Subnets"]
+
+
+def test_the_emulator_refuses_an_update_cluster_item_with_describe_only_fields(stack: Stack) -> None:
+    from hpa_testkit.aws.hyperpod import HyperPodError
+
+    update_cluster_mode(stack)
+    item = {
+        "InstanceGroupName": "auto-g6-az1",
+        "InstanceType": "ml.g6.xlarge",
+        "ExecutionRole": "arn:aws:iam::123456789012:role/HyperPodExecutionRole",
+        "InstanceCount": 1,
+        "MinCount": 0,
+    }
+    import pytest
+
+    with pytest.raises(HyperPodError) as raised:
+        stack.aws.hyperpod.handle("UpdateCluster", {"ClusterName": "hyperpod-eks-demo", "InstanceGroups": [item]})
+    assert raised.value.code == "ValidationException" and "MinCount" in raised.value.message
+
+
+def test_two_claims_on_one_group_in_update_cluster_mode_both_get_their_nodes(stack: Stack) -> None:
+    import json
+
+    update_cluster_mode(stack)
+    client = stack.sfn
+    arns = [
+        client.start_execution(
+            stateMachineArn=stack.machines["provision"],
+            name=f"auto-g6-az1-{claim_id}",
+            input=json.dumps(claim(count=count, claim_id=claim_id)),
+        )["executionArn"]
+        for claim_id, count in (("claim-a", 2), ("claim-b", 3))
+    ]
+    for arn in arns:
+        sfn.wait_for(client, arn)
+        assert client.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
+    assert stack.aws.hyperpod.clusters["hyperpod-eks-demo"].groups["auto-g6-az1"].target == 5
+    assert len(stack.kube.list("v1", "Node")) == 5
+
+
+def test_a_delete_right_after_the_update_does_not_make_the_claim_scale_twice(stack: Stack) -> None:
+    update_cluster_mode(stack)
+    emulator = stack.aws.hyperpod
+    first = stack.run("provision", claim(count=1, claim_id="seed"))
+    assert first["status"] == "SUCCEEDED", first
+    (old,) = [i for i in emulator.clusters["hyperpod-eks-demo"].instances.values()]
+    update = emulator._op_UpdateCluster
+
+    def update_then_consolidation_deletes(p: dict[str, Any]) -> dict[str, Any]:
+        out = update(p)
+        if emulator.clusters["hyperpod-eks-demo"].instances.get(old.instance_id, old).status != "ShuttingDown":
+            emulator._op_BatchDeleteClusterNodes({"ClusterName": "hyperpod-eks-demo", "NodeIds": [old.instance_id]})
+        return out
+
+    emulator._op_UpdateCluster = update_then_consolidation_deletes  # type: ignore[method-assign]
+    out = stack.run("provision", claim(count=2, claim_id="claim-d"))
+    assert out["status"] == "SUCCEEDED", out
+    accepted = [p for (_t, op, p, err) in emulator.call_log if op == "UpdateCluster" and err is None]
+    assert [g["InstanceCount"] for p in accepted for g in p["InstanceGroups"]] == [1, 3], "one write per claim"
+    assert emulator.clusters["hyperpod-eks-demo"].groups["auto-g6-az1"].target == 2, "the claim's 2, the old one gone"

@@ -208,6 +208,8 @@ def provision_deps(service: str = "provision") -> Any:
         metrics=metrics(service),
         claims=claims(),
         clock=now,
+        max_nodes_per_decision=env_int("MAX_NODES_PER_DECISION", 20),
+        max_nodes_total=env_int("MAX_NODES_TOTAL", 100),
     )
 
 

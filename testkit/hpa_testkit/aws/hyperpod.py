@@ -14,6 +14,7 @@ instance is ``ShuttingDown`` and gone after ``shutdown_delay`` (``on_gone`` remo
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import secrets
@@ -26,6 +27,25 @@ from typing import Any
 
 CONTINUOUS = "Continuous"
 ACCOUNT = "123456789012"
+
+
+PUBLIC_AMI = "ami-0hyperpodpublic00"
+
+
+@functools.cache
+def _input_shape(operation: str) -> Any:
+    from botocore.session import get_session
+
+    return get_session().get_service_model("sagemaker").operation_model(operation).input_shape
+
+
+def validate_input(operation: str, params: dict[str, Any]) -> str:
+    """botocore's parameter validation of ``params`` against the operation's input shape in the sagemaker service
+    model, as the real service validates a request: the report, or "" when it is valid."""
+    from botocore.validate import ParamValidator
+
+    report = ParamValidator().validate(params, _input_shape(operation))
+    return report.generate_report() if report.has_errors() else ""
 
 
 class HyperPodError(Exception):
@@ -338,6 +358,9 @@ class HyperPodEmulator:
             "TargetCount": group.target,
             "MinCount": group.min_count,
             "Status": group.status,
+            "CurrentImageId": group.spec.get("ImageId", PUBLIC_AMI),  # DescribeCluster-only, as the next two
+            "DesiredImageId": group.spec.get("ImageId", PUBLIC_AMI),
+            "TargetStateCount": group.target,
         }
         if pending > 0:
             view["ActiveOperations"] = {"Scaling": 1}
@@ -358,6 +381,9 @@ class HyperPodEmulator:
         return out
 
     def _op_UpdateCluster(self, p: dict[str, Any]) -> dict[str, Any]:
+        report = validate_input("UpdateCluster", p)
+        if report:
+            raise HyperPodError("ValidationException", f"UpdateCluster input does not match its shape: {report}")
         c = self._cluster(p["ClusterName"])
         now = self.now()
         if self.conflict_while_updating and now < c.updating_until:
@@ -380,6 +406,7 @@ class HyperPodEmulator:
             ]:
                 inst.status, inst.gone_at = "ShuttingDown", now + self.shutdown_delay
             group.target = new
+            group.min_count = int(item.get("MinInstanceCount", group.min_count))
             group.status = "Updating"
             group.updating_until = now + self.update_duration
         c.updating_until = now + self.update_duration

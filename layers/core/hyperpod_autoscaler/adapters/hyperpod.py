@@ -8,6 +8,7 @@ tests. Connect and read timeouts are short: a hung call fails in seconds, well i
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -19,6 +20,8 @@ from ..domain.errors import ClusterBusy, InvalidRequest, NotFound, Throttled, Un
 from ..domain.hyperpod import ClusterView
 from ..ports.hyperpod import ClusterNode, DeleteResult, ScaleResult
 from .errors import to_project_error
+
+log = logging.getLogger(__name__)
 
 DELETE_BATCH = 50
 SUBNET_CACHE_SECONDS = 3600.0
@@ -44,6 +47,38 @@ def sagemaker_config() -> Any:
         connect_timeout=CONNECT_TIMEOUT_SECONDS,
         read_timeout=READ_TIMEOUT_SECONDS,
     )
+
+
+DESIRED_STATE = {
+    "MinCount": "MinInstanceCount",
+    "DesiredImageId": "ImageId",
+    "DesiredImageReleaseVersion": "ImageReleaseVersion",
+    "DesiredLabels": "Labels",
+    "DesiredTaints": "Taints",
+}
+"""DescribeCluster names of a group's declared state and the UpdateCluster members that declare it: echoing the spec
+keeps them as they are."""
+
+
+def shaped(value: Any, shape: Any) -> Any:
+    """``value`` cut down to what botocore's ``shape`` accepts: structure members it does not have are dropped (after
+    renaming ``DESIRED_STATE`` names), recursively through structures and lists."""
+    if shape.type_name == "structure" and isinstance(value, dict):
+        renamed = {DESIRED_STATE.get(k, k): v for k, v in value.items()}
+        return {k: shaped(v, shape.members[k]) for k, v in renamed.items() if k in shape.members and v is not None}
+    if shape.type_name == "list" and isinstance(value, list):
+        return [shaped(v, shape.member) for v in value]
+    return value
+
+
+def update_group_item(sagemaker: Any, spec: dict[str, Any], count: int) -> dict[str, Any]:
+    """One ``UpdateCluster`` InstanceGroups item: the group's DescribeCluster spec, reduced to the members of botocore's
+    ClusterInstanceGroupSpecification (DescribeCluster-only fields such as CurrentCount or CurrentImageId would fail
+    botocore's parameter validation), with ``InstanceCount`` set to ``count``."""
+    operation = sagemaker.meta.service_model.operation_model("UpdateCluster")
+    item: dict[str, Any] = shaped(spec, operation.input_shape.members["InstanceGroups"].member)
+    item["InstanceCount"] = count
+    return item
 
 
 def sagemaker_client(session: Any = None, region: str | None = None) -> Any:
@@ -147,19 +182,21 @@ class HyperPodAdapter:
 
     def scale_up(self, group: str, count: int, client_token: str) -> ScaleResult:
         """Continuous mode: BatchAddClusterNodes, idempotent through the ClientToken. Otherwise UpdateCluster echoing the
-        group's spec with TargetCount + count, then a read to verify the new target (the count is absolute: a concurrent
-        writer shows up as a target that is not ours)."""
+        group's spec (as ``update_group_item`` shapes it) with the current TargetCount + count, then a read to verify the
+        new target. The count is absolute, so claims on one group are serialized: none writes while the cluster or the
+        group is updating (``ClusterBusy``, retried by the state machine, which then re-reads) and HyperPod refuses a
+        concurrent UpdateCluster (``ConflictException``, also ``ClusterBusy``). Once accepted the write is never
+        repeated: a different target read back is a later change (a node deleted meanwhile), not a lost write."""
         if count < 1:
             raise InvalidRequest(f"scale_up {group}: count must be >= 1, got {count}")
         raw = self.raw_describe()
         spec = next((g for g in raw.get("InstanceGroups") or [] if g.get("InstanceGroupName") == group), None)
         if spec is None:
             raise NotFound(f"instance group {group} is not in HyperPod cluster {self.cluster_name}")
-        if (
-            raw.get("ClusterStatus") in ("Updating", "SystemUpdating")
-            and raw.get("NodeProvisioningMode") != "Continuous"
-        ):
-            raise ClusterBusy(f"cluster {self.cluster_name} is {raw.get('ClusterStatus')}")
+        if raw.get("NodeProvisioningMode") != "Continuous" and (
+            raw.get("ClusterStatus") in ("Updating", "SystemUpdating") or spec.get("Status") == "Updating"
+        ):  # an update in progress: its count is not in the view yet, so a count written now could undo it
+            raise ClusterBusy(f"cluster {self.cluster_name} is {raw.get('ClusterStatus')}, group {group} is updating")
         if raw.get("NodeProvisioningMode") == "Continuous":
             logical: list[str] = []
             remaining = count
@@ -183,21 +220,8 @@ class HyperPodAdapter:
                 logical.extend(s["NodeLogicalId"] for s in resp.get("Successful", []) if s.get("NodeLogicalId"))
                 remaining -= n
             return ScaleResult("add", logical_ids=logical, target_count=int(spec.get("TargetCount", 0)) + count)
-        target = int(spec.get("TargetCount", spec.get("CurrentCount", 0))) + count
-        item = {
-            k: v
-            for k, v in spec.items()
-            if k
-            not in (
-                "CurrentCount",
-                "TargetCount",
-                "Status",
-                "ActiveOperations",
-                "SoftwareUpdateStatus",
-                "TrainingPlanStatus",
-            )
-        }
-        item["InstanceCount"] = target
+        target = int(spec.get("TargetCount", spec.get("CurrentCount", 0))) + count  # this view plus this claim
+        item = update_group_item(self.sm, spec, target)
         self._call("UpdateCluster", self.sm.update_cluster, ClusterName=self.cluster_name, InstanceGroups=[item])
         after = self.raw_describe()
         now_target = next(
@@ -208,9 +232,9 @@ class HyperPodAdapter:
             ),
             -1,
         )
-        if now_target != target:
-            raise ClusterBusy(
-                f"UpdateCluster {group}: TargetCount is {now_target}, expected {target} (a concurrent update)"
+        if now_target != target:  # accepted, so our count is in: writing it again would scale the claim twice
+            log.warning(
+                "UpdateCluster %s: TargetCount is %d after writing %d (a later change)", group, now_target, target
             )
         return ScaleResult("update", target_count=target)
 

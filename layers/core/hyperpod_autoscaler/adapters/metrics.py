@@ -48,7 +48,7 @@ PROVISION_EXECUTIONS_STARTED = "ProvisionExecutionsStarted"
 PROVISION_STEPS = "ProvisionSteps"  # one per step of a provision execution (Step=Scale|Check)
 NODECLAIMS_READY = "NodeClaimsReady"  # new nodes Running in HyperPod and Ready in Kubernetes
 DEPROVISION_STEPS = "DeprovisionSteps"  # one per step of a deprovision execution (Step=Cordon|Drain|Delete|...)
-EVICTIONS = "Evictions"  # by Result=evicted|blocked|gone|deleted-after-grace
+EVICTIONS = "Evictions"  # by Result=evicted|blocked|gone|waiting-do-not-disrupt|deleted-after-grace
 POD_SCALER_DESIRED = "ScaledObjectDesiredReplicas"  # keda_scaler_metrics_value's consequence: the replicas decided
 POD_SCALER_CHANGES = "ScaledObjectScaleChanges"  # scale subresource writes, by Direction=up|down
 POD_SCALER_ERRORS = "ScaledObjectErrors"  # keda_scaled_object_errors_total: bad objects and failed metric reads

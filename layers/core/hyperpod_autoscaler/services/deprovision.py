@@ -3,14 +3,21 @@ confirm, roll back.
 
 Input of the execution: ``{cluster, nodes: [node names], reason, terminationGracePeriodSeconds?}``. ``reason`` is Empty,
 Underutilized, Drifted, Expired, ScaleToZero or Drill. A node or pod annotated ``karpenter.sh/do-not-disrupt`` stops the
-disruption of that node (it is untainted and dropped from the run) unless the reason is Expired, which is forceful but
-still goes through the Eviction API, PDBs and the grace period.
+disruption of that node (it is untainted and dropped from the run) unless the reason is Expired, which is forceful.
 
-PodDisruptionBudgets: a refused eviction is retried on the next drain round. Only an expiry deletes a pod that a PDB
-still protects, and only once the NodePool's terminationGracePeriod has passed since the drain started (Karpenter's rule;
-with no terminationGracePeriod an expired node waits for its PDBs). Every other reason is voluntary and never overrides a
-PDB: when evictions are still refused after the drain timeout (the terminationGracePeriod if given, else
+An expiry drains as Karpenter's terminator does (``pkg/controllers/node/termination/terminator``): a do-not-disrupt pod
+is never evicted, and it and a pod whose eviction a PDB refuses keep the drain waiting; once the NodePool's
+terminationGracePeriod is about to end (the drain start plus the grace period, minus the pod's own
+terminationGracePeriodSeconds, 30 s when unset) the pod is deleted, with what is left of the node's grace period as its
+own. With no terminationGracePeriod an expired node waits for them.
+
+PodDisruptionBudgets: a refused eviction is retried on the next drain round. Every other reason is voluntary and never
+overrides a PDB: when evictions are still refused after the drain timeout (the terminationGracePeriod if given, else
 ``DEFAULT_DRAIN_TIMEOUT_SECONDS``) the node is given back (untainted, uncordoned) and reported as aborted.
+
+Only HyperPod nodes (``hyperpod-<instance id>``) can be deleted, so no other node is ever cordoned: it is reported as
+aborted by the cordon step. Scale to zero (``Empty``, ``ScaleToZero``) re-checks the node before cordoning and before
+deleting: a node that is no longer empty (``Empty``) or that a pending pod would now fit on is given back.
 """
 
 from __future__ import annotations
@@ -26,13 +33,20 @@ from ..adapters.errors import raising_project_errors
 from ..adapters.metrics import AutoscalerMetrics
 from ..domain.duration import parse_duration
 from ..domain.errors import AutoscalerError, DisruptionAborted, InvalidRequest, Unavailable
-from ..domain.k8s import DISRUPTED_TAINT_KEY, DO_NOT_DISRUPT, Pod, Taint
+from ..domain.k8s import DISRUPTED_TAINT_KEY, DO_NOT_DISRUPT, Node, Pod, Taint
+from ..domain.scheduling.fit import pod_fits_node
 from ..ports.cluster import ClusterPort
 from ..ports.hyperpod import HyperPodPort
 
 log = logging.getLogger(__name__)
 
 FORCEFUL_REASONS = {"Expired"}
+REVALIDATED_REASONS = {"Empty", "ScaleToZero"}
+"""Scale to zero: the node is re-checked before the cordon and before the delete, and given back if needed again."""
+HYPERPOD_NODE_PREFIX = "hyperpod-i-"
+"""A HyperPod node's name: ``hyperpod-`` and the EC2 instance id that BatchDeleteClusterNodes takes as its NodeId."""
+DEFAULT_POD_GRACE_SECONDS = 30
+"""A pod's terminationGracePeriodSeconds when unset (the API server's default)."""
 DEFAULT_DRAIN_TIMEOUT_SECONDS = 3600
 """How long a voluntary disruption waits on PDB refusals before it gives the node back."""
 DRAIN_BOUND_SECONDS = 3 * 3600
@@ -90,16 +104,65 @@ def _release(deps: DeprovisionDeps, node: str) -> None:
     deps.cluster.uncordon(node)
 
 
+def _released_view(node: Node) -> Node:
+    """The node as a pending pod would see it once given back: uncordoned, without the disrupted taint."""
+    taints = [t for t in node.spec.taints if t.key != DISRUPTED_TAINT_KEY]
+    return node.model_copy(update={"spec": node.spec.model_copy(update={"unschedulable": False, "taints": taints})})
+
+
+def _needs(deps: DeprovisionDeps, reason: str, names: list[str]) -> dict[str, str]:
+    """Scale to zero only: why each of ``names`` is needed again, from a fresh snapshot. An ``Empty`` node that runs a
+    pod again (not a DaemonSet's, not terminating) is needed; so is a node a pending pod would fit on once given back,
+    unless the pod fits on a usable node that stays (each pending pod keeps at most one node)."""
+    if reason not in REVALIDATED_REASONS or not names:
+        return {}
+    objects = deps.cluster.snapshot()
+    nodes = {n.name: n for n in objects.nodes}
+    bound: dict[str, list[Pod]] = {}
+    for pod in objects.pods:
+        if pod.spec.node_name and not pod.is_terminal:
+            bound.setdefault(pod.spec.node_name, []).append(pod)
+    staying = [n for n in objects.nodes if n.name not in names and n.unusable_reason() is None]
+
+    def placed_elsewhere(pod: Pod) -> bool:
+        return any(pod_fits_node(pod, n, bound.get(n.name, [])) is None for n in staying)
+
+    pending = list(objects.pending_pods)
+    out: dict[str, str] = {}
+    for name in names:
+        node = nodes.get(name)
+        if node is None:
+            continue
+        on_node = bound.get(name, [])
+        busy = [p for p in on_node if not p.is_daemonset_pod and p.metadata.deletion_timestamp is None]
+        if reason == "Empty" and busy:
+            out[name] = f"node {name} is no longer empty: pod {busy[0].key} runs on it"
+            continue
+        view = _released_view(node)
+        fits = next((p for p in pending if pod_fits_node(p, view, on_node) is None and not placed_elsewhere(p)), None)
+        if fits is not None:
+            pending.remove(fits)
+            out[name] = f"node {name} is needed again: pending pod {fits.key} fits on it"
+    return out
+
+
 def cordon(deps: DeprovisionDeps, event: dict[str, Any]) -> dict[str, Any]:
     reason = str(event.get("reason") or "Underutilized")
     kept: list[str] = []
     aborted: dict[str, str] = {}
     gone: list[str] = []
-    for name in _nodes(event):
+    names = _nodes(event)
+    for name in names:
+        if not name.startswith(HYPERPOD_NODE_PREFIX):  # it could never be deleted: never cordon it
+            aborted[name] = f"node {name} is not a HyperPod node (no {HYPERPOD_NODE_PREFIX}<instance id> name)"
+    needs = _needs(deps, reason, [n for n in names if n not in aborted])
+    for name in names:
+        if name in aborted:
+            continue
         if deps.cluster.get_node(name) is None:
             gone.append(name)
             continue
-        why = None if reason in FORCEFUL_REASONS else _blocker(deps, name)
+        why = needs.get(name) or (None if reason in FORCEFUL_REASONS else _blocker(deps, name))
         if why:
             aborted[name] = why
             continue
@@ -109,6 +172,21 @@ def cordon(deps: DeprovisionDeps, event: dict[str, Any]) -> dict[str, Any]:
     deps.metrics.count(m.DEPROVISION_STEPS, 1, Step="Cordon")
     log.info("cordoned %s (reason %s); aborted %s; already gone %s", kept, reason, aborted, gone)
     return {"nodes": kept, "aborted": aborted, "gone": gone, "drainStartedAt": deps.clock(), "rounds": 0}
+
+
+def _drain_pod(deps: DeprovisionDeps, pod: Pod, deadline: float | None) -> str:
+    """One pod in one drain round: "evicted", "blocked" (a PDB refused), "gone", "waiting-do-not-disrupt" or
+    "deleted-after-grace". ``deadline`` (expiry only) is when the node's terminationGracePeriod ends: from the pod's own
+    grace period before it, the pod is deleted whatever protects it (Karpenter's ``DeleteExpiringPods``)."""
+    if deadline is not None:
+        now = deps.clock()
+        grace = pod.spec.termination_grace_period_seconds
+        if now >= deadline - (DEFAULT_POD_GRACE_SECONDS if grace is None else grace):
+            deps.cluster.delete_pod(pod.namespace, pod.name, grace_period_seconds=max(0, int(deadline - now)))
+            return "deleted-after-grace"
+    if _protects(pod.do_not_disrupt):
+        return "waiting-do-not-disrupt"  # never evicted (Karpenter's IsEvictable), but it keeps the node draining
+    return deps.cluster.evict(pod.namespace, pod.name)
 
 
 def drain(deps: DeprovisionDeps, event: dict[str, Any]) -> dict[str, Any]:
@@ -121,6 +199,7 @@ def drain(deps: DeprovisionDeps, event: dict[str, Any]) -> dict[str, Any]:
     started = float(state.get("drainStartedAt") or deps.clock())
     waited = deps.clock() - started
     past_limit = limit is not None and waited >= limit
+    deadline = started + limit if forceful and limit is not None else None  # the node's terminationGracePeriod ends
     remaining = 0
     blocked = 0
     aborted: dict[str, str] = dict(state.get("aborted") or {})
@@ -134,15 +213,12 @@ def drain(deps: DeprovisionDeps, event: dict[str, Any]) -> dict[str, Any]:
             continue
         left_here = blocked_here = 0
         for pod in pods:
-            result: str = deps.cluster.evict(pod.namespace, pod.name)
-            if result == "blocked" and past_limit and forceful:
-                deps.cluster.delete_pod(pod.namespace, pod.name)
-                result = "deleted-after-grace"
+            result = _drain_pod(deps, pod, deadline)
             deps.metrics.count(m.EVICTIONS, 1, Result=result)
             if result == "blocked":
                 blocked_here += 1
-            if result in ("blocked", "evicted"):
-                left_here += 1  # evicted pods take a moment to go: the next check sees them gone
+            if result != "gone":
+                left_here += 1  # evicted and deleted pods take a moment to go: the next check sees them gone
         if blocked_here and past_limit and not forceful:
             _release(deps, name)  # a voluntary disruption never overrides a PDB: give the node back
             aborted[name] = f"PodDisruptionBudgets refused {blocked_here} eviction(s) for {int(waited)}s"
@@ -176,8 +252,11 @@ def drain(deps: DeprovisionDeps, event: dict[str, Any]) -> dict[str, Any]:
 
 def delete(deps: DeprovisionDeps, event: dict[str, Any]) -> dict[str, Any]:
     state = event.get("drain") or {}
-    nodes = [n for n in state.get("nodes") or [] if n.startswith("hyperpod-")]
-    ids = {n[len("hyperpod-") :]: n for n in nodes}
+    drained = [n for n in state.get("nodes") or [] if n.startswith(HYPERPOD_NODE_PREFIX)]
+    needed = _needs(deps, str(event.get("reason") or "Underutilized"), drained)
+    for name in needed:
+        _release(deps, name)  # needed again since the cordon: give it back instead
+    ids = {n[len("hyperpod-") :]: n for n in drained if n not in needed}
     result = deps.hyperpod.delete_nodes(node_ids=sorted(ids)) if ids else None
     deleted = [ids[i] for i in (result.deleted if result else []) if i in ids]
     failed = {ids.get(i, i): why for i, why in (result.failed.items() if result else [])}
@@ -185,8 +264,8 @@ def delete(deps: DeprovisionDeps, event: dict[str, Any]) -> dict[str, Any]:
         _release(deps, name)  # roll back the nodes HyperPod refused to delete
     deps.metrics.count(m.DEPROVISION_STEPS, 1, Step="Delete")
     deps.metrics.count(m.NODECLAIMS_TERMINATED, len(deleted), Reason=str(event.get("reason") or "Underutilized"))
-    log.info("deleted %s; failed %s", deleted, failed)
-    return {"deleted": deleted, "failed": failed}
+    log.info("deleted %s; failed %s; needed again %s", deleted, failed, needed)
+    return {"deleted": deleted, "failed": failed, "aborted": needed}
 
 
 CONFIRM_ATTEMPTS = 90

@@ -40,6 +40,9 @@ class ProvisionDeps:
     metrics: AutoscalerMetrics
     claims: ClaimForgetter | None = None
     clock: Callable[[], float] = field(default=time.time)
+    max_nodes_per_decision: int = 20
+    """The reconcile settings' caps, enforced again by the task: a hand-started or replayed execution obeys them too."""
+    max_nodes_total: int = 100
 
 
 def _require(event: dict[str, Any], key: str, kind: type) -> Any:
@@ -58,8 +61,25 @@ def _claim(event: dict[str, Any]) -> tuple[str, int, str]:
     return group, count, claim
 
 
+def _check_caps(deps: ProvisionDeps, group: str, count: int) -> None:
+    """MaxNodesPerDecision caps ``count``; MaxNodesTotal caps the group's nodes (target or current, the larger) plus
+    ``count``. A claim over either is refused before any scaling call."""
+    if count > deps.max_nodes_per_decision:
+        raise InvalidRequest(
+            f"provision input: field count is {count}, above MaxNodesPerDecision ({deps.max_nodes_per_decision})"
+        )
+    view = deps.hyperpod.describe_cluster().group(group)
+    have = max(view.target_count, view.current_count) if view is not None else 0
+    if have + count > deps.max_nodes_total:
+        raise InvalidRequest(
+            f"provision input: field count is {count}; instance group {group} has {have} node(s), "
+            f"so it would exceed MaxNodesTotal ({deps.max_nodes_total})"
+        )
+
+
 def scale(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
     group, count, claim = _claim(event)
+    _check_caps(deps, group, count)
     # one token per attempt (reconcile's clientToken): a later attempt for the same claim must launch new nodes
     result = deps.hyperpod.scale_up(group, count, str(event.get("clientToken") or claim))
     log.info("scaled up %s by %d for claim %s (%s)", group, count, claim, result.mode)
