@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ..k8s import (
-    NODEPOOL_LABEL,
     NodeSelectorTerm,
     Pod,
     PodAffinityTerm,
@@ -157,15 +156,13 @@ def views_of(pod: Pod) -> Iterator[View]:
 
 
 def skip_reason(pod: Pod) -> str | None:
-    """Why the engine does not place a pod at all (DaemonSet-owned, terminal, or asking for a node outside NodePools)."""
+    """Why the engine does not place a pod at all (DaemonSet-owned or terminal). A pod asking ``karpenter.sh/nodepool
+    DoesNotExist`` is placed like any other: every new node carries that label, so only existing nodes without it can
+    take the pod, and it is reported unschedulable when none can."""
     if pod.is_daemonset_pod:
         return "owned by a DaemonSet (its pod comes with each node)"
     if pod.is_terminal:
         return f"terminal (phase {pod.status.phase})"
-    for term in pod.required_node_terms()[:1]:
-        for expr in term.match_expressions:
-            if expr.key == NODEPOOL_LABEL and expr.operator == "DoesNotExist":
-                return f"asks {NODEPOOL_LABEL} DoesNotExist (not for NodePool-managed nodes)"
     return None
 
 
