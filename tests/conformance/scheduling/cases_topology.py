@@ -1,0 +1,157 @@
+"""Cases from Karpenter's scheduling/topology_test.go: topology spread (zone, hostname) and pod (anti-)affinity."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.unit.engine_fixtures import node, pod
+
+from .model import (
+    HOSTNAME,
+    TOPOLOGY,
+    ZONE,
+    ZONE1,
+    ZONE2,
+    ZONE3,
+    Case,
+    Expect,
+    pending,
+    pod_term,
+    req,
+    spread,
+    spread_pods,
+    with_affinity,
+    world,
+)
+
+S2 = {"security": "s2"}
+
+
+def _t(it: str, name: str, objects: list[dict[str, Any]], expect: Expect) -> Case:
+    return Case(name, (TOPOLOGY, f"Topology/{it}"), objects, expect)
+
+
+def _names(n: int, prefix: str = "s") -> tuple[str, ...]:
+    return tuple(f"{prefix}-{i}" for i in range(n))
+
+
+def _zone_pinned(name: str, zone: str) -> dict[str, Any]:
+    """A running pod of the spread group on an existing node in ``zone``."""
+    return pod(name, labels={"test": "test"}, node=f"node-{zone}")
+
+
+CASES = [
+    _t(
+        "should ignore unknown topology keys",
+        "unknown-topology-key",
+        world(*spread_pods(1, spread("unknown")), pending("plain")),
+        Expect(unschedulable=("s-0",), scheduled=("plain",)),
+    ),
+    _t(
+        "should not spread when a nil label selector is defined",
+        "nil-label-selector",
+        world(*spread_pods(2, {"topologyKey": ZONE, "maxSkew": 1, "whenUnsatisfiable": "DoNotSchedule"})),
+        Expect(scheduled=_names(2), skew=(ZONE, (2,))),
+    ),
+    _t(
+        "Zonal/should balance pods across zones (match labels)",
+        "zonal-balance-labels",
+        world(*spread_pods(4, spread(ZONE))),
+        Expect(scheduled=_names(4), skew=(ZONE, (1, 1, 2))),
+    ),
+    _t(
+        "Zonal/should balance pods across zones (match expressions)",
+        "zonal-balance-expressions",
+        world(
+            *spread_pods(
+                4,
+                spread(
+                    ZONE, labelSelector={"matchExpressions": [{"key": "test", "operator": "In", "values": ["test"]}]}
+                ),
+            )
+        ),
+        Expect(scheduled=_names(4), skew=(ZONE, (1, 1, 2))),
+    ),
+    _t(
+        "Zonal/should respect NodePool zonal constraints",
+        "zonal-nodepool-constraints",
+        world(*spread_pods(4, spread(ZONE)), requirements=[req(ZONE, "In", ZONE1, ZONE2, ZONE3)]),
+        Expect(scheduled=_names(4), skew=(ZONE, (1, 1, 2))),
+    ),
+    _t(
+        "Zonal/should respect NodePool zonal constraints (subset) with requirements",
+        "zonal-nodepool-subset",
+        world(*spread_pods(4, spread(ZONE)), requirements=[req(ZONE, "In", ZONE1, ZONE2)]),
+        Expect(scheduled=_names(4), skew=(ZONE, (2, 2))),
+    ),
+    _t(
+        "Zonal/should not violate max-skew when unsat = do not schedule",
+        "zonal-max-skew-do-not-schedule",
+        # upstream's first round put one pod in zone 1; here it runs there already
+        world(
+            node(f"node-{ZONE1}", "cpu-m5-az1", cpu="1.2"),
+            _zone_pinned("first", ZONE1),
+            *spread_pods(10, spread(ZONE), cpu="1.1"),
+            requirements=[req(ZONE, "In", ZONE2, ZONE3)],
+        ),
+        Expect(scheduled=_names(4), unschedulable=tuple(f"s-{i}" for i in range(4, 10)), skew=(ZONE, (2, 2))),
+    ),
+    _t(
+        "Hostname/should balance pods across nodes",
+        "hostname-balance",
+        world(*spread_pods(4, spread(HOSTNAME))),
+        Expect(scheduled=_names(4), apart=_names(4), new_nodes=4),
+    ),
+    _t(
+        "Hostname/should balance pods on the same hostname up to maxskew",
+        "hostname-max-skew-4",
+        # upstream's 1-CPU pods are 0.5 here so that four fit the cheapest type (ml.c5.xlarge, 3.92 CPUs)
+        world(*spread_pods(4, spread(HOSTNAME, max_skew=4), cpu="0.5")),
+        Expect(scheduled=_names(4), same_node=_names(4), new_nodes=1),
+    ),
+    _t(
+        "Pod Affinity/Anti-Affinity/should schedule a pod with empty pod affinity and anti-affinity",
+        "empty-pod-affinity",
+        world(pending("p", spec={"affinity": {"podAffinity": {}, "podAntiAffinity": {}}})),
+        Expect(scheduled=("p",)),
+    ),
+    _t(
+        "Pod Affinity/Anti-Affinity/should respect pod affinity (hostname)",
+        "pod-affinity-hostname",
+        world(
+            *spread_pods(10, spread(HOSTNAME)),
+            pending("aff-1", labels=S2),
+            with_affinity(pending("aff-2"), "podAffinity", pod_term(HOSTNAME, S2)),
+        ),
+        Expect(scheduled=("aff-1", "aff-2"), same_node=("aff-1", "aff-2")),
+    ),
+    _t(
+        "Pod Affinity/Anti-Affinity/should respect self pod affinity (hostname)",
+        "self-affinity-hostname",
+        world(*(with_affinity(pending(f"a-{i}", labels=S2), "podAffinity", pod_term(HOSTNAME, S2)) for i in range(3))),
+        Expect(scheduled=_names(3, "a"), same_node=_names(3, "a")),
+    ),
+    _t(
+        "Pod Affinity/Anti-Affinity/should respect self pod affinity (zone)",
+        "self-affinity-zone",
+        world(*(with_affinity(pending(f"a-{i}", labels=S2), "podAffinity", pod_term(ZONE, S2)) for i in range(3))),
+        Expect(scheduled=_names(3, "a"), same_node=_names(3, "a")),
+    ),
+    _t(
+        "Pod Affinity/Anti-Affinity/should allow violation of preferred pod affinity",
+        "preferred-affinity-violated",
+        world(with_affinity(pending("p"), "podAffinity", pod_term(HOSTNAME, {"foo": "bar"}), weight=50)),
+        Expect(scheduled=("p",)),
+    ),
+    _t(
+        "Pod Affinity/Anti-Affinity/should allow violation of preferred pod anti-affinity",
+        "preferred-anti-affinity-violated",
+        world(
+            *(
+                with_affinity(pending(f"a-{i}", labels=S2), "podAntiAffinity", pod_term(ZONE, S2), weight=50)
+                for i in range(10)
+            )
+        ),
+        Expect(scheduled=_names(10, "a")),
+    ),
+]
