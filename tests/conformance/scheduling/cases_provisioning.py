@@ -8,6 +8,7 @@ from typing import Any
 from tests.unit.engine_fixtures import daemonset, node, nodeclass, nodepool, pod
 
 from .model import (
+    ITYPE,
     NODEPOOL,
     PROVISIONING,
     SCHEDULING,
@@ -41,6 +42,12 @@ def _apart(n: int, cpu: str = "1.5") -> list[dict[str, Any]]:
     term = {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app": "foo"}}}
     anti = {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}
     return [pending(f"foo-{i}", cpu=cpu, labels={"app": "foo"}, spec={"affinity": anti}) for i in range(n)]
+
+
+def _ds_port(ds: dict[str, Any], port: int) -> dict[str, Any]:
+    """``ds`` whose pods ask ``port`` on the host."""
+    ds["spec"]["template"]["spec"]["containers"][0]["ports"] = [{"containerPort": port, "hostPort": port}]
+    return ds
 
 
 def _ec2_named_like_ours() -> list[dict[str, Any]]:
@@ -165,6 +172,27 @@ CASES = [
         "daemonset-overhead-too-large",
         world(daemonset("200"), pending("p")),
         Expect(unschedulable=("p",), new_nodes=0),
+    ),
+    _p(
+        "Daemonsets/should account for daemonset hostports",
+        "daemonset-hostport",
+        world(
+            node(STATIC, "cpu-m5-az1"),
+            _ds_port(daemonset("2", "2Gi"), 8080),
+            host_port(pending("p", memory="1Gi"), 8080),
+        ),
+        Expect(unschedulable=("p",), new_nodes=0),
+    ),
+    _p(
+        "Daemonsets/should not account for daemonset hostports when daemonset would not schedule on selected node",
+        "daemonset-hostport-elsewhere",
+        # upstream's "large" and "small" sizes are ml.m5.2xlarge and ml.c5.xlarge
+        world(
+            _ds_port(daemonset("1", name="large", nodeSelector={ITYPE: "ml.m5.2xlarge"}), 8080),
+            _ds_port(daemonset("1", name="small", nodeSelector={ITYPE: "ml.c5.xlarge"}), 8081),
+            host_port(pending("p", selector={ITYPE: "ml.c5.xlarge"}), 8080),
+        ),
+        Expect(scheduled=("p",), labels={ITYPE: "ml.c5.xlarge"}),
     ),
     _p(
         "Daemonsets/should ignore daemonsets without matching tolerations",

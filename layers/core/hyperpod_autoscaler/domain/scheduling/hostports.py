@@ -27,6 +27,19 @@ def host_ports(pod: Pod) -> list[tuple[int, str, str]]:
     return sorted(set(out))
 
 
+HostPort = tuple[int, str, str]
+
+
+def conflict(wanted: tuple[HostPort, ...], taken: tuple[HostPort, ...]) -> HostPort | None:
+    """The first port of ``wanted`` that one of ``taken`` already holds (same port and protocol, and the same address or
+    either on every address), or None."""
+    for port, protocol, ip in wanted:
+        for t_port, t_protocol, t_ip in taken:
+            if port == t_port and protocol == t_protocol and (ip == t_ip or ip in WILDCARDS or t_ip in WILDCARDS):
+                return port, protocol, ip
+    return None
+
+
 def _term(key: str, value: str) -> dict[str, Any]:
     expr: dict[str, Any] = (
         {"key": key, "operator": "Exists"}

@@ -43,6 +43,7 @@ from .fit import (
     node_selection_mismatch,
     untolerated_taint,
 )
+from .hostports import HostPort, host_ports
 from .vectors import UNBOUNDED, Space, Vec, vsub
 
 #: The hostname a new node's labels carry while its real name is unknown: no real node name can equal it (``<`` is not
@@ -94,6 +95,8 @@ class Offering:
     capacity: dict[str, int]
     """Capacity as NodePool limits count it (cpu, memory, GPUs, pods, one node)."""
     ds_overhead: Resources
+    ds_ports: tuple[HostPort, ...] = ()
+    """Host ports the DaemonSets that would run on the node hold."""
 
     @property
     def tier(self) -> int:
@@ -117,6 +120,8 @@ class Bin:
     unusable: str | None
     node_name: str
     pods: list[str] = field(default_factory=list)
+    ds_ports: tuple[HostPort, ...] = ()
+    """Host ports the DaemonSets that run (or will run) on the node hold."""
 
 
 def instance_capacity(itype: InstanceType) -> dict[str, int]:
@@ -152,6 +157,10 @@ class DaemonSetIndex:
                 continue
             out.append(ds)
         return out
+
+    def host_ports(self, labels: dict[str, str], taints: list[Taint], node_name: str = "") -> tuple[HostPort, ...]:
+        pods = {id(ds): pod for ds, pod, _ in self.items}
+        return tuple(sorted({p for ds in self.running_on(labels, taints, node_name) for p in host_ports(pods[id(ds)])}))
 
     def overhead(self, labels: dict[str, str], taints: list[Taint], node_name: str = "") -> Resources:
         return Resources.sum(ds.requests for ds in self.running_on(labels, taints, node_name))
@@ -342,6 +351,7 @@ def build_offerings(
                     price=itype.price,
                     capacity=instance_capacity(itype),
                     ds_overhead=overhead,
+                    ds_ports=daemonsets.host_ports(labels, pool.taints),
                 )
                 offerings.append(offering)
                 pool.offerings.append(offering)
@@ -407,6 +417,7 @@ def build_bins(
                 used=space.vec(used),
                 unusable=node.unusable_reason(),
                 node_name=node.name,
+                ds_ports=daemonsets.host_ports(node.labels, node.spec.taints, node.name),
             )
         )
         for pool in pools_of_node(node, pools):

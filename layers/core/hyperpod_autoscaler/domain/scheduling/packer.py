@@ -22,7 +22,7 @@ from ..k8s import HOSTNAME_LABEL, Pod
 from ..plan import NodeClaim, Plan, PlanInput, PlanOptions
 from ..resources import CPU, GPU, MEMORY, NEURON
 from .fit import format_taint, untolerated_taint
-from .hostports import with_host_port_rules
+from .hostports import conflict, with_host_port_rules
 from .offerings import (
     Bin,
     DaemonSetIndex,
@@ -306,6 +306,9 @@ class Packer:
     # --- compatibility -----------------------------------------------------------------------------------------------
 
     def _offering_mismatch(self, view: View, o: Offering) -> str | None:
+        port = conflict(view.host_ports, o.ds_ports) if view.host_ports else None
+        if port is not None:
+            return f"host port {port[0]}/{port[1]} is held by a DaemonSet there"
         taint = untolerated_taint(view.tolerations, o.taints, ALL_EFFECTS)
         if taint is not None:
             return f"taint {format_taint(taint)} is not tolerated"
@@ -324,6 +327,9 @@ class Packer:
     def _bin_mismatch(self, view: View, b: Bin) -> str | None:
         if b.unusable:
             return b.unusable
+        port = conflict(view.host_ports, b.ds_ports) if view.host_ports else None
+        if port is not None:
+            return f"host port {port[0]}/{port[1]} is held by a DaemonSet there"
         taint = untolerated_taint(view.tolerations, b.taints, ALL_EFFECTS)
         if taint is not None:
             return f"taint {format_taint(taint)} is not tolerated"

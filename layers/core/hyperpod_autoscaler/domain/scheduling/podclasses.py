@@ -24,6 +24,7 @@ from ..k8s import (
     WeightedPodAffinityTerm,
 )
 from ..requirements import Requirement, Requirements
+from .hostports import host_ports
 from .vectors import Vec
 
 PNS_TOLERATION = Toleration(operator="Exists", effect="PreferNoSchedule")
@@ -54,6 +55,8 @@ class View:
     affinity: tuple[PodAffinityTerm, ...]
     anti_affinity: tuple[PodAffinityTerm, ...]
     relaxed: tuple[str, ...] = ()
+    host_ports: tuple[tuple[int, str, str], ...] = ()
+    """Host ports the pod asks for: a node whose DaemonSets hold one of them cannot take it."""
     node_key: tuple = ()
 
     @property
@@ -127,8 +130,14 @@ def _view(pod: Pod, state: _State, level: int) -> View:
         affinity=required_aff + tuple(state.preferred_affinity),
         anti_affinity=required_anti + tuple(state.preferred_anti),
         relaxed=tuple(state.relaxed),
+        host_ports=tuple(host_ports(pod)),
     )
-    view.node_key = (_req_key(node_req), _req_key(field_req), tuple(_tol_key(t) for t in tolerations))
+    view.node_key = (
+        _req_key(node_req),
+        _req_key(field_req),
+        tuple(_tol_key(t) for t in tolerations),
+        view.host_ports,
+    )
     return view
 
 
