@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.unit.engine_fixtures import node, pod
+from tests.unit.engine_fixtures import node, nodepool, pod
 
 from .model import (
     HOSTNAME,
@@ -18,6 +18,7 @@ from .model import (
     pending,
     pod_term,
     req,
+    requires,
     spread,
     spread_pods,
     with_affinity,
@@ -83,6 +84,45 @@ CASES = [
         "zonal-nodepool-subset",
         world(*spread_pods(4, spread(ZONE)), requirements=[req(ZONE, "In", ZONE1, ZONE2)]),
         Expect(scheduled=_names(4), skew=(ZONE, (2, 2))),
+    ),
+    _t(
+        "Zonal/should respect NodePool zonal constraints (subset) with labels",
+        "zonal-nodepool-template-label",
+        world(*spread_pods(4, spread(ZONE)), labels={ZONE: ZONE1}),
+        Expect(scheduled=_names(4), labels={ZONE: ZONE1}, skew=(ZONE, (4,))),
+    ),
+    _t(
+        "Zonal/should respect NodePool zonal constraints (subset) with requirements and labels",
+        "zonal-nodepool-requirements-and-label",
+        world(*spread_pods(4, spread(ZONE)), labels={ZONE: ZONE1}, requirements=[req(ZONE, "In", ZONE1, ZONE2)]),
+        Expect(scheduled=_names(4), labels={ZONE: ZONE1}, skew=(ZONE, (4,))),
+    ),
+    _t(
+        "Zonal/should respect NodePool zonal constraints (subset) with labels across NodePools",
+        "zonal-template-labels-across-nodepools",
+        world(
+            *spread_pods(4, spread(ZONE)),
+            pools=[
+                nodepool("a", labels={ZONE: ZONE1}, requirements=[req(ZONE, "In", ZONE1, ZONE2)]),
+                nodepool("b", labels={ZONE: ZONE2}),
+            ],
+        ),
+        Expect(scheduled=_names(4), skew=(ZONE, (2, 2))),
+    ),
+    _t(
+        "Combined Zonal Topology and Node Affinity/should limit spread options by nodeSelector",
+        "zonal-limited-by-node-selector",
+        world(
+            *spread_pods(5, spread(ZONE), selector={ZONE: ZONE1}, cpu="0.5"),
+            *spread_pods(10, spread(ZONE), selector={ZONE: ZONE2}, cpu="0.5", prefix="s-b"),
+        ),
+        Expect(scheduled=(*_names(5), *_names(10, "s-b")), skew=(ZONE, (5, 10))),
+    ),
+    _t(
+        "Combined Zonal Topology and Node Affinity/should limit spread options by node requirements",
+        "zonal-limited-by-node-requirements",
+        world(*spread_pods(10, spread(ZONE), spec={"affinity": requires([req(ZONE, "In", ZONE1, ZONE2)])}, cpu="0.5")),
+        Expect(scheduled=_names(10), skew=(ZONE, (5, 5))),
     ),
     _t(
         "Zonal/should not violate max-skew when unsat = do not schedule",

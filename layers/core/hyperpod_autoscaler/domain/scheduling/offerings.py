@@ -280,9 +280,10 @@ def build_offerings(
             errors[name] = why
             continue
         try:
+            # the template labels are requirements too (Karpenter adds them as In [value]): zone=a pins the zone
             requirements = Requirements.from_selector_requirements(
                 nodepool.spec.template.spec.requirements, "NodePool", name
-            )
+            ).intersection(Requirements.from_labels(nodepool.spec.template.metadata.labels))
         except InvalidObject as exc:
             errors[name] = str(exc)
             continue
