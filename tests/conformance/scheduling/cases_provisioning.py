@@ -50,6 +50,23 @@ def _ds_port(ds: dict[str, Any], port: int) -> dict[str, Any]:
     return ds
 
 
+def _ds_with(requests: dict[str, str], limits: dict[str, str], init: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A DaemonSet whose container has ``requests`` and ``limits`` (and an init container with ``init`` resources)."""
+    ds = daemonset("0")
+    ds["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": requests, "limits": limits}
+    if init is not None:
+        ds["spec"]["template"]["spec"]["initContainers"] = [{"name": "init", "resources": init}]
+    return ds
+
+
+def _weird_zero(p: dict[str, Any]) -> dict[str, Any]:
+    """``p`` requesting (and limited to) 0 of a resource no instance type has."""
+    resources = p["spec"]["containers"][0]["resources"]
+    resources["requests"]["foo.com/weird-resources"] = "0"
+    resources["limits"] = {"foo.com/weird-resources": "0"}
+    return p
+
+
 def _ec2_named_like_ours() -> list[dict[str, Any]]:
     """NodePool ``default`` referring to an EC2NodeClass ``hp``; a HyperpodNodeClass ``hp`` exists too."""
     return [nodeclass(), nodepool(kind="EC2NodeClass", group="karpenter.k8s.aws")]
@@ -195,6 +212,51 @@ CASES = [
         Expect(scheduled=("p",), labels={ITYPE: "ml.c5.xlarge"}),
     ),
     _p(
+        "Daemonsets/should not schedule if resource requests are not defined and limits (requests) are too large",
+        "daemonset-limits-as-requests",
+        world(_ds_with({"cpu": "1"}, {"cpu": "10000", "memory": "10000Gi"}), pending("p")),
+        Expect(unschedulable=("p",), new_nodes=0),
+    ),
+    _p(
+        "Daemonsets/should schedule based on the max resource requests of containers and initContainers",
+        "daemonset-init-max",
+        # the DaemonSet needs 3 CPUs (its init container): with the pod, more than a c5.xlarge, as upstream's 2-CPU type
+        world(
+            _ds_with(
+                {"cpu": "1"},
+                {"cpu": "10000", "memory": "1Gi"},
+                {"requests": {"cpu": "3"}, "limits": {"cpu": "10000", "memory": "3Gi"}},
+            ),
+            pending("p"),
+        ),
+        Expect(scheduled=("p",), labels={ITYPE: "ml.m5.2xlarge"}),
+    ),
+    _p(
+        "Daemonsets/should not schedule if combined max resources are too large for any node",
+        "daemonset-init-too-large-combined",
+        world(
+            _ds_with(
+                {"cpu": "1"},
+                {"cpu": "10000", "memory": "1Gi"},
+                {"requests": {"cpu": "1"}, "limits": {"cpu": "10000", "memory": "10000Gi"}},
+            ),
+            pending("p"),
+        ),
+        Expect(unschedulable=("p",), new_nodes=0),
+    ),
+    _p(
+        "Daemonsets/should not schedule if initContainer resources are too large",
+        "daemonset-init-too-large",
+        world(_ds_with({}, {}, {"requests": {"cpu": "10000", "memory": "10000Gi"}}), pending("p")),
+        Expect(unschedulable=("p",), new_nodes=0),
+    ),
+    _p(
+        "Daemonsets/should be able to schedule pods if resource requests and limits are not defined",
+        "daemonset-no-requests",
+        world(_ds_with({}, {}), pending("p")),
+        Expect(scheduled=("p",)),
+    ),
+    _p(
         "Daemonsets/should ignore daemonsets without matching tolerations",
         "daemonset-untolerated-ignored",
         # the pool launches only c5.xlarge (3.92 CPUs allocatable): a 3-CPU pod fits only if the 3-CPU DaemonSet,
@@ -309,6 +371,30 @@ CASES = [
         "binpack-pod-limit",
         world(*(pending(f"p-{i}", cpu="10m", memory="1Mi") for i in range(111)), requirements=[C5_ONLY]),
         Expect(new_nodes=2, scheduled=tuple(f"p-{i}" for i in range(111))),
+    ),
+    _s(
+        "Binpacking/should take into account initContainer resource requests when binpacking",
+        "binpack-init-container",
+        # the init container needs 3 CPUs: more than a c5.xlarge holds with the 1-CPU sibling pod
+        world(
+            pending("init", spec={"initContainers": [{"name": "i", "resources": {"requests": {"cpu": "3"}}}]}),
+            pending("plain", cpu="1"),
+            requirements=[C5_ONLY],
+        ),
+        Expect(scheduled=("init", "plain"), apart=("init", "plain"), new_nodes=2),
+    ),
+    _s(
+        "Binpacking/should not schedule pods when initContainer resource requests are greater than available instance "
+        "types",
+        "binpack-init-too-large",
+        world(pending("p", spec={"initContainers": [{"name": "i", "resources": {"requests": {"cpu": "512"}}}]})),
+        Expect(unschedulable=("p",), new_nodes=0),
+    ),
+    _s(
+        "Binpacking/should handle zero-quantity resource requests",
+        "binpack-zero-quantity",
+        world(_weird_zero(pending("p"))),
+        Expect(scheduled=("p",), new_nodes=1),
     ),
     _s(
         "Existing Nodes/should schedule a pod to an existing node unowned by Karpenter",
