@@ -397,6 +397,43 @@ CASES = [
         Expect(scheduled=("p",), new_nodes=1),
     ),
     _s(
+        "In-Flight Nodes/should launch a second node if a pod won't fit on the existingNodes node",
+        "inflight-no-room",
+        # upstream's first round launched a 2-CPU node for a 1001m pod; here that node runs it
+        world(
+            node("node-1", "cpu-c5-az3", cpu="2", labels={NODEPOOL: "default"}),
+            pod("initial", cpu="1001m", node="node-1"),
+            pending("second", cpu="1"),
+        ),
+        Expect(scheduled=("second",), new_nodes=1),
+    ),
+    _s(
+        "In-Flight Nodes/should launch a second node if a pod isn't compatible with the existingNodes node "
+        "(node selector)",
+        "inflight-incompatible",
+        # upstream's second pod asks arm64; no ml.* type is arm64 (docs/engine.md), so it asks the other zone instead
+        world(
+            node("node-1", "cpu-c5-az3", cpu="4", labels={NODEPOOL: "default"}),
+            pod("initial", cpu="10m", node="node-1"),
+            pending("second", selector={ZONE: ZONE1}),
+        ),
+        Expect(scheduled=("second",), labels={ZONE: ZONE1}, new_nodes=1),
+    ),
+    _s(
+        "In-Flight Nodes/Taints/should not assume pod will schedule to a tainted node",
+        "inflight-tainted",
+        world(
+            node(
+                "node-1",
+                "cpu-m5-az1",
+                labels={NODEPOOL: "default"},
+                taints=[{"key": "foo.com/taint", "value": "tainted", "effect": "NoSchedule"}],
+            ),
+            pending("second"),
+        ),
+        Expect(scheduled=("second",), new_nodes=1),
+    ),
+    _s(
         "Existing Nodes/should schedule a pod to an existing node unowned by Karpenter",
         "existing-unowned",
         world(node(STATIC, "cpu-m5-az1", cpu="10", memory="10Gi"), pending("p", cpu="10m")),
