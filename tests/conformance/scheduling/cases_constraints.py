@@ -49,6 +49,7 @@ ALL_ZONES = (ZONE1, ZONE2, ZONE3, "unknown")
 LABELS = "Custom Constraints/NodePool with Labels"
 WELL_KNOWN = "Custom Constraints/Well Known Labels"
 LOGIC = "Custom Constraints/Scheduling Logic"
+VALIDATION = "Custom Constraints/Constraints Validation"
 
 CASES = [
     _c(
@@ -389,5 +390,42 @@ CASES = [
         world(pending("p", prefer=[req(ZONE, "In", "invalid"), req(ZONE, "NotIn", "invalid")])),
         Expect(scheduled=("p",)),
         "Preferential Fallback/Preferred",
+    ),
+    _c(
+        "should not schedule pods that have node selectors with restricted labels",
+        "validation-restricted-label",
+        world(pending("p", req(HOSTNAME, "In", "test"))),
+        Expect(unschedulable=("p",), new_nodes=0),
+        VALIDATION,
+    ),
+    _c(
+        "should not schedule pods that have node selectors with restricted domains",
+        "validation-restricted-domain",
+        world(pending("p", req("karpenter.sh/test", "In", "test"))),
+        Expect(unschedulable=("p",), new_nodes=0),
+        VALIDATION,
+    ),
+    _c(
+        "should schedule pods that have node selectors with label in the kubernetes domains",
+        "validation-kubernetes-domains",
+        # the plan contract does not list a new node's labels, so the pod asks them: it fits only if the node has them
+        world(
+            pending("p", req("kubernetes.io/test", "In", "test-value"), req("k8s.io/test", "In", "test-value")),
+            requirements=[req("kubernetes.io/test", "In", "test-value"), req("k8s.io/test", "In", "test-value")],
+        ),
+        Expect(scheduled=("p",)),
+        VALIDATION,
+    ),
+    _c(
+        "should schedule pods that have node selectors with label in wellknown label list",
+        "validation-wellknown-labels",
+        # upstream's arm64 and spot pods are left out: the ml.* catalog has no arm64 type and HyperPod no spot
+        world(
+            pending("zone", selector={ZONE: ZONE1}),
+            pending("type", selector={ITYPE: "ml.m5.2xlarge"}),
+            pending("os", selector={"kubernetes.io/os": "linux"}),
+        ),
+        Expect(scheduled=("zone", "type", "os")),
+        VALIDATION,
     ),
 ]
