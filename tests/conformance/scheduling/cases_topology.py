@@ -134,7 +134,50 @@ CASES = [
             *spread_pods(10, spread(ZONE), cpu="1.1"),
             requirements=[req(ZONE, "In", ZONE2, ZONE3)],
         ),
-        Expect(scheduled=_names(4), unschedulable=tuple(f"s-{i}" for i in range(4, 10)), skew=(ZONE, (2, 2))),
+        Expect(scheduled=_names(4), unschedulable=tuple(f"s-{i}" for i in range(4, 10)), skew=(ZONE, (1, 2, 2))),
+    ),
+    _t(
+        "Zonal/should schedule to the non-minimum domain if its all that's available",
+        "zonal-non-minimum-domain",
+        # upstream's first two rounds put one pod in zones 1 and 2; here they run there on full nodes
+        world(
+            node(f"node-{ZONE1}", "cpu-m5-az1", cpu="1.2"),
+            node(f"node-{ZONE2}", "cpu-m5-az2", cpu="1.2"),
+            _zone_pinned("first", ZONE1),
+            _zone_pinned("second", ZONE2),
+            *spread_pods(10, spread(ZONE, max_skew=5), cpu="1.1"),
+            requirements=[req(ZONE, "In", ZONE3)],
+        ),
+        Expect(scheduled=_names(6), unschedulable=tuple(f"s-{i}" for i in range(6, 10)), skew=(ZONE, (1, 1, 6))),
+    ),
+    _t(
+        "Zonal/should only schedule to minimum domains if already violating max skew",
+        "zonal-recover-skew",
+        # after upstream's deletions three pods remain in zone 1, on a node with no room left
+        world(
+            node(f"node-{ZONE1}", "cpu-m5-az1", cpu="3.3"),
+            *(_zone_pinned(f"kept-{i}", ZONE1) for i in range(3)),
+            *spread_pods(3, spread(ZONE), cpu="1.1"),
+        ),
+        Expect(scheduled=_names(3), skew=(ZONE, (3, 1, 2))),
+    ),
+    _t(
+        "Zonal/should respect minDomains constraints",
+        "zonal-min-domains",
+        world(*spread_pods(3, spread(ZONE, minDomains=3)), requirements=[req(ZONE, "In", ZONE1, ZONE2)]),
+        Expect(scheduled=_names(2), unschedulable=("s-2",), skew=(ZONE, (1, 1))),
+    ),
+    _t(
+        "Zonal/satisfied minDomains constraints (equal) should allow expected pod scheduling",
+        "zonal-min-domains-equal",
+        world(*spread_pods(11, spread(ZONE, minDomains=3)), requirements=[req(ZONE, "In", ZONE1, ZONE2, ZONE3)]),
+        Expect(scheduled=_names(11), skew=(ZONE, (4, 4, 3))),
+    ),
+    _t(
+        "Zonal/satisfied minDomains constraints (greater than minimum) should allow expected pod scheduling",
+        "zonal-min-domains-greater",
+        world(*spread_pods(11, spread(ZONE, minDomains=2)), requirements=[req(ZONE, "In", ZONE1, ZONE2, ZONE3)]),
+        Expect(scheduled=_names(11), skew=(ZONE, (4, 4, 3))),
     ),
     _t(
         "Hostname/should balance pods across nodes",

@@ -56,6 +56,16 @@ def node_labels(p: Plan, objects: list[dict[str, Any]]) -> dict[str, dict[str, s
     return out
 
 
+def _bound_domains(objects: list[dict[str, Any]], key: str) -> list[str | None]:
+    """The ``key`` label of the node of each running pod of the spread group (labelled test=test), as ExpectSkew counts."""
+    nodes = {o["metadata"]["name"]: o["metadata"]["labels"] for o in objects if o["kind"] == "Node"}
+    return [
+        nodes[o["spec"]["nodeName"]].get(key)
+        for o in objects
+        if o["kind"] == "Pod" and o["spec"].get("nodeName") and o["metadata"]["labels"].get("test") == "test"
+    ]
+
+
 def check(p: Plan, objects: list[dict[str, Any]], expect: Expect) -> None:
     placed = node_labels(p, objects)
     unschedulable = {k.split("/", 1)[1] for k in p.unschedulable}
@@ -75,6 +85,7 @@ def check(p: Plan, objects: list[dict[str, Any]], expect: Expect) -> None:
     if expect.skew is not None:
         key, counts = expect.skew
         domains = [placed[n].get(key if key != HOSTNAME else "<node>") for n in placed if n.startswith("s-")]
+        domains += _bound_domains(objects, key)
         assert sorted(domains.count(d) for d in set(domains)) == sorted(counts), p.to_contract()
     for name, node in expect.on_node.items():
         assert placed[name]["<node>"] == node, f"{name} on {placed[name]['<node>']}, expected {node}"
