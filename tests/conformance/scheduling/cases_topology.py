@@ -36,9 +36,11 @@ def _names(n: int, prefix: str = "s") -> tuple[str, ...]:
     return tuple(f"{prefix}-{i}" for i in range(n))
 
 
-def _zone_pinned(name: str, zone: str) -> dict[str, Any]:
-    """A running pod of the spread group on an existing node in ``zone``."""
-    return pod(name, labels={"test": "test"}, node=f"node-{zone}")
+def _occupied(zone: str, group: str, pods: int = 1) -> list[dict[str, Any]]:
+    """A node in ``zone`` (of ``group``) full with ``pods`` running 1-CPU pods of the spread group."""
+    name = f"node-{zone}"
+    running = [pod(f"{name}-{i}", labels={"test": "test"}, node=name) for i in range(pods)]
+    return [node(name, group, cpu=f"{pods}.2"), *running]
 
 
 CASES = [
@@ -129,8 +131,7 @@ CASES = [
         "zonal-max-skew-do-not-schedule",
         # upstream's first round put one pod in zone 1; here it runs there already
         world(
-            node(f"node-{ZONE1}", "cpu-m5-az1", cpu="1.2"),
-            _zone_pinned("first", ZONE1),
+            *_occupied(ZONE1, "cpu-m5-az1"),
             *spread_pods(10, spread(ZONE), cpu="1.1"),
             requirements=[req(ZONE, "In", ZONE2, ZONE3)],
         ),
@@ -141,10 +142,8 @@ CASES = [
         "zonal-non-minimum-domain",
         # upstream's first two rounds put one pod in zones 1 and 2; here they run there on full nodes
         world(
-            node(f"node-{ZONE1}", "cpu-m5-az1", cpu="1.2"),
-            node(f"node-{ZONE2}", "cpu-m5-az2", cpu="1.2"),
-            _zone_pinned("first", ZONE1),
-            _zone_pinned("second", ZONE2),
+            *_occupied(ZONE1, "cpu-m5-az1"),
+            *_occupied(ZONE2, "cpu-m5-az2"),
             *spread_pods(10, spread(ZONE, max_skew=5), cpu="1.1"),
             requirements=[req(ZONE, "In", ZONE3)],
         ),
@@ -154,11 +153,7 @@ CASES = [
         "Zonal/should only schedule to minimum domains if already violating max skew",
         "zonal-recover-skew",
         # after upstream's deletions three pods remain in zone 1, on a node with no room left
-        world(
-            node(f"node-{ZONE1}", "cpu-m5-az1", cpu="3.3"),
-            *(_zone_pinned(f"kept-{i}", ZONE1) for i in range(3)),
-            *spread_pods(3, spread(ZONE), cpu="1.1"),
-        ),
+        world(*_occupied(ZONE1, "cpu-m5-az1", pods=3), *spread_pods(3, spread(ZONE), cpu="1.1")),
         Expect(scheduled=_names(3), skew=(ZONE, (3, 1, 2))),
     ),
     _t(
