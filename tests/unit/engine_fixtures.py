@@ -143,6 +143,25 @@ def node(
     }
 
 
+def daemonset(cpu: str, memory: str = "128Mi", name: str = "ds", **spec: Any) -> dict[str, Any]:
+    """A DaemonSet in kube-system whose pods request ``cpu`` and ``memory`` (``spec``: more of its pod spec)."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": name, "namespace": "kube-system"},
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "containers": [{"name": "c", "resources": {"requests": {"cpu": cpu, "memory": memory}}}],
+                    **spec,
+                },
+            },
+        },
+    }
+
+
 def cluster(groups: list[str] | None = None) -> ClusterView:
     groups = groups or list(GROUPS)
     return ClusterView.from_describe_cluster(

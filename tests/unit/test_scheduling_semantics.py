@@ -129,7 +129,7 @@ POD_SELECTION_CASES = [
     ),
     ("arm64 is never offered by HyperPod", {"nodeSelector": {"kubernetes.io/arch": "arm64"}}, None),
     (
-        "a pod asking karpenter.sh/nodepool DoesNotExist is skipped",
+        "a pod asking karpenter.sh/nodepool DoesNotExist gets no new node",
         {
             "affinity": {
                 "nodeAffinity": {

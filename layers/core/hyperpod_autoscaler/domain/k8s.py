@@ -309,16 +309,34 @@ class ResourceRequirements(WireModel):
         return Resources.parse(merged)
 
 
+class ContainerPort(WireModel):
+    container_port: int = 0
+    host_port: int | None = None
+    protocol: str = "TCP"
+    host_ip: str = Field(default="", alias="hostIP")
+
+    @field_validator("protocol", "host_ip", mode="before")
+    @classmethod
+    def _none(cls, value: Any) -> Any:
+        return "" if value is None else value
+
+
 class Container(WireModel):
     name: str = ""
     image: str | None = None
     resources: ResourceRequirements = Field(default_factory=ResourceRequirements)
     restart_policy: str | None = None  # "Always" on an init container makes it a sidecar
+    ports: list[ContainerPort] = Field(default_factory=list)
 
     @field_validator("resources", mode="before")
     @classmethod
     def _none(cls, value: Any) -> Any:
         return {} if value is None else value
+
+    @field_validator("ports", mode="before")
+    @classmethod
+    def _no_ports(cls, value: Any) -> Any:
+        return [] if value is None else value
 
 
 class PodSpec(WireModel):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from ..base import Condition
 from ..catalog import Catalog, InstanceType
 from ..errors import InvalidObject
 from ..hyperpod import ClusterView
@@ -42,6 +43,7 @@ from .fit import (
     node_selection_mismatch,
     untolerated_taint,
 )
+from .hostports import HostPort, host_ports
 from .vectors import UNBOUNDED, Space, Vec, vsub
 
 #: The hostname a new node's labels carry while its real name is unknown: no real node name can equal it (``<`` is not
@@ -93,6 +95,8 @@ class Offering:
     capacity: dict[str, int]
     """Capacity as NodePool limits count it (cpu, memory, GPUs, pods, one node)."""
     ds_overhead: Resources
+    ds_ports: tuple[HostPort, ...] = ()
+    """Host ports the DaemonSets that would run on the node hold."""
 
     @property
     def tier(self) -> int:
@@ -116,6 +120,8 @@ class Bin:
     unusable: str | None
     node_name: str
     pods: list[str] = field(default_factory=list)
+    ds_ports: tuple[HostPort, ...] = ()
+    """Host ports the DaemonSets that run (or will run) on the node hold."""
 
 
 def instance_capacity(itype: InstanceType) -> dict[str, int]:
@@ -152,6 +158,10 @@ class DaemonSetIndex:
             out.append(ds)
         return out
 
+    def host_ports(self, labels: dict[str, str], taints: list[Taint], node_name: str = "") -> tuple[HostPort, ...]:
+        pods = {id(ds): pod for ds, pod, _ in self.items}
+        return tuple(sorted({p for ds in self.running_on(labels, taints, node_name) for p in host_ports(pods[id(ds)])}))
+
     def overhead(self, labels: dict[str, str], taints: list[Taint], node_name: str = "") -> Resources:
         return Resources.sum(ds.requests for ds in self.running_on(labels, taints, node_name))
 
@@ -176,6 +186,22 @@ def new_node_labels(pool: Pool, group: str, itype: InstanceType, zone: str, clus
     return labels
 
 
+MAX_LABEL_VARIANTS = 16
+
+
+def label_variants(requirements: Requirements, labels: dict[str, str]) -> list[dict[str, str]]:
+    """The labels a new node may carry: one dict per choice of value for each NodePool requirement ``In`` several
+    values on a key nothing else sets (Karpenter's NodeClaim takes one of them, the one its pods need), at most
+    ``MAX_LABEL_VARIANTS`` (the first in value order). ``[labels]`` when there is no such key."""
+    out = [labels]
+    for key in sorted(requirements):
+        req = requirements[key]
+        if key in labels or req.complement or req.absent_ok or len(req.values) < 2:
+            continue
+        out = [{**variant, key: value} for variant in out for value in sorted(req.values)][:MAX_LABEL_VARIANTS]
+    return out
+
+
 def group_zone(nodeclass: HyperpodNodeClass, cluster: ClusterView, group: str) -> str | None:
     """The class's status zone for the group (HyperPod resolves it from the group's subnets), else the cluster view's."""
     status = nodeclass.group_status(group)
@@ -193,6 +219,41 @@ class OfferingSet:
     warnings: list[str]
     unavailable: dict[str, str]
     """Offerings left out because their group is unavailable now: ``pool/group`` -> reason."""
+
+
+def _not_ready(conditions: list[Condition]) -> str | None:
+    """The reason of a Ready=False condition, or None (no Ready condition, as in an offline file, is not False)."""
+    for c in conditions:
+        if c.type == "Ready" and c.status == "False":
+            return c.reason or c.message or "Ready=False"
+    return None
+
+
+def usable_nodeclass(
+    nodepool: NodePool, classes: dict[str, HyperpodNodeClass]
+) -> tuple[HyperpodNodeClass, str] | tuple[None, str]:
+    """The HyperpodNodeClass a NodePool launches with, or why the NodePool is not used: it is being deleted, its status
+    says Ready=False, its nodeClassRef is not a HyperpodNodeClass (group and kind) or names none, or that class says
+    Ready=False. As Karpenter's provisioner, which keeps only Ready NodePools without a deletionTimestamp whose
+    nodeClassRef's GroupKind is the provider's."""
+    ref = nodepool.spec.template.spec.node_class_ref
+    if nodepool.metadata.deletion_timestamp is not None:
+        return None, "being deleted (metadata.deletionTimestamp is set)"
+    reason = _not_ready(nodepool.status.conditions if nodepool.status else [])
+    if reason is not None:
+        return None, f"status says Ready=False ({reason})"
+    if not ref.is_hyperpod:
+        return None, (
+            f"spec.template.spec.nodeClassRef is {ref.group or '<no group>'}/{ref.kind or '<no kind>'} {ref.name}, "
+            "not a karpenter.sagemaker.amazonaws.com HyperpodNodeClass"
+        )
+    nodeclass = classes.get(ref.name)
+    if nodeclass is None:
+        return None, f"HyperpodNodeClass {ref.name} (spec.template.spec.nodeClassRef) does not exist"
+    reason = _not_ready(nodeclass.status.conditions if nodeclass.status else [])
+    if reason is not None:
+        return None, f"HyperpodNodeClass {ref.name} status says Ready=False ({reason})"
+    return nodeclass, ""
 
 
 def build_offerings(
@@ -214,21 +275,15 @@ def build_offerings(
     weights = sorted({p.weight for p in ordered}, reverse=True)
     for nodepool in ordered:
         name = nodepool.name
-        ref = nodepool.spec.template.spec.node_class_ref
-        if not ref.is_hyperpod:
-            errors[name] = (
-                f"spec.template.spec.nodeClassRef is {ref.group or '<no group>'}/{ref.kind or '<no kind>'} {ref.name}, "
-                "not a karpenter.sagemaker.amazonaws.com HyperpodNodeClass"
-            )
-            continue
-        nodeclass = classes.get(ref.name)
+        nodeclass, why = usable_nodeclass(nodepool, classes)
         if nodeclass is None:
-            errors[name] = f"HyperpodNodeClass {ref.name} (spec.template.spec.nodeClassRef) does not exist"
+            errors[name] = why
             continue
         try:
+            # the template labels are requirements too (Karpenter adds them as In [value]): zone=a pins the zone
             requirements = Requirements.from_selector_requirements(
                 nodepool.spec.template.spec.requirements, "NodePool", name
-            )
+            ).intersection(Requirements.from_labels(nodepool.spec.template.metadata.labels))
         except InvalidObject as exc:
             errors[name] = str(exc)
             continue
@@ -238,7 +293,8 @@ def build_offerings(
                 f"spec.template.spec.requirements on {bad_key} can never be satisfied ({requirements[bad_key]})"
             )
             continue
-        limits = {k: v for k, v in nodepool.limits.items()}
+        # each limit on its own: a resource vector leaves zeros out, and a limit of 0 allows no node at all
+        limits = {k: Resources.parse({k: v})[k] for k, v in nodepool.spec.limits.items()}
         pool = Pool(
             name=name,
             nodepool=nodepool,
@@ -265,8 +321,8 @@ def build_offerings(
                     "status.instanceGroups nor in the cluster view)"
                 )
                 continue
-            labels = new_node_labels(pool, group, itype, zone, cluster.name)
-            mismatch = requirements.first_mismatch(labels)
+            variants = label_variants(requirements, new_node_labels(pool, group, itype, zone, cluster.name))
+            mismatch = requirements.first_mismatch(variants[0])
             if mismatch is not None:
                 pool.excluded[group] = f"{itype.name} in {zone} is excluded by the NodePool requirement {mismatch}"
                 continue
@@ -275,28 +331,31 @@ def build_offerings(
                 pool.excluded[group] = reason
                 unavailable[f"{name}/{group}"] = reason
                 continue
-            overhead = daemonsets.overhead(labels, pool.taints)
-            alloc = vsub(space.new_node_vec(itype.allocatable), space.vec(overhead))
-            if any(v < 0 for v in alloc):
-                pool.excluded[group] = (
-                    f"DaemonSets need {overhead.format()}, more than {itype.name} allocatable {itype.allocatable.format()}"
+            for labels in variants:
+                overhead = daemonsets.overhead(labels, pool.taints)
+                alloc = vsub(space.new_node_vec(itype.allocatable), space.vec(overhead))
+                if any(v < 0 for v in alloc):
+                    pool.excluded[group] = (
+                        f"DaemonSets need {overhead.format()}, more than {itype.name} allocatable "
+                        f"{itype.allocatable.format()}"
+                    )
+                    continue
+                offering = Offering(
+                    idx=len(offerings),
+                    pool=pool,
+                    group=group,
+                    itype=itype,
+                    zone=zone,
+                    labels=labels,
+                    taints=pool.taints,
+                    alloc=alloc,
+                    price=itype.price,
+                    capacity=instance_capacity(itype),
+                    ds_overhead=overhead,
+                    ds_ports=daemonsets.host_ports(labels, pool.taints),
                 )
-                continue
-            offering = Offering(
-                idx=len(offerings),
-                pool=pool,
-                group=group,
-                itype=itype,
-                zone=zone,
-                labels=labels,
-                taints=pool.taints,
-                alloc=alloc,
-                price=itype.price,
-                capacity=instance_capacity(itype),
-                ds_overhead=overhead,
-            )
-            offerings.append(offering)
-            pool.offerings.append(offering)
+                offerings.append(offering)
+                pool.offerings.append(offering)
         if not pool.offerings:
             if not nodeclass.spec.instance_groups:
                 errors[name] = f"HyperpodNodeClass {nodeclass.name} lists no spec.instanceGroups"
@@ -359,6 +418,7 @@ def build_bins(
                 used=space.vec(used),
                 unusable=node.unusable_reason(),
                 node_name=node.name,
+                ds_ports=daemonsets.host_ports(node.labels, node.spec.taints, node.name),
             )
         )
         for pool in pools_of_node(node, pools):

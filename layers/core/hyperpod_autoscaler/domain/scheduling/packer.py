@@ -22,6 +22,7 @@ from ..k8s import HOSTNAME_LABEL, Pod
 from ..plan import NodeClaim, Plan, PlanInput, PlanOptions
 from ..resources import CPU, GPU, MEMORY, NEURON
 from .fit import format_taint, untolerated_taint
+from .hostports import conflict, with_host_port_rules
 from .offerings import (
     Bin,
     DaemonSetIndex,
@@ -147,7 +148,7 @@ class Packer:
             if why:
                 self.skipped[pod.key] = why
             else:
-                pods.append(pod)
+                pods.append(with_host_port_rules(pod))
         extra: set[str] = set()
         for pod in pods:
             extra.update(pod.requests)
@@ -166,9 +167,8 @@ class Packer:
         )
         self.pools: list[Pool] = self.offer.pools
         moving = {p.key for p in pods}
-        self.bins, self.bound_by_node = build_bins(
-            inp.nodes, inp.bound_pods, moving, self.daemonsets, self.space, self.pools
-        )
+        bound = [with_host_port_rules(p) for p in inp.bound_pods]
+        self.bins, self.bound_by_node = build_bins(inp.nodes, bound, moving, self.daemonsets, self.space, self.pools)
         self.inflight = build_inflight_bins(
             inp.inflight, self.pools, inp.catalog, inp.cluster.name, self.daemonsets, self.space, self.offer.warnings
         )
@@ -306,6 +306,9 @@ class Packer:
     # --- compatibility -----------------------------------------------------------------------------------------------
 
     def _offering_mismatch(self, view: View, o: Offering) -> str | None:
+        port = conflict(view.host_ports, o.ds_ports) if view.host_ports else None
+        if port is not None:
+            return f"host port {port[0]}/{port[1]} is held by a DaemonSet there"
         taint = untolerated_taint(view.tolerations, o.taints, ALL_EFFECTS)
         if taint is not None:
             return f"taint {format_taint(taint)} is not tolerated"
@@ -324,6 +327,9 @@ class Packer:
     def _bin_mismatch(self, view: View, b: Bin) -> str | None:
         if b.unusable:
             return b.unusable
+        port = conflict(view.host_ports, b.ds_ports) if view.host_ports else None
+        if port is not None:
+            return f"host port {port[0]}/{port[1]} is held by a DaemonSet there"
         taint = untolerated_taint(view.tolerations, b.taints, ALL_EFFECTS)
         if taint is not None:
             return f"taint {format_taint(taint)} is not tolerated"

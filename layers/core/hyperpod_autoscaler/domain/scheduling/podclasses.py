@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from ..k8s import (
-    NODEPOOL_LABEL,
     NodeSelectorTerm,
     Pod,
     PodAffinityTerm,
@@ -25,6 +24,7 @@ from ..k8s import (
     WeightedPodAffinityTerm,
 )
 from ..requirements import Requirement, Requirements
+from .hostports import host_ports
 from .vectors import Vec
 
 PNS_TOLERATION = Toleration(operator="Exists", effect="PreferNoSchedule")
@@ -55,6 +55,8 @@ class View:
     affinity: tuple[PodAffinityTerm, ...]
     anti_affinity: tuple[PodAffinityTerm, ...]
     relaxed: tuple[str, ...] = ()
+    host_ports: tuple[tuple[int, str, str], ...] = ()
+    """Host ports the pod asks for: a node whose DaemonSets hold one of them cannot take it."""
     node_key: tuple = ()
 
     @property
@@ -128,8 +130,14 @@ def _view(pod: Pod, state: _State, level: int) -> View:
         affinity=required_aff + tuple(state.preferred_affinity),
         anti_affinity=required_anti + tuple(state.preferred_anti),
         relaxed=tuple(state.relaxed),
+        host_ports=tuple(host_ports(pod)),
     )
-    view.node_key = (_req_key(node_req), _req_key(field_req), tuple(_tol_key(t) for t in tolerations))
+    view.node_key = (
+        _req_key(node_req),
+        _req_key(field_req),
+        tuple(_tol_key(t) for t in tolerations),
+        view.host_ports,
+    )
     return view
 
 
@@ -157,15 +165,13 @@ def views_of(pod: Pod) -> Iterator[View]:
 
 
 def skip_reason(pod: Pod) -> str | None:
-    """Why the engine does not place a pod at all (DaemonSet-owned, terminal, or asking for a node outside NodePools)."""
+    """Why the engine does not place a pod at all (DaemonSet-owned or terminal). A pod asking ``karpenter.sh/nodepool
+    DoesNotExist`` is placed like any other: every new node carries that label, so only existing nodes without it can
+    take the pod, and it is reported unschedulable when none can."""
     if pod.is_daemonset_pod:
         return "owned by a DaemonSet (its pod comes with each node)"
     if pod.is_terminal:
         return f"terminal (phase {pod.status.phase})"
-    for term in pod.required_node_terms()[:1]:
-        for expr in term.match_expressions:
-            if expr.key == NODEPOOL_LABEL and expr.operator == "DoesNotExist":
-                return f"asks {NODEPOOL_LABEL} DoesNotExist (not for NodePool-managed nodes)"
     return None
 
 
