@@ -69,3 +69,19 @@ def test_wiring_comes_from_the_template(tmp_path: Path) -> None:
         invoked = {i.function for i in sandbox.functions.invocations}
     assert "PodScalerFunction" in invoked and "ReconcileFunction" not in invoked
     assert summary["nodesCreated"] == 0 and summary["podsServed"] == 0
+
+
+def test_a_real_drill_runs_to_success() -> None:
+    """The drill machine starts the provision and deprovision machines: their ARNs must exist when it is created."""
+    from hpa_testkit.sandbox.scenario import Drill
+
+    drill = Drill(at=10, name="scale-group", input={"group": "auto-g6-4xaz2", "count": 1})
+    scenario = load_scenario(SCENARIOS / "short.yaml").model_copy(
+        update={"duration": 600.0, "traffic": [], "faults": [], "drills": [drill]}
+    )
+    with Sandbox(scenario, SandboxOptions(speed=100_000, live=False)) as sandbox:
+        summary = sandbox.run()
+    assert [(d["name"], d["status"]) for d in summary["drills"]] == [("scale-group", "SUCCEEDED")], summary["drills"]
+    assert summary["drills"][0]["seconds"] >= 60, "the drill waits for its node to boot (60 s of cluster time)"
+    assert summary["nodesCreated"] == 1 and summary["nodesAtEnd"] == {}
+    assert summary["invocationErrors"] == []

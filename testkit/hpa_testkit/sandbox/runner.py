@@ -32,7 +32,7 @@ from .clock import SteppedClock
 from .eventbus import matches, resolve
 from .report import Sample, Timeline
 from .scenario import ArrivalStream, Scenario, load_azure_arrivals
-from .template import Wiring, read_wiring
+from .template import StateMachineSpec, Wiring, read_wiring, ref_target
 from .tracking import PodTracker
 
 ACCOUNT = "123456789012"
@@ -184,6 +184,20 @@ def stack_context(wiring: Wiring, physical: dict[str, str]) -> dict[str, Any]:
     return context
 
 
+def creation_order(machines: dict[str, StateMachineSpec]) -> list[str]:
+    """State machines in an order where each comes after the machines its substitutions name (as CloudFormation orders
+    them by their references)."""
+    refs = {lid: {ref_target(v) for v in spec.substitutions.values()} & set(machines) for lid, spec in machines.items()}
+    order: list[str] = []
+    while len(order) < len(machines):
+        ready = [lid for lid in machines if lid not in order and refs[lid] <= set(order)]
+        if not ready:
+            cycle = sorted(set(machines) - set(order))
+            raise ValueError(f"template.yaml: state machines {cycle} name each other in DefinitionSubstitutions")
+        order.extend(ready)
+    return order
+
+
 def load_yaml_objects(path: Path) -> list[dict[str, Any]]:
     from hyperpod_autoscaler.domain.objects import load_yaml_documents
 
@@ -329,6 +343,7 @@ class Sandbox:
         self.queues: dict[str, str] = {}
         self._in_flight: dict[str, list[Any]] = {}
         self.faults_injected: list[dict[str, Any]] = []
+        self.drill_runs: list[dict[str, Any]] = []
         self.decisions = 0
         self.slow_ticks = 0
         self.live: Any = None
@@ -517,7 +532,9 @@ class Sandbox:
 
         from hpa_testkit.aws import sfn
 
-        for logical_id, spec in wiring.state_machines.items():
+        for logical_id in creation_order(wiring.state_machines):
+            spec = wiring.state_machines[logical_id]
+            context = stack_context(wiring, physical)  # the machines created so far (the drill starts the others)
             substitutions = {k: str(resolve(v, context)) for k, v in spec.substitutions.items()}
             arn = sfn.create_state_machine(
                 self.aws.client("stepfunctions"), f"{STACK}-{logical_id}", PROJECT / spec.definition_uri, substitutions
@@ -611,6 +628,7 @@ class Sandbox:
             self._faults(t)
             self._jobs(t)
             self._drills(t)
+            self._follow_drills(t)
             self._traffic(streams, t)
             controller.step()
             scheduler.step()
@@ -686,9 +704,10 @@ class Sandbox:
                         self._decision(t, "drill", "drill replace-node skipped: no node to replace")
                         continue
                     body["node"] = nodes[0]["metadata"]["name"]  # the oldest node, as an operator would pick
-                self.aws.client("stepfunctions").start_execution(
+                started = self.aws.client("stepfunctions").start_execution(
                     stateMachineArn=arn, name=f"drill-{drill.name}-{int(t)}", input=json.dumps(body)
                 )
+                self.drill_runs.append({"name": drill.name, "arn": started["executionArn"], "at": t, "seconds": None})
                 self._decision(t, "drill", f"drill {drill.name} started {json.dumps(drill.input)}")
 
     def _traffic(self, streams: list[ArrivalStream], t: float) -> None:
@@ -963,6 +982,7 @@ class Sandbox:
             "disruptions": executions.get("Deprovision", 0),
             "provisionExecutions": executions.get("Provision", 0),
             "faultsInjected": self.faults_injected,
+            "drills": self._drill_outcomes(),
             "fallbackNodesDuringOutage": self.fallback_nodes_during_outage,
             "pdbViolations": len(self.kube.store.pdb_violations),
             "doNotDisruptViolations": len(self.killed_pods),
@@ -993,6 +1013,26 @@ class Sandbox:
                 "events": events.get(key, {}),
             }
         return out
+
+    def _follow_drills(self, t: float) -> None:
+        """Note the cluster time at which each drill ended (moto stamps executions with wall time)."""
+        client = self.aws.client("stepfunctions")
+        for run in self.drill_runs:
+            if run["seconds"] is None and client.describe_execution(executionArn=run["arn"])["status"] != "RUNNING":
+                run["seconds"] = t - run["at"]
+
+    def _drill_outcomes(self) -> list[dict[str, Any]]:
+        """Each drill the scenario started: its name, the execution's status, and how long it ran in cluster seconds
+        (None: still running at the end)."""
+        client = self.aws.client("stepfunctions")
+        return [
+            {
+                "name": r["name"],
+                "status": client.describe_execution(executionArn=r["arn"])["status"],
+                "seconds": r["seconds"],
+            }
+            for r in self.drill_runs
+        ]
 
     def _executions(self) -> dict[str, int]:
         out: dict[str, int] = {}
