@@ -85,3 +85,33 @@ def test_a_real_drill_runs_to_success() -> None:
     assert summary["drills"][0]["seconds"] >= 60, "the drill waits for its node to boot (60 s of cluster time)"
     assert summary["nodesCreated"] == 1 and summary["nodesAtEnd"] == {}
     assert summary["invocationErrors"] == []
+
+
+UNSCHEDULABLE = """
+import sys
+from pathlib import Path
+from hpa_testkit.sandbox.runner import Sandbox, SandboxOptions
+from hpa_testkit.sandbox.scenario import load_scenario
+scenario = load_scenario(Path(sys.argv[1])).model_copy(update={"duration": 120.0, "traffic": [], "faults": []})
+with Sandbox(scenario, SandboxOptions(speed=100_000, live=False)) as sandbox:
+    summary = sandbox.run()
+print("unserved", len(summary["podsUnserved"]))
+"""
+
+
+def test_the_sandbox_exits_when_a_pod_can_never_be_scheduled(tmp_path: Path) -> None:
+    """A pod no group can hold keeps the reconcile function re-checking on the cluster clock; once the run is over the
+    clock stops and those sleepers end, so the process exits (it used to print the report and hang)."""
+    import subprocess
+    import sys
+
+    scenario = yaml.safe_load((SCENARIOS / "short.yaml").read_text())
+    scenario["deployments"] = [{"name": "too-big", "replicas": 1, "cpu": "1000", "memory": "1Gi", "gpus": 0}]
+    scenario["objects"] = []
+    path = tmp_path / "unschedulable.yaml"
+    path.write_text(yaml.safe_dump(scenario))
+    out = subprocess.run(
+        [sys.executable, "-c", UNSCHEDULABLE, str(path)], capture_output=True, text=True, timeout=150, cwd=ROOT
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "unserved 1" in out.stdout

@@ -465,6 +465,7 @@ class Sandbox:
         from hyperpod_autoscaler import runtime
 
         _route_put_events(None)
+        self.clock.stop()  # invocations still waiting on cluster time end (else their threads keep the process alive)
         self.pool.shutdown(wait=False, cancel_futures=True)
         if getattr(self, "connection_file", None) is not None:
             with contextlib.suppress(OSError):
