@@ -115,3 +115,47 @@ def test_the_sandbox_exits_when_a_pod_can_never_be_scheduled(tmp_path: Path) -> 
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "unserved 1" in out.stdout
+
+
+STATUS = "import sys; from hyperpod_autoscaler.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def test_each_sandbox_has_its_own_connection_file(tmp_path: Path) -> None:
+    """``status --sandbox DIR`` finds the sandbox whose report directory is DIR; a sandbox that stops removes its own
+    connection file only (they all shared one in the temp directory, and any sandbox that stopped deleted it)."""
+    import json
+    import subprocess
+    import sys
+
+    from hyperpod_autoscaler.cli.connect import sandbox_file
+
+    other = sandbox_file(tmp_path / "other")
+    other.parent.mkdir()
+    other.write_text(json.dumps({"AWS_ENDPOINT_URL": "http://127.0.0.1:1"}))
+    mine = tmp_path / "mine"
+    scenario = load_scenario(SCENARIOS / "short.yaml").model_copy(update={"duration": 30.0})
+    options = SandboxOptions(speed=100_000, live=False, connection_file=sandbox_file(mine))
+    with Sandbox(scenario, options) as sandbox:
+        assert json.loads((mine / "sandbox.json").read_text())["AWS_ENDPOINT_URL"] == sandbox.aws.endpoint_url
+        status = subprocess.run(
+            [sys.executable, "-c", STATUS, "status", "--sandbox", str(mine), "-o", "json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert status.returncode == 0, status.stderr[-2000:]
+        assert isinstance(json.loads(status.stdout), dict)
+    assert not (mine / "sandbox.json").exists()
+    assert other.exists(), "another sandbox's connection file survives this one stopping"
+
+
+def test_sandbox_option_names_the_report_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hyperpod_autoscaler.cli import main
+    from hyperpod_autoscaler.cli.connect import DEFAULT_SANDBOX_DIR, SANDBOX_FILE_ENV, sandbox_file
+
+    monkeypatch.delenv(SANDBOX_FILE_ENV, raising=False)
+    assert sandbox_file(tmp_path) == tmp_path / "sandbox.json"
+    assert sandbox_file(None) == Path(DEFAULT_SANDBOX_DIR) / "sandbox.json"
+    assert (
+        main(["status", "--sandbox", str(tmp_path / "none")]) == 2
+    )  # no sandbox there: a clear error, not a traceback

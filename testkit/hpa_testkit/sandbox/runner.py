@@ -312,6 +312,9 @@ class SandboxOptions:
     workers: int = 32
     function_log: Path | None = None
     """File for the functions' log lines (default: in the sandbox's temporary directory)."""
+    connection_file: Path | None = None
+    """Where ``status --sandbox DIR`` finds this sandbox (the CLI: ``DIR/sandbox.json`` in the report directory; default:
+    in the sandbox's temporary directory). Each sandbox has its own and removes only its own."""
     quiet_timeout: float = 5.0
     """Real seconds the runner waits for running invocations before it advances the clock anyway (a slow tick)."""
 
@@ -436,9 +439,7 @@ class Sandbox:
             self._deliver(event, self.clock.elapsed)
 
     def _publish_connection(self) -> None:
-        """``status --sandbox`` and ``drill --sandbox`` (other processes) find the emulators and the stack here."""
-        from hyperpod_autoscaler.cli.connect import sandbox_file
-
+        """``status --sandbox DIR`` and ``drill --sandbox DIR`` (other processes) find the emulators and the stack here."""
         keys = [
             "AWS_ENDPOINT_URL",
             "AWS_REGION",
@@ -456,8 +457,10 @@ class Sandbox:
         ]
         env = {k: os.environ[k] for k in keys if k in os.environ}
         env["DRILL_STATE_MACHINE_ARN"] = self.physical.get("DrillStateMachine", "")
-        self.connection_file = sandbox_file()
-        self.connection_file.write_text(json.dumps(env, indent=2))
+        path = self.options.connection_file or Path(self._tmp.name) / "sandbox.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(env, indent=2))
+        self.connection_file = path
 
     def stop(self) -> None:
         import time as _time
