@@ -39,8 +39,8 @@ ACCOUNT = "123456789012"
 REGION = "us-west-2"
 STACK = "hpa-sandbox"
 PROJECT = Path(__file__).resolve().parents[3]
-SHARED = PROJECT.parent / "shared"
-AZURE_TRACE = SHARED / "data" / "azure_llm_2023"
+AZURE_TRACE = Path(__file__).resolve().parents[1] / "data" / "azure_llm_2023" / "arrivals.csv"
+"""The arrivals of the Azure LLM inference trace, shipped with the test kit (source and licence in its README.md)."""
 
 
 def parse_rate(expression: str) -> float:
@@ -1051,10 +1051,9 @@ class Sandbox:
 
 
 def _azure_trace_file() -> Path:
-    files = sorted(AZURE_TRACE.glob("*.csv"))
-    if not files:
-        raise FileNotFoundError(f"no Azure LLM trace in {AZURE_TRACE}")
-    return files[0]
+    if not AZURE_TRACE.exists():
+        raise FileNotFoundError(f"the Azure LLM trace extract {AZURE_TRACE} is missing from the checkout")
+    return AZURE_TRACE
 
 
 def _eval_condition(node: Any, conditions: dict[str, Any], context: dict[str, Any]) -> Any:
