@@ -269,3 +269,44 @@ def test_log_delivery_is_granted_once_for_every_state_machine() -> None:
     for name, res in STATE_MACHINES.items():
         if res["Properties"].get("Logging"):
             assert {"Ref": "WorkflowLogDeliveryPolicy"} in res["Properties"]["Policies"], name
+
+
+def _tasks(definition: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for state in definition.get("States", {}).values():
+        if state.get("Type") == "Task":
+            yield state
+        for branch in state.get("Branches", []) + ([state["ItemProcessor"]] if "ItemProcessor" in state else []):
+            yield from _tasks(branch)
+
+
+@pytest.mark.parametrize("name", sorted(STATE_MACHINES))
+def test_each_state_machine_role_allows_exactly_the_tasks_it_runs(name: str) -> None:
+    """A state machine invokes the functions its Task states name and starts (.sync:2) the machines they name: its
+    policies grant exactly those (plus, for .sync:2, following and stopping the child and the managed rule)."""
+    props = STATE_MACHINES[name]["Properties"]
+    subs = props.get("DefinitionSubstitutions") or {}
+    text = (ROOT / props["DefinitionUri"]).read_text()
+    definition = json.loads(re.sub(r'(?<!")\$\{\w+\}(?!")', "0", text))  # a number substituted outside quotes
+    invoked, started = set(), set()
+    for task in _tasks(definition):
+        if task["Resource"].startswith("arn:aws:states:::states:startExecution"):
+            started.add(_ref_name(subs[task["Parameters"]["StateMachineArn"].strip("${}")]))
+        else:
+            invoked.add(_ref_name(subs[task["Resource"].strip("${}")]))
+    policies = props.get("Policies") or []
+    granted_invoke = {_ref_name(p["LambdaInvokePolicy"]["FunctionName"]) for p in policies if "LambdaInvokePolicy" in p}
+    granted_start = {
+        p["StepFunctionsExecutionPolicy"]["StateMachineName"]["Fn::GetAtt"][0]
+        for p in policies
+        if "StepFunctionsExecutionPolicy" in p
+    }
+    assert (granted_invoke, granted_start) == (invoked, started)
+    inline = {a for p in policies if "Statement" in p for st in p["Statement"] for a in actions(st)}
+    sync = {
+        "states:DescribeExecution",
+        "states:StopExecution",
+        "events:PutTargets",
+        "events:PutRule",
+        "events:DescribeRule",
+    }
+    assert inline == (sync if started else set()), sorted(inline)
