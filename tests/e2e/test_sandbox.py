@@ -159,3 +159,14 @@ def test_sandbox_option_names_the_report_directory(tmp_path: Path, monkeypatch: 
     assert (
         main(["status", "--sandbox", str(tmp_path / "none")]) == 2
     )  # no sandbox there: a clear error, not a traceback
+
+
+def test_a_stopped_sandbox_leaves_no_logger_on_its_closed_log_file() -> None:
+    """The functions' Powertools loggers outlive a sandbox (shared by name in the process): the next sandbox's first task
+    failed with "I/O operation on closed file" when it pointed them at its own log file."""
+    scenario = load_scenario(SCENARIOS / "short.yaml").model_copy(update={"duration": 10.0, "traffic": []})
+    with Sandbox(scenario, SandboxOptions(speed=100_000, live=False)) as sandbox:
+        sandbox.functions.handler("ProvisionFunction")  # loads the handler module, as the first provision task does
+        module_logger = sandbox.functions.modules["ProvisionFunction"].logger
+    handler = module_logger.registered_handler
+    assert not getattr(handler.stream, "closed", False)

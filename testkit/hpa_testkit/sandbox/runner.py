@@ -16,6 +16,7 @@ import importlib.util
 import json
 import logging
 import os
+import sys
 import tempfile
 import threading
 import uuid
@@ -106,6 +107,14 @@ class FunctionHost:
                 handler.setStream(self.log_stream)
             self.modules[logical_id] = module
         return getattr(module, spec.handler_name)
+
+    def release_log_stream(self) -> None:
+        """Point the handlers' log handlers back at stderr before the sandbox closes its log file: a Powertools logger is
+        shared by name across sandboxes in one process, and the next sandbox's ``setStream`` flushes the old stream."""
+        for module in self.modules.values():
+            handler = getattr(getattr(module, "logger", None), "registered_handler", None)
+            if isinstance(handler, logging.StreamHandler) and handler.stream is self.log_stream:
+                handler.setStream(sys.stderr)
 
     def timeout(self, logical_id: str) -> float:
         props = self.wiring.resources[logical_id].get("Properties") or {}
@@ -489,6 +498,7 @@ class Sandbox:
             core_log.removeHandler(self._core_log_handler)
             core_log.propagate = self._core_log_propagate
         if self.functions.log_stream is not None:
+            self.functions.release_log_stream()
             self.functions.log_stream.close()
         self._tmp.cleanup()
 
