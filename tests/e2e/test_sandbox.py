@@ -69,3 +69,104 @@ def test_wiring_comes_from_the_template(tmp_path: Path) -> None:
         invoked = {i.function for i in sandbox.functions.invocations}
     assert "PodScalerFunction" in invoked and "ReconcileFunction" not in invoked
     assert summary["nodesCreated"] == 0 and summary["podsServed"] == 0
+
+
+def test_a_real_drill_runs_to_success() -> None:
+    """The drill machine starts the provision and deprovision machines: their ARNs must exist when it is created."""
+    from hpa_testkit.sandbox.scenario import Drill
+
+    drill = Drill(at=10, name="scale-group", input={"group": "auto-g6-4xaz2", "count": 1})
+    scenario = load_scenario(SCENARIOS / "short.yaml").model_copy(
+        update={"duration": 600.0, "traffic": [], "faults": [], "drills": [drill]}
+    )
+    with Sandbox(scenario, SandboxOptions(speed=100_000, live=False)) as sandbox:
+        summary = sandbox.run()
+    assert [(d["name"], d["status"]) for d in summary["drills"]] == [("scale-group", "SUCCEEDED")], summary["drills"]
+    assert summary["drills"][0]["seconds"] >= 60, "the drill waits for its node to boot (60 s of cluster time)"
+    assert summary["nodesCreated"] == 1 and summary["nodesAtEnd"] == {}
+    assert summary["invocationErrors"] == []
+
+
+UNSCHEDULABLE = """
+import sys
+from pathlib import Path
+from hpa_testkit.sandbox.runner import Sandbox, SandboxOptions
+from hpa_testkit.sandbox.scenario import load_scenario
+scenario = load_scenario(Path(sys.argv[1])).model_copy(update={"duration": 120.0, "traffic": [], "faults": []})
+with Sandbox(scenario, SandboxOptions(speed=100_000, live=False)) as sandbox:
+    summary = sandbox.run()
+print("unserved", len(summary["podsUnserved"]))
+"""
+
+
+def test_the_sandbox_exits_when_a_pod_can_never_be_scheduled(tmp_path: Path) -> None:
+    """A pod no group can hold keeps the reconcile function re-checking on the cluster clock; once the run is over the
+    clock stops and those sleepers end, so the process exits (it used to print the report and hang)."""
+    import subprocess
+    import sys
+
+    scenario = yaml.safe_load((SCENARIOS / "short.yaml").read_text())
+    scenario["deployments"] = [{"name": "too-big", "replicas": 1, "cpu": "1000", "memory": "1Gi", "gpus": 0}]
+    scenario["objects"] = []
+    path = tmp_path / "unschedulable.yaml"
+    path.write_text(yaml.safe_dump(scenario))
+    out = subprocess.run(
+        [sys.executable, "-c", UNSCHEDULABLE, str(path)], capture_output=True, text=True, timeout=150, cwd=ROOT
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "unserved 1" in out.stdout
+
+
+STATUS = "import sys; from hyperpod_autoscaler.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def test_each_sandbox_has_its_own_connection_file(tmp_path: Path) -> None:
+    """``status --sandbox DIR`` finds the sandbox whose report directory is DIR; a sandbox that stops removes its own
+    connection file only (they all shared one in the temp directory, and any sandbox that stopped deleted it)."""
+    import json
+    import subprocess
+    import sys
+
+    from hyperpod_autoscaler.cli.connect import sandbox_file
+
+    other = sandbox_file(tmp_path / "other")
+    other.parent.mkdir()
+    other.write_text(json.dumps({"AWS_ENDPOINT_URL": "http://127.0.0.1:1"}))
+    mine = tmp_path / "mine"
+    scenario = load_scenario(SCENARIOS / "short.yaml").model_copy(update={"duration": 30.0})
+    options = SandboxOptions(speed=100_000, live=False, connection_file=sandbox_file(mine))
+    with Sandbox(scenario, options) as sandbox:
+        assert json.loads((mine / "sandbox.json").read_text())["AWS_ENDPOINT_URL"] == sandbox.aws.endpoint_url
+        status = subprocess.run(
+            [sys.executable, "-c", STATUS, "status", "--sandbox", str(mine), "-o", "json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert status.returncode == 0, status.stderr[-2000:]
+        assert isinstance(json.loads(status.stdout), dict)
+    assert not (mine / "sandbox.json").exists()
+    assert other.exists(), "another sandbox's connection file survives this one stopping"
+
+
+def test_sandbox_option_names_the_report_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hyperpod_autoscaler.cli import main
+    from hyperpod_autoscaler.cli.connect import DEFAULT_SANDBOX_DIR, SANDBOX_FILE_ENV, sandbox_file
+
+    monkeypatch.delenv(SANDBOX_FILE_ENV, raising=False)
+    assert sandbox_file(tmp_path) == tmp_path / "sandbox.json"
+    assert sandbox_file(None) == Path(DEFAULT_SANDBOX_DIR) / "sandbox.json"
+    assert (
+        main(["status", "--sandbox", str(tmp_path / "none")]) == 2
+    )  # no sandbox there: a clear error, not a traceback
+
+
+def test_a_stopped_sandbox_leaves_no_logger_on_its_closed_log_file() -> None:
+    """The functions' Powertools loggers outlive a sandbox (shared by name in the process): the next sandbox's first task
+    failed with "I/O operation on closed file" when it pointed them at its own log file."""
+    scenario = load_scenario(SCENARIOS / "short.yaml").model_copy(update={"duration": 10.0, "traffic": []})
+    with Sandbox(scenario, SandboxOptions(speed=100_000, live=False)) as sandbox:
+        sandbox.functions.handler("ProvisionFunction")  # loads the handler module, as the first provision task does
+        module_logger = sandbox.functions.modules["ProvisionFunction"].logger
+    handler = module_logger.registered_handler
+    assert not getattr(handler.stream, "closed", False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from hpa_testkit.sandbox.alarms import Alarm, evaluate, state_change_event
@@ -180,3 +181,36 @@ def test_pod_tracker_time_to_capacity() -> None:
     assert sorted(tracker.times_to_capacity()) == [2, 130]
     assert sorted(tracker.beyond_provisioning({"new": 120.0})) == [2, 10]
     assert tracker.unserved() == ["default/d"]
+
+
+def test_the_demo_trace_ships_with_the_project() -> None:
+    """`make demo` replays the Azure LLM trace from the project itself (it needed ../shared/data beside the checkout)."""
+    from hpa_testkit.sandbox import runner
+    from hpa_testkit.sandbox.scenario import load_azure_arrivals
+
+    path = runner._azure_trace_file()
+    assert path.is_relative_to(runner.PROJECT) and path.stat().st_size < 200_000
+    assert "CC BY 4.0" in (path.parent / "README.md").read_text()
+    arrivals = load_azure_arrivals(path)
+    assert len(arrivals) == 19_366 and arrivals == sorted(arrivals) and 3_400 < arrivals[-1] < 3_600
+
+
+def test_the_trace_extract_matches_the_original() -> None:
+    from hpa_testkit.sandbox import runner
+    from hpa_testkit.sandbox.scenario import load_azure_arrivals
+
+    original = runner.PROJECT.parent / "shared" / "data" / "azure_llm_2023" / "AzureLLMInferenceTrace_conv.csv"
+    if not original.exists():
+        pytest.skip("the original trace is not beside the checkout (../shared/data)")
+    extract = load_azure_arrivals(runner._azure_trace_file())
+    full = load_azure_arrivals(original)
+    assert len(extract) == len(full) and max(abs(a - b) for a, b in zip(extract, full, strict=True)) <= 0.0005 + 1e-9
+
+
+def test_a_bad_gap_in_the_trace_names_the_line(tmp_path: Path) -> None:
+    from hpa_testkit.sandbox.scenario import load_azure_arrivals
+
+    bad = tmp_path / "arrivals.csv"
+    bad.write_text("gap_ms\n0\n12\nx\n")
+    with pytest.raises(ValueError, match=r"arrivals.csv:4: field gap_ms is 'x'"):
+        load_azure_arrivals(bad)

@@ -14,6 +14,12 @@ import time
 _worker = threading.local()
 
 
+class ClockStopped(BaseException):
+    """Raised in a thread that sleeps on a stopped clock: the run is over and cluster time will not advance again, so
+    the sleeper (a re-check loop, a Wait state) ends instead of blocking its thread, and the process, forever. A
+    BaseException, so that no handler's ``except Exception`` keeps the sleeper going."""
+
+
 class SteppedClock:
     def __init__(self, start: float = 1_800_000_000.0, real_seconds_per_tick: float = 0.0) -> None:
         self._t = start
@@ -21,6 +27,7 @@ class SteppedClock:
         self._cond = threading.Condition()
         self._sleepers = 0
         self._busy = 0
+        self._stopped = False
         """Function invocations running real code (not waiting on this clock): the runner does not advance past them."""
         self.real_seconds_per_tick = real_seconds_per_tick
 
@@ -80,11 +87,19 @@ class SteppedClock:
                 self._cond.notify_all()
             try:
                 while self._t < wake:
+                    if self._stopped:
+                        raise ClockStopped(f"cluster clock stopped at {self._t - self.start:.0f}s")
                     self._cond.wait(timeout=5.0)
             finally:
                 self._sleepers -= 1
                 if working:
                     self._busy += 1
+
+    def stop(self) -> None:
+        """The run is over: every sleeper, now and later, raises ``ClockStopped``."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
 
     def advance(self, seconds: float) -> None:
         with self._cond:

@@ -16,6 +16,7 @@ import importlib.util
 import json
 import logging
 import os
+import sys
 import tempfile
 import threading
 import uuid
@@ -32,15 +33,15 @@ from .clock import SteppedClock
 from .eventbus import matches, resolve
 from .report import Sample, Timeline
 from .scenario import ArrivalStream, Scenario, load_azure_arrivals
-from .template import Wiring, read_wiring
+from .template import StateMachineSpec, Wiring, read_wiring, ref_target
 from .tracking import PodTracker
 
 ACCOUNT = "123456789012"
 REGION = "us-west-2"
 STACK = "hpa-sandbox"
 PROJECT = Path(__file__).resolve().parents[3]
-SHARED = PROJECT.parent / "shared"
-AZURE_TRACE = SHARED / "data" / "azure_llm_2023"
+AZURE_TRACE = Path(__file__).resolve().parents[1] / "data" / "azure_llm_2023" / "arrivals.csv"
+"""The arrivals of the Azure LLM inference trace, shipped with the test kit (source and licence in its README.md)."""
 
 
 def parse_rate(expression: str) -> float:
@@ -106,6 +107,14 @@ class FunctionHost:
                 handler.setStream(self.log_stream)
             self.modules[logical_id] = module
         return getattr(module, spec.handler_name)
+
+    def release_log_stream(self) -> None:
+        """Point the handlers' log handlers back at stderr before the sandbox closes its log file: a Powertools logger is
+        shared by name across sandboxes in one process, and the next sandbox's ``setStream`` flushes the old stream."""
+        for module in self.modules.values():
+            handler = getattr(getattr(module, "logger", None), "registered_handler", None)
+            if isinstance(handler, logging.StreamHandler) and handler.stream is self.log_stream:
+                handler.setStream(sys.stderr)
 
     def timeout(self, logical_id: str) -> float:
         props = self.wiring.resources[logical_id].get("Properties") or {}
@@ -182,6 +191,20 @@ def stack_context(wiring: Wiring, physical: dict[str, str]) -> dict[str, Any]:
     context.update(wiring.parameters)
     context.update(physical)
     return context
+
+
+def creation_order(machines: dict[str, StateMachineSpec]) -> list[str]:
+    """State machines in an order where each comes after the machines its substitutions name (as CloudFormation orders
+    them by their references)."""
+    refs = {lid: {ref_target(v) for v in spec.substitutions.values()} & set(machines) for lid, spec in machines.items()}
+    order: list[str] = []
+    while len(order) < len(machines):
+        ready = [lid for lid in machines if lid not in order and refs[lid] <= set(order)]
+        if not ready:
+            cycle = sorted(set(machines) - set(order))
+            raise ValueError(f"template.yaml: state machines {cycle} name each other in DefinitionSubstitutions")
+        order.extend(ready)
+    return order
 
 
 def load_yaml_objects(path: Path) -> list[dict[str, Any]]:
@@ -298,6 +321,9 @@ class SandboxOptions:
     workers: int = 32
     function_log: Path | None = None
     """File for the functions' log lines (default: in the sandbox's temporary directory)."""
+    connection_file: Path | None = None
+    """Where ``status --sandbox DIR`` finds this sandbox (the CLI: ``DIR/sandbox.json`` in the report directory; default:
+    in the sandbox's temporary directory). Each sandbox has its own and removes only its own."""
     quiet_timeout: float = 5.0
     """Real seconds the runner waits for running invocations before it advances the clock anyway (a slow tick)."""
 
@@ -329,6 +355,7 @@ class Sandbox:
         self.queues: dict[str, str] = {}
         self._in_flight: dict[str, list[Any]] = {}
         self.faults_injected: list[dict[str, Any]] = []
+        self.drill_runs: list[dict[str, Any]] = []
         self.decisions = 0
         self.slow_ticks = 0
         self.live: Any = None
@@ -421,9 +448,7 @@ class Sandbox:
             self._deliver(event, self.clock.elapsed)
 
     def _publish_connection(self) -> None:
-        """``status --sandbox`` and ``drill --sandbox`` (other processes) find the emulators and the stack here."""
-        from hyperpod_autoscaler.cli.connect import sandbox_file
-
+        """``status --sandbox DIR`` and ``drill --sandbox DIR`` (other processes) find the emulators and the stack here."""
         keys = [
             "AWS_ENDPOINT_URL",
             "AWS_REGION",
@@ -441,8 +466,10 @@ class Sandbox:
         ]
         env = {k: os.environ[k] for k in keys if k in os.environ}
         env["DRILL_STATE_MACHINE_ARN"] = self.physical.get("DrillStateMachine", "")
-        self.connection_file = sandbox_file()
-        self.connection_file.write_text(json.dumps(env, indent=2))
+        path = self.options.connection_file or Path(self._tmp.name) / "sandbox.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(env, indent=2))
+        self.connection_file = path
 
     def stop(self) -> None:
         import time as _time
@@ -450,6 +477,7 @@ class Sandbox:
         from hyperpod_autoscaler import runtime
 
         _route_put_events(None)
+        self.clock.stop()  # invocations still waiting on cluster time end (else their threads keep the process alive)
         self.pool.shutdown(wait=False, cancel_futures=True)
         if getattr(self, "connection_file", None) is not None:
             with contextlib.suppress(OSError):
@@ -470,6 +498,7 @@ class Sandbox:
             core_log.removeHandler(self._core_log_handler)
             core_log.propagate = self._core_log_propagate
         if self.functions.log_stream is not None:
+            self.functions.release_log_stream()
             self.functions.log_stream.close()
         self._tmp.cleanup()
 
@@ -517,7 +546,9 @@ class Sandbox:
 
         from hpa_testkit.aws import sfn
 
-        for logical_id, spec in wiring.state_machines.items():
+        for logical_id in creation_order(wiring.state_machines):
+            spec = wiring.state_machines[logical_id]
+            context = stack_context(wiring, physical)  # the machines created so far (the drill starts the others)
             substitutions = {k: str(resolve(v, context)) for k, v in spec.substitutions.items()}
             arn = sfn.create_state_machine(
                 self.aws.client("stepfunctions"), f"{STACK}-{logical_id}", PROJECT / spec.definition_uri, substitutions
@@ -611,6 +642,7 @@ class Sandbox:
             self._faults(t)
             self._jobs(t)
             self._drills(t)
+            self._follow_drills(t)
             self._traffic(streams, t)
             controller.step()
             scheduler.step()
@@ -686,9 +718,10 @@ class Sandbox:
                         self._decision(t, "drill", "drill replace-node skipped: no node to replace")
                         continue
                     body["node"] = nodes[0]["metadata"]["name"]  # the oldest node, as an operator would pick
-                self.aws.client("stepfunctions").start_execution(
+                started = self.aws.client("stepfunctions").start_execution(
                     stateMachineArn=arn, name=f"drill-{drill.name}-{int(t)}", input=json.dumps(body)
                 )
+                self.drill_runs.append({"name": drill.name, "arn": started["executionArn"], "at": t, "seconds": None})
                 self._decision(t, "drill", f"drill {drill.name} started {json.dumps(drill.input)}")
 
     def _traffic(self, streams: list[ArrivalStream], t: float) -> None:
@@ -963,6 +996,7 @@ class Sandbox:
             "disruptions": executions.get("Deprovision", 0),
             "provisionExecutions": executions.get("Provision", 0),
             "faultsInjected": self.faults_injected,
+            "drills": self._drill_outcomes(),
             "fallbackNodesDuringOutage": self.fallback_nodes_during_outage,
             "pdbViolations": len(self.kube.store.pdb_violations),
             "doNotDisruptViolations": len(self.killed_pods),
@@ -994,6 +1028,26 @@ class Sandbox:
             }
         return out
 
+    def _follow_drills(self, t: float) -> None:
+        """Note the cluster time at which each drill ended (moto stamps executions with wall time)."""
+        client = self.aws.client("stepfunctions")
+        for run in self.drill_runs:
+            if run["seconds"] is None and client.describe_execution(executionArn=run["arn"])["status"] != "RUNNING":
+                run["seconds"] = t - run["at"]
+
+    def _drill_outcomes(self) -> list[dict[str, Any]]:
+        """Each drill the scenario started: its name, the execution's status, and how long it ran in cluster seconds
+        (None: still running at the end)."""
+        client = self.aws.client("stepfunctions")
+        return [
+            {
+                "name": r["name"],
+                "status": client.describe_execution(executionArn=r["arn"])["status"],
+                "seconds": r["seconds"],
+            }
+            for r in self.drill_runs
+        ]
+
     def _executions(self) -> dict[str, int]:
         out: dict[str, int] = {}
         client = self.aws.client("stepfunctions")
@@ -1007,10 +1061,9 @@ class Sandbox:
 
 
 def _azure_trace_file() -> Path:
-    files = sorted(AZURE_TRACE.glob("*.csv"))
-    if not files:
-        raise FileNotFoundError(f"no Azure LLM trace in {AZURE_TRACE}")
-    return files[0]
+    if not AZURE_TRACE.exists():
+        raise FileNotFoundError(f"the Azure LLM trace extract {AZURE_TRACE} is missing from the checkout")
+    return AZURE_TRACE
 
 
 def _eval_condition(node: Any, conditions: dict[str, Any], context: dict[str, Any]) -> Any:

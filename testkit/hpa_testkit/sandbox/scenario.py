@@ -122,11 +122,20 @@ def load_scenario(path: str | Path) -> Scenario:
 
 
 def load_azure_arrivals(path: str | Path) -> list[float]:
-    """Request arrival times (seconds from the first request) of the Azure LLM inference trace."""
+    """Request arrival times (seconds from the first request) of the Azure LLM inference trace: the original CSV
+    (``TIMESTAMP`` column) or the project's extract (``gap_ms``: milliseconds since the previous request)."""
     out: list[float] = []
     first: datetime | None = None
+    elapsed_ms = 0
     with Path(path).open() as handle:
-        for row in csv.DictReader(handle):
+        for line, row in enumerate(csv.DictReader(handle), start=2):
+            if "gap_ms" in row:
+                try:
+                    elapsed_ms += int(row["gap_ms"])
+                except (TypeError, ValueError):
+                    raise ValueError(f"{path}:{line}: field gap_ms is {row['gap_ms']!r}, not a whole number") from None
+                out.append(elapsed_ms / 1000.0)
+                continue
             stamp = datetime.fromisoformat(row["TIMESTAMP"][:26])
             first = first or stamp
             out.append((stamp - first).total_seconds())

@@ -16,6 +16,8 @@ import time
 import uuid
 from typing import Any
 
+from .connect import add_sandbox_argument
+
 DRILLS = ("scale-group", "replace-node", "drain-group")
 
 
@@ -26,7 +28,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--node", help="node to replace (replace-node)")
     parser.add_argument("--dry-run", action="store_true", help="only report what the drill would do")
     parser.add_argument("--state-machine-arn", default=None, help="default: $DRILL_STATE_MACHINE_ARN")
-    parser.add_argument("--sandbox", action="store_true", help="run the drill in the running sandbox")
+    add_sandbox_argument(parser, "run the drill")
     parser.add_argument("--no-wait", action="store_true", help="print the execution ARN and return")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to follow the execution")
 
@@ -60,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         from .connect import use_sandbox
 
         try:
-            use_sandbox()
+            use_sandbox(args.sandbox)
         except FileNotFoundError as exc:
             print(f"drill: {exc}", file=sys.stderr)
             return 2

@@ -46,10 +46,17 @@ def run(args: argparse.Namespace) -> int:
             return 2
         path = bundled
     scenario = load_scenario(path)
-    options = SandboxOptions(speed=args.speed, function_log=Path(args.report) / "functions.log")
+    from .connect import sandbox_file
+
+    options = SandboxOptions(
+        speed=args.speed,
+        function_log=Path(args.report) / "functions.log",
+        connection_file=sandbox_file(args.report),
+    )
     if args.template:
         options.template = Path(args.template).resolve()
     with Sandbox(scenario, options) as sandbox:
+        print(f"sandbox: from another terminal, hyperpod-autoscaler status --sandbox {args.report}", flush=True)
         with LiveView(f"sandbox: {scenario.name}", scenario.duration, enabled=False if args.plain else None) as live:
             summary = sandbox.run(live=live)
         page = write_report(args.report, f"hyperpod-autoscaler sandbox: {scenario.name}", sandbox.timeline, summary)

@@ -14,9 +14,11 @@ import json
 import sys
 from typing import Any
 
+from .connect import add_sandbox_argument
+
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--sandbox", action="store_true", help="look at the running sandbox")
+    add_sandbox_argument(parser, "look")
     parser.add_argument("--output", "-o", choices=["json", "text"], default="text")
 
 
@@ -74,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         from .connect import use_sandbox
 
         try:
-            use_sandbox()
+            use_sandbox(args.sandbox)
         except FileNotFoundError as exc:
             print(f"status: {exc}", file=sys.stderr)
             return 2
