@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -199,3 +200,46 @@ def test_a_large_answer_is_recorded_small_and_the_work_runs_once(stack: Stack) -
     second = entrypoints.idempotent(trigger, None, work)
     assert runs == [1], "the redelivery did not run the work again"
     assert second["held"] is True and second["passes"] == 1 and "kept" not in second and "truncated" in second
+
+
+def poison_pod(name: str, requests: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "uid": f"uid-{name}"},
+        "spec": {"containers": [{"name": "main", "image": "pause", "resources": {"requests": requests}}]},
+        "status": {
+            "phase": "Pending",
+            "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}],
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    "requests",
+    [{"cpu": "1", "memory": "1e400"}, {"cpu": "1", "memory": "1e10000000"}, {"cpu": "-1"}],
+    ids=["overflow", "huge-exponent", "negative"],
+)
+def test_a_poison_pod_is_skipped_with_an_event_and_the_others_get_claims(
+    stack: Stack, requests: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    stack.seed()
+    pods = pending(stack)
+    stack.kube.apply(poison_pod("poison", requests))
+    out = stack.invoke("reconcile", sample("alarm-pending-pods.json"))
+    assert sum(c["pods"] for c in out["last"]["claims"]) == len(pods), out
+    assert out["last"]["skippedObjects"] == 1, out
+    events = stack.kube.list("v1", "Event", "default")
+    nominated = {e["involvedObject"]["name"] for e in events if e["reason"] == "Nominated"}
+    assert nominated == {p["metadata"]["name"] for p in pods}
+    poison = [(e["type"], e["reason"], e["message"]) for e in events if e["involvedObject"]["name"] == "poison"]
+    assert [(t, r) for t, r, _ in poison] == [("Warning", "InvalidObject")], poison
+    field = "memory" if "memory" in requests else "cpu"
+    assert f"field spec.containers[0].resources.requests: {field}:" in poison[0][2], poison
+    assert any("default/poison" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    cloudwatch = stack.aws.client("cloudwatch")
+    dims = [
+        d for metric in cloudwatch.list_metrics(MetricName="InvalidObjects")["Metrics"] for d in metric["Dimensions"]
+    ]
+    assert {"Name": "Kind", "Value": "Pod"} in dims, dims

@@ -68,9 +68,12 @@ def parse_as(model: type[BaseModel], doc: Mapping[str, Any], kind: str | None = 
     try:
         return model.model_validate(doc)
     except ValidationError as exc:
-        raise validation_error(kind, object_name(doc), exc) from None
+        error = validation_error(kind, object_name(doc), exc)
     except ValueError as exc:  # a validator raised outside pydantic's wrapping
-        raise InvalidObject(kind, object_name(doc), "", str(exc)) from None
+        error = InvalidObject(kind, object_name(doc), "", str(exc))
+    uid = meta.get("uid")
+    error.uid = uid if isinstance(uid, str) else None
+    raise error
 
 
 def _group(api_version: str) -> str:
