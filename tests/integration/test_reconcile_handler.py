@@ -243,3 +243,35 @@ def test_a_poison_pod_is_skipped_with_an_event_and_the_others_get_claims(
         d for metric in cloudwatch.list_metrics(MetricName="InvalidObjects")["Metrics"] for d in metric["Dimensions"]
     ]
     assert {"Name": "Kind", "Value": "Pod"} in dims, dims
+
+
+def test_a_malformed_nodepool_and_nodeclass_are_skipped_with_events_and_the_others_serve(stack: Stack) -> None:
+    stack.seed()
+    pods = pending(stack)
+    bad_pool = load_yaml_objects(ROOT / "examples" / "seed" / "nodepool.yaml")[0]
+    bad_pool["metadata"] = {"name": "broken-pool"}
+    bad_pool["spec"]["limits"] = {"cpu": "1e400"}
+    bad_class = load_yaml_objects(ROOT / "examples" / "seed" / "nodeclass.yaml")[0]
+    bad_class["metadata"] = {"name": "broken-class"}
+    bad_class["spec"]["instanceGroups"] = "auto-g6-az1"
+    stack.kube.apply(bad_pool)
+    stack.kube.apply(bad_class)
+    out = stack.invoke("reconcile", sample("alarm-pending-pods.json"))
+    assert sum(c["pods"] for c in out["last"]["claims"]) == len(pods), out
+    assert out["last"]["skippedObjects"] == 2, out
+    events = stack.kube.list("v1", "Event", "default")
+    warned = {
+        e["involvedObject"]["name"]: (e["involvedObject"]["kind"], e["involvedObject"]["uid"], e["message"])
+        for e in events
+        if e["reason"] == "InvalidObject"
+    }
+    assert set(warned) == {"broken-pool", "broken-class"}, warned
+    uids = {
+        o["metadata"]["name"]: o["metadata"]["uid"]
+        for kind in (("karpenter.sh/v1", "NodePool"), ("karpenter.sagemaker.amazonaws.com/v1", "HyperpodNodeClass"))
+        for o in stack.kube.list(*kind)
+    }
+    assert warned["broken-pool"][:2] == ("NodePool", uids["broken-pool"]), "kubectl describe finds it by uid"
+    assert "field spec.limits: cpu: '1e400' is larger than the largest quantity" in warned["broken-pool"][2]
+    assert warned["broken-class"][:2] == ("HyperpodNodeClass", uids["broken-class"])
+    assert "field spec.instanceGroups" in warned["broken-class"][2]

@@ -34,6 +34,27 @@ def object_ref(error: InvalidObject) -> ObjectRef | None:
     return ObjectRef(error.kind, name, namespace or None, error.uid, API_VERSIONS[error.kind])
 
 
+def warn_invalid_object(
+    cluster: ClusterPort,
+    metrics: AutoscalerMetrics,
+    error: InvalidObject,
+    sent: dict[tuple[str, str, str], float],
+    now: float,
+    repeat_seconds: float,
+) -> None:
+    """A Warning Event on the object an error is about, unless the same one was sent within ``repeat_seconds``."""
+    ref = object_ref(error)
+    key = (f"{error.kind}/{error.name}", REASON, str(error))
+    seen = sent.get(key)
+    if ref is None or (seen is not None and now - seen < repeat_seconds):
+        return
+    sent[key] = now
+    try:
+        cluster.record_event(ref, REASON, f"Skipped by the autoscaler: {error}", "Warning")
+    except Exception:  # an event is information: a failed write must not fail the decision
+        metrics.count(m.CLOUDPROVIDER_ERRORS, 1, Error="KubernetesEvent")
+
+
 def report_invalid_objects(
     cluster: ClusterPort,
     metrics: AutoscalerMetrics,
@@ -42,26 +63,11 @@ def report_invalid_objects(
     now: float,
     repeat_seconds: float,
 ) -> None:
-    """One Warning Event per skipped object (deduplicated through ``sent`` for ``repeat_seconds``) and the gauges."""
+    """The Warning Event on each object skipped from a snapshot, and the gauges (in total and by Kind)."""
     per_kind: dict[str, int] = {}
     for error in errors:
         per_kind[error.kind] = per_kind.get(error.kind, 0) + 1
-        ref = object_ref(error)
-        if ref is None:
-            continue
-        key = (f"{error.kind}/{error.name}", REASON, str(error))
-        seen = sent.get(key)
-        if seen is not None and now - seen < repeat_seconds:
-            continue
-        sent[key] = now
-        _send(cluster, metrics, ref, f"Skipped by the autoscaler: {error}")
+        warn_invalid_object(cluster, metrics, error, sent, now, repeat_seconds)
     metrics.gauge(m.INVALID_OBJECTS, len(errors))
     for kind, count in sorted(per_kind.items()):
         metrics.gauge(m.INVALID_OBJECTS, count, Kind=kind)
-
-
-def _send(cluster: ClusterPort, metrics: AutoscalerMetrics, ref: ObjectRef, message: str) -> None:
-    try:
-        cluster.record_event(ref, REASON, message, "Warning")
-    except Exception:  # an event is information: a failed write must not fail the decision
-        metrics.count(m.CLOUDPROVIDER_ERRORS, 1, Error="KubernetesEvent")
