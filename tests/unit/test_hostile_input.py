@@ -137,3 +137,12 @@ def test_input_that_is_not_text_is_refused(tmp_path: Path) -> None:
     binary = tmp_path / "binary.yaml"
     binary.write_bytes(bytes(range(256)) * 64)
     assert_refused(*cli("plan", "--cluster", CLUSTER, "-f", str(binary)), "binary.yaml", "not UTF-8")
+
+
+def test_an_alias_bomb_catalog_is_refused(tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog.yaml"
+    lines = ["t0: &t0 [{name: ml.g6.xlarge, pricePerHour: 1.0}]"]
+    lines += [f"t{i}: &t{i} [" + ", ".join([f"*t{i - 1}"] * 9) + "]" for i in range(1, 10)]
+    catalog.write_text("\n".join(lines) + "\ninstanceTypes: *t9\n")
+    result = cli("plan", "--cluster", CLUSTER, "-f", SEED[2], "--catalog", str(catalog))
+    assert_refused(*result, "catalog.yaml", "an alias bomb")
