@@ -243,6 +243,7 @@ def test_a_poison_pod_is_skipped_with_an_event_and_the_others_get_claims(
         d for metric in cloudwatch.list_metrics(MetricName="InvalidObjects")["Metrics"] for d in metric["Dimensions"]
     ]
     assert {"Name": "Kind", "Value": "Pod"} in dims, dims
+    assert all(r["status"] == "SUCCEEDED" for r in stack.wait_all("provision"))
 
 
 def test_a_malformed_nodepool_and_nodeclass_are_skipped_with_events_and_the_others_serve(stack: Stack) -> None:
@@ -275,3 +276,4 @@ def test_a_malformed_nodepool_and_nodeclass_are_skipped_with_events_and_the_othe
     assert "field spec.limits: cpu: '1e400' is larger than the largest quantity" in warned["broken-pool"][2]
     assert warned["broken-class"][:2] == ("HyperpodNodeClass", uids["broken-class"])
     assert "field spec.instanceGroups" in warned["broken-class"][2]
+    assert all(r["status"] == "SUCCEEDED" for r in stack.wait_all("provision"))
