@@ -41,28 +41,31 @@ def _pod(name: str, requests: dict[str, Any], labels: dict[str, str], **spec: An
     }
 
 
+def describe_cluster(groups: dict[str, tuple[str, str]]) -> dict[str, Any]:
+    """A DescribeCluster response with one empty instance group per ``name -> (instance type, zone)``."""
+    return {
+        "ClusterName": "bench",
+        "ClusterArn": "arn:aws:sagemaker:us-west-2:123456789012:cluster/benchbenchben",
+        "NodeProvisioningMode": "Continuous",
+        "InstanceGroups": [
+            {
+                "InstanceGroupName": g,
+                "InstanceType": t,
+                "CurrentCount": 0,
+                "TargetCount": 0,
+                "Status": "InService",
+                "OverrideVpcConfig": {"SecurityGroupIds": ["sg-1"], "Subnets": [f"subnet-{z}"]},
+            }
+            for g, (t, z) in groups.items()
+        ],
+    }
+
+
 def hyperpod_objects(
     groups: dict[str, tuple[str, str]],
 ) -> tuple[ClusterView, list[HyperpodNodeClass], list[NodePool]]:
     """A cluster view, HyperpodNodeClasses listing the groups (10 each), and one unconstrained NodePool per class."""
-    view = ClusterView.from_describe_cluster(
-        {
-            "ClusterName": "bench",
-            "ClusterArn": "arn:aws:sagemaker:us-west-2:123456789012:cluster/benchbenchben",
-            "NodeProvisioningMode": "Continuous",
-            "InstanceGroups": [
-                {
-                    "InstanceGroupName": g,
-                    "InstanceType": t,
-                    "CurrentCount": 0,
-                    "TargetCount": 0,
-                    "Status": "InService",
-                    "OverrideVpcConfig": {"SecurityGroupIds": ["sg-1"], "Subnets": [f"subnet-{z}"]},
-                }
-                for g, (t, z) in groups.items()
-            ],
-        }
-    )
+    view = ClusterView.from_describe_cluster(describe_cluster(groups))
     # A HyperpodNodeClass lists at most 10 instance groups: one class (and one NodePool on it) per 10 groups.
     names = list(groups)
     nodeclasses: list[HyperpodNodeClass] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -199,3 +200,80 @@ def test_a_large_answer_is_recorded_small_and_the_work_runs_once(stack: Stack) -
     second = entrypoints.idempotent(trigger, None, work)
     assert runs == [1], "the redelivery did not run the work again"
     assert second["held"] is True and second["passes"] == 1 and "kept" not in second and "truncated" in second
+
+
+def poison_pod(name: str, requests: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "uid": f"uid-{name}"},
+        "spec": {"containers": [{"name": "main", "image": "pause", "resources": {"requests": requests}}]},
+        "status": {
+            "phase": "Pending",
+            "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}],
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    "requests",
+    [{"cpu": "1", "memory": "1e400"}, {"cpu": "1", "memory": "1e10000000"}, {"cpu": "-1"}],
+    ids=["overflow", "huge-exponent", "negative"],
+)
+def test_a_poison_pod_is_skipped_with_an_event_and_the_others_get_claims(
+    stack: Stack, requests: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    stack.seed()
+    pods = pending(stack)
+    stack.kube.apply(poison_pod("poison", requests))
+    out = stack.invoke("reconcile", sample("alarm-pending-pods.json"))
+    assert sum(c["pods"] for c in out["last"]["claims"]) == len(pods), out
+    assert out["last"]["skippedObjects"] == 1, out
+    events = stack.kube.list("v1", "Event", "default")
+    nominated = {e["involvedObject"]["name"] for e in events if e["reason"] == "Nominated"}
+    assert nominated == {p["metadata"]["name"] for p in pods}
+    poison = [(e["type"], e["reason"], e["message"]) for e in events if e["involvedObject"]["name"] == "poison"]
+    assert [(t, r) for t, r, _ in poison] == [("Warning", "InvalidObject")], poison
+    field = "memory" if "memory" in requests else "cpu"
+    assert f"field spec.containers[0].resources.requests: {field}:" in poison[0][2], poison
+    assert any("default/poison" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    cloudwatch = stack.aws.client("cloudwatch")
+    dims = [
+        d for metric in cloudwatch.list_metrics(MetricName="InvalidObjects")["Metrics"] for d in metric["Dimensions"]
+    ]
+    assert {"Name": "Kind", "Value": "Pod"} in dims, dims
+    assert all(r["status"] == "SUCCEEDED" for r in stack.wait_all("provision"))
+
+
+def test_a_malformed_nodepool_and_nodeclass_are_skipped_with_events_and_the_others_serve(stack: Stack) -> None:
+    stack.seed()
+    pods = pending(stack)
+    bad_pool = load_yaml_objects(ROOT / "examples" / "seed" / "nodepool.yaml")[0]
+    bad_pool["metadata"] = {"name": "broken-pool"}
+    bad_pool["spec"]["limits"] = {"cpu": "1e400"}
+    bad_class = load_yaml_objects(ROOT / "examples" / "seed" / "nodeclass.yaml")[0]
+    bad_class["metadata"] = {"name": "broken-class"}
+    bad_class["spec"]["instanceGroups"] = "auto-g6-az1"
+    stack.kube.apply(bad_pool)
+    stack.kube.apply(bad_class)
+    out = stack.invoke("reconcile", sample("alarm-pending-pods.json"))
+    assert sum(c["pods"] for c in out["last"]["claims"]) == len(pods), out
+    assert out["last"]["skippedObjects"] == 2, out
+    events = stack.kube.list("v1", "Event", "default")
+    warned = {
+        e["involvedObject"]["name"]: (e["involvedObject"]["kind"], e["involvedObject"]["uid"], e["message"])
+        for e in events
+        if e["reason"] == "InvalidObject"
+    }
+    assert set(warned) == {"broken-pool", "broken-class"}, warned
+    uids = {
+        o["metadata"]["name"]: o["metadata"]["uid"]
+        for kind in (("karpenter.sh/v1", "NodePool"), ("karpenter.sagemaker.amazonaws.com/v1", "HyperpodNodeClass"))
+        for o in stack.kube.list(*kind)
+    }
+    assert warned["broken-pool"][:2] == ("NodePool", uids["broken-pool"]), "kubectl describe finds it by uid"
+    assert "field spec.limits: cpu: '1e400' is larger than the largest quantity" in warned["broken-pool"][2]
+    assert warned["broken-class"][:2] == ("HyperpodNodeClass", uids["broken-class"])
+    assert "field spec.instanceGroups" in warned["broken-class"][2]
+    assert all(r["status"] == "SUCCEEDED" for r in stack.wait_all("provision"))

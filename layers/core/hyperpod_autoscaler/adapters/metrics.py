@@ -51,6 +51,7 @@ DEPROVISION_STEPS = "DeprovisionSteps"  # one per step of a deprovision executio
 EVICTIONS = "Evictions"  # by Result=evicted|blocked|gone|waiting-do-not-disrupt|deleted-after-grace
 POD_SCALER_DESIRED = "ScaledObjectDesiredReplicas"  # keda_scaler_metrics_value's consequence: the replicas decided
 POD_SCALER_CHANGES = "ScaledObjectScaleChanges"  # scale subresource writes, by Direction=up|down
+INVALID_OBJECTS = "InvalidObjects"  # objects skipped as malformed in the last snapshot, in total and by Kind
 POD_SCALER_ERRORS = "ScaledObjectErrors"  # keda_scaled_object_errors_total: bad objects and failed metric reads
 
 Unit = Literal["Count", "Seconds", "Milliseconds", "Percent", "None"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 #: sub-command -> (module, one-line help). Each module has ``register(parser)`` and ``run(args) -> int``.
@@ -38,7 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     if run is None:
         parser.print_help()
         return 2
-    return int(run(args) or 0)
+    try:
+        return int(run(args) or 0)
+    except Exception as exc:  # bad input is reported by each command; anything else gets one line, not a traceback
+        if os.environ.get("HPA_DEBUG"):
+            raise
+        message = f"{args.command}: unexpected error: {type(exc).__name__}: {exc}"
+        print(f"{message[:2000]} (set HPA_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from ..domain.disruption import (
     plan_disruptions,
 )
 from ..domain.errors import InvalidObject
-from .plan import load_cluster, load_objects
+from .plan import add_input_limit, input_limit, load_cluster, load_objects
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +35,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--context", help="kubeconfig context (with --kubeconfig)")
     parser.add_argument("--catalog", metavar="CATALOG.yaml", help="override or extend the built-in instance catalog")
     parser.add_argument("--output", "-o", choices=["json", "text"], default="text")
+    add_input_limit(parser)
     parser.add_argument(
         "--min-savings",
         type=float,
@@ -45,14 +46,14 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def make(args: argparse.Namespace) -> DisruptionPlan:
-    cluster = load_cluster(args.cluster)
+    cluster = load_cluster(args.cluster, input_limit(args))
     catalog = Catalog.load(args.catalog) if args.catalog else Catalog.builtin()
     if args.kubeconfig:
         from ..adapters.kube import read_cluster_objects
 
         objects = read_cluster_objects(args.kubeconfig, args.context)
     elif args.filename:
-        objects = load_objects(args.filename)
+        objects = load_objects(args.filename, input_limit(args))
     else:
         raise InvalidObject("arguments", "disruption", "-f", "give at least one -f OBJECTS.yaml, or --kubeconfig")
     return plan_disruptions(

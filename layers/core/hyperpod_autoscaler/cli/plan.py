@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -17,6 +18,7 @@ from typing import Any, TextIO
 from pydantic import ValidationError
 
 from ..domain.catalog import Catalog
+from ..domain.documents import MAX_INPUT_CHARS
 from ..domain.errors import InvalidObject
 from ..domain.hyperpod import ClusterView
 from ..domain.objects import ClusterObjects, load_yaml_documents, parse_objects
@@ -32,16 +34,56 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--context", help="kubeconfig context (with --kubeconfig)")
     parser.add_argument("--catalog", metavar="CATALOG.yaml", help="override or extend the built-in instance catalog")
     parser.add_argument("--output", "-o", choices=["json", "text"], default="json")
+    add_input_limit(parser)
     parser.add_argument(
         "--time-budget", type=float, default=2.0, help="seconds the engine may spend improving the plan (default 2)"
     )
 
 
-def load_cluster(path: str) -> ClusterView:
+def add_input_limit(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-input-mb",
+        type=float,
+        default=MAX_INPUT_CHARS / 2**20,
+        metavar="MB",
+        help=f"refuse input files larger than this in total (default {MAX_INPUT_CHARS // 2**20})",
+    )
+
+
+def input_limit(args: argparse.Namespace) -> int:
+    limit = float(getattr(args, "max_input_mb", MAX_INPUT_CHARS / 2**20))
+    if not limit > 0:
+        raise InvalidObject("arguments", "plan", "--max-input-mb", f"must be a positive number, got {limit:g}")
+    return int(limit * 2**20)
+
+
+def read_input(path: str | Path, max_chars: int = MAX_INPUT_CHARS, limit: int | None = None) -> str:
+    """A file's text, refused before it is read whole when it is larger than ``max_chars`` (what is left of ``limit``,
+    the limit on all the input files together, when it is given)."""
+    why = f"is larger than the limit of {max_chars / 2**20:g} MiB"
+    if limit is not None and limit != max_chars:
+        why = f"makes the input files larger than the limit of {limit / 2**20:g} MiB together"
+    too_large = InvalidObject("file", str(path), "", why)
     try:
-        response = json.loads(Path(path).read_text())
+        with open(path, encoding="utf-8") as handle:
+            if os.fstat(handle.fileno()).st_size > max_chars:  # a regular file: refused without reading it
+                raise too_large
+            text = handle.read(max_chars + 1)
     except OSError as exc:
-        raise InvalidObject("file", path, "", f"cannot be read: {exc.strerror}") from None
+        raise InvalidObject("file", str(path), "", f"cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidObject("file", str(path), "", f"is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+    if len(text) > max_chars:
+        raise too_large
+    return text
+
+
+def load_cluster(path: str, max_chars: int = MAX_INPUT_CHARS) -> ClusterView:
+    text = read_input(path, max_chars)
+    try:
+        response = json.loads(text)
+    except RecursionError:
+        raise InvalidObject("DescribeCluster", path, "", "not valid JSON: nested too deeply") from None
     except ValueError as exc:
         raise InvalidObject("DescribeCluster", path, "", f"not valid JSON: {exc}") from None
     if not isinstance(response, dict):
@@ -55,24 +97,26 @@ def load_cluster(path: str) -> ClusterView:
         raise InvalidObject("DescribeCluster", name, f"InstanceGroups.{field}", str(first.get("msg"))) from None
 
 
-def load_objects(paths: list[str]) -> ClusterObjects:
+def load_objects(paths: list[str], max_chars: int = MAX_INPUT_CHARS) -> ClusterObjects:
+    """The objects of every file (YAML or JSON; a directory means its .yaml/.yml/.json files, as with ``kubectl apply
+    -f DIR``). ``max_chars`` bounds all the files together, so that memory stays bounded however many are given."""
     docs: list[Any] = []
     files: list[Path] = []
     for path in paths:
         p = Path(path)
-        # A directory means its YAML files, as with kubectl apply -f DIR.
-        files.extend(sorted(f for f in p.iterdir() if f.suffix in (".yaml", ".yml")) if p.is_dir() else [p])
-    for f in files:
-        try:
-            text = f.read_text()
-        except OSError as exc:
-            raise InvalidObject("file", str(f), "", f"cannot be read: {exc.strerror}") from None
-        docs.extend(load_yaml_documents(text, source=str(f)))
+        files.extend(sorted(f for f in p.iterdir() if f.suffix in (".yaml", ".yml", ".json")) if p.is_dir() else [p])
+    texts: list[tuple[Path, str]] = []
+    budget = max_chars
+    for f in files:  # every file read (and the limit checked) before any is parsed
+        texts.append((f, read_input(f, budget, max_chars)))
+        budget -= len(texts[-1][1])
+    for f, text in texts:
+        docs.extend(load_yaml_documents(text, source=str(f), max_chars=max_chars))
     return parse_objects(docs, strict=True, ignore_unknown_kinds=True)
 
 
 def make_plan(args: argparse.Namespace) -> Plan:
-    cluster = load_cluster(args.cluster)
+    cluster = load_cluster(args.cluster, input_limit(args))
     catalog = Catalog.load(args.catalog) if args.catalog else Catalog.builtin()
     if args.kubeconfig:
         if args.filename:
@@ -81,7 +125,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
 
         objects = read_cluster_objects(args.kubeconfig, args.context)
     elif args.filename:
-        objects = load_objects(args.filename)
+        objects = load_objects(args.filename, input_limit(args))
     else:
         raise InvalidObject("arguments", "plan", "-f", "give at least one -f OBJECTS.yaml, or --kubeconfig")
     from ..domain.scheduling import schedule

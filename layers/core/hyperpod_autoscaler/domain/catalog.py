@@ -26,8 +26,7 @@ from importlib import resources as importlib_resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from .documents import load_documents
 from .errors import InvalidObject
 from .resources import CPU, GPU, MEMORY, NEURON, PODS, Resources
 
@@ -238,10 +237,13 @@ class Catalog(Mapping[str, InstanceType]):
         if path is None:
             return catalog
         try:
-            document = yaml.safe_load(Path(path).read_text())
-        except yaml.YAMLError as exc:
-            raise InvalidObject("Catalog", str(path), "", f"not valid YAML: {exc}") from None
-        return catalog.with_overrides(document or {}, source=str(path))
+            text = Path(path).read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidObject("Catalog", str(path), "", f"cannot be read: {exc}") from None
+        documents = load_documents(text, str(path))
+        if len(documents) > 1:
+            raise InvalidObject("Catalog", str(path), "", f"holds {len(documents)} YAML documents; expected one")
+        return catalog.with_overrides(documents[0] if documents and documents[0] else {}, source=str(path))
 
 
 _BUILTIN: Catalog | None = None

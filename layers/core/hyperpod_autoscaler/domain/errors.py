@@ -20,11 +20,13 @@ class AutoscalerError(Exception):
 class InvalidObject(AutoscalerError):
     """An object (CR, manifest, event, API answer) is malformed. Names the object and the field."""
 
-    def __init__(self, kind: str, name: str, field: str, message: str) -> None:
+    def __init__(self, kind: str, name: str, field: str, message: str, uid: str | None = None) -> None:
         self.kind = kind
         self.name = name
         self.field = field
         self.message = message
+        self.uid = uid
+        """The object's ``metadata.uid`` when known: an Event about it then shows in ``kubectl describe``."""
         where = f"{kind} {name}" if name else kind
         super().__init__(f"{where}: field {field}: {message}" if field else f"{where}: {message}")
 

@@ -10,9 +10,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
+from .documents import MAX_INPUT_CHARS, load_documents
 from .errors import InvalidObject
 from .k8s import DaemonSet, Node, Pod, PodDisruptionBudget
 from .karpenter import HyperpodNodeClass, NodePool
@@ -68,9 +68,12 @@ def parse_as(model: type[BaseModel], doc: Mapping[str, Any], kind: str | None = 
     try:
         return model.model_validate(doc)
     except ValidationError as exc:
-        raise validation_error(kind, object_name(doc), exc) from None
+        error = validation_error(kind, object_name(doc), exc)
     except ValueError as exc:  # a validator raised outside pydantic's wrapping
-        raise InvalidObject(kind, object_name(doc), "", str(exc)) from None
+        error = InvalidObject(kind, object_name(doc), "", str(exc))
+    uid = meta.get("uid")
+    error.uid = uid if isinstance(uid, str) else None
+    raise error
 
 
 def _group(api_version: str) -> str:
@@ -153,11 +156,9 @@ def flatten_documents(docs: Iterable[Any]) -> list[Any]:
     return out
 
 
-def load_yaml_documents(text: str, source: str = "<input>") -> list[Any]:
-    try:
-        return flatten_documents(yaml.safe_load_all(text))
-    except yaml.YAMLError as exc:
-        raise InvalidObject("file", source, "", f"not valid YAML: {exc}") from None
+def load_yaml_documents(text: str, source: str = "<input>", max_chars: int = MAX_INPUT_CHARS) -> list[Any]:
+    """The objects in a YAML or JSON text, ``List`` documents expanded; hostile input is refused (``documents``)."""
+    return flatten_documents(load_documents(text, source, max_chars))
 
 
 def parse_objects(docs: Iterable[Any], strict: bool = True, ignore_unknown_kinds: bool = False) -> ClusterObjects:

@@ -23,7 +23,10 @@ CORE_RESOURCES: tuple[str, ...] = (CPU, MEMORY, GPU, NEURON, PODS)
 
 
 def _to_int(name: str, value: Any) -> int:
-    return to_milli(value) if name == CPU else to_units(value)
+    out = to_milli(value) if name == CPU else to_units(value)
+    if out < 0:  # the API server's ValidateNonnegativeQuantity: requests, limits, capacity are never negative
+        raise QuantityError(f"{value!r} must be greater than or equal to 0")
+    return out
 
 
 class Resources(Mapping[str, int]):

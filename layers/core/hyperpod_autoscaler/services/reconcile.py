@@ -45,6 +45,7 @@ from ..domain.plan import InflightClaim, NodeClaim, Plan, PlanInput, PlanOptions
 from ..ports.cluster import ClusterPort, ObjectRef
 from ..ports.lease import LeasePort
 from ..ports.workflow import LIVE, Execution, WorkflowPort
+from .invalid_objects import report_invalid_objects
 from .leased_loop import LoopOutcome, LoopSettings, run_leased_loop
 from .naming import attempt_name, new_token
 from .triggers import Trigger
@@ -316,6 +317,9 @@ def reconcile_once(deps: ReconcileDeps, settings: ReconcileSettings, dry_run: bo
     result = PassResult(dry_run=dry_run)
     snapshot = deps.cluster.snapshot()
     result.skipped_objects = len(snapshot.errors)
+    report_invalid_objects(
+        deps.cluster, deps.metrics, snapshot.errors, deps.events_sent, started, settings.event_repeat_seconds
+    )
     pending = snapshot.pending_pods
     result.pending = len(pending)
     deps.metrics.gauge_high_resolution(m.PENDING_PODS, len(pending))
