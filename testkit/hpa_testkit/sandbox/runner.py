@@ -30,6 +30,7 @@ from typing import Any
 from .alarms import Alarm, evaluate, state_change_event
 from .clock import SteppedClock
 from .eventbus import matches, resolve
+from .lambda_faults import LambdaFaults, LambdaTimedOut, SandboxTimedout, TooManyRequests, arm, restore
 from .report import Sample, Timeline
 from .scenario import ArrivalStream, Scenario, load_azure_arrivals
 from .template import Wiring, read_wiring
@@ -89,6 +90,10 @@ class FunctionHost:
         self.errors: list[tuple[float, str, str]] = []
         self.log_stream: Any = None
         """Where the functions' Powertools log lines go (CloudWatch Logs' part): a file, so the live view stays readable."""
+        self.faults = LambdaFaults()
+        self.retries: list[tuple[float, str, Any, str, int]] = []
+        """Asynchronous events Lambda keeps to retry: (due, function, event, source, attempt), after throttling or a
+        timeout."""
         self._lock = threading.Lock()
 
     def handler(self, logical_id: str) -> Callable[[Any, Any], Any]:
@@ -113,20 +118,42 @@ class FunctionHost:
 
     def call(self, logical_id: str, event: Any) -> Any:
         """A synchronous invoke (a Step Functions task): exceptions propagate with their class."""
+        if self.faults.throttled():
+            raise TooManyRequests(f"Rate exceeded for {logical_id}")
         self.clock.enter_work()
         try:
-            fn = self.handler(logical_id)
             ctx = LambdaContext(logical_id, self.clock.now() + self.timeout(logical_id), self.clock)
-            return fn(event, ctx)
+            return self._run(logical_id, event, ctx)
+        except LambdaTimedOut:
+            self.clock.sleep(max(0.0, ctx.deadline - self.clock.now()))
+            raise SandboxTimedout(f"Task timed out after {self.timeout(logical_id):.2f} seconds") from None
         finally:
             self.clock.exit_work()
 
-    def invoke_async(self, logical_id: str, event: Any, source: str) -> None:
+    def _run(self, logical_id: str, event: Any, ctx: LambdaContext) -> Any:
+        """The handler, killed part-way when the ``lambda-timeouts`` fault picks this invocation (see lambda_faults)."""
+        fn = self.handler(logical_id)
+        previous = arm(self.faults.calls_before_kill())
+        try:
+            return fn(event, ctx)
+        finally:
+            restore(previous)
+
+    def invoke_async(self, logical_id: str, event: Any, source: str, attempt: int = 0) -> None:
+        if self.faults.throttled():
+            self.retry_later(logical_id, event, source, 60.0, attempt)  # Lambda keeps a throttled event, retries it
+            return
+
         def run() -> Any:
             try:
-                fn = self.handler(logical_id)
                 ctx = LambdaContext(logical_id, self.clock.now() + self.timeout(logical_id), self.clock)
-                return fn(event, ctx)
+                return self._run(logical_id, event, ctx)
+            except LambdaTimedOut:
+                with self._lock:
+                    self.errors.append((self.clock.elapsed, logical_id, "Sandbox.Timedout"))
+                if attempt < 2:  # Lambda retries a failed asynchronous event twice, a minute apart and more
+                    self.retry_later(logical_id, event, source, 60.0 * (attempt + 1), attempt + 1)
+                return None
             except Exception as exc:  # Lambda records it and sends the event to the failure destination
                 with self._lock:
                     self.errors.append((self.clock.elapsed, logical_id, f"{type(exc).__name__}: {exc}"))
@@ -144,6 +171,19 @@ class FunctionHost:
         future = self.pool.submit(run_counted)
         with self._lock:
             self.invocations.append(Invocation(logical_id, source, self.clock.elapsed, future))
+
+    def retry_later(self, logical_id: str, event: Any, source: str, delay: float, attempt: int) -> None:
+        with self._lock:
+            self.retries.append((self.clock.now() + delay, logical_id, event, source, attempt))
+
+    def redeliver_due(self) -> None:
+        """Lambda's retries of asynchronous events whose time has come (called by the runner once a tick)."""
+        now = self.clock.now()
+        with self._lock:
+            due = [r for r in self.retries if r[0] <= now]
+            self.retries = [r for r in self.retries if r[0] > now]
+        for _, logical_id, event, source, attempt in due:
+            self.invoke_async(logical_id, event, source, attempt)
 
 
 _put_events_hook: list[Callable[[list[dict[str, Any]]], None] | None] = [None]
@@ -619,6 +659,7 @@ class Sandbox:
             self._publish_metrics(t)
             self._alarms(t)
             self._schedules(t)
+            self.functions.redeliver_due()
             if not self.clock.wait_quiet(self.options.quiet_timeout):
                 self.slow_ticks += 1
             self.clock.advance(sc.tick)
@@ -637,33 +678,73 @@ class Sandbox:
             self.live.decision(t, text)
 
     def _faults(self, t: float) -> None:
-        hp = self.aws.hyperpod
         for fault in self.scenario.faults:
             if fault.at <= t < fault.at + self.scenario.tick:
                 self.faults_injected.append({"at": t, "kind": fault.kind, "group": fault.group})
                 self._decision(t, "fault", f"fault: {fault.kind} {fault.group or ''} for {fault.duration:.0f}s")
-                if fault.kind == "capacity-outage" and fault.group:
-                    hp.capacity_failure(fault.group)
-                    self._outage_groups.add(fault.group)
-                elif fault.kind == "throttling":
-                    hp.throttle(fault.rate)
-                elif fault.kind == "conflicts":
-                    hp.conflict_while_updating = True
-                    hp.conflicts(next_n=max(1, int(fault.rate or 3)))
-                elif fault.kind == "delete-failures":
-                    hp.delete_failures(rate=fault.rate)
+                self._fault_on(fault, t)
             end = fault.at + fault.duration
             if end <= t < end + self.scenario.tick:
                 self._decision(t, "fault", f"fault over: {fault.kind} {fault.group or ''}")
-                if fault.kind == "capacity-outage" and fault.group:
-                    hp.capacity_failure(fault.group, times=0)
-                    self._outage_groups.discard(fault.group)
-                elif fault.kind == "throttling":
-                    hp.throttle(0.0)
-                elif fault.kind == "conflicts":
-                    hp.conflicts(next_n=0)
-                elif fault.kind == "delete-failures":
-                    hp.delete_failures(rate=0.0)
+                self._fault_off(fault)
+
+    def _fault_on(self, fault: Any, t: float) -> None:
+        hp = self.aws.hyperpod
+        if fault.kind == "capacity-outage" and fault.group:
+            hp.capacity_failure(fault.group)
+            self._outage_groups.add(fault.group)
+        elif fault.kind == "throttling":
+            hp.throttle(fault.rate)
+        elif fault.kind == "conflicts":
+            hp.conflict_while_updating = True
+            hp.conflicts(next_n=max(1, int(fault.rate or 3)))
+        elif fault.kind == "delete-failures":
+            hp.delete_failures(rate=fault.rate)
+        elif fault.kind == "sagemaker-5xx":
+            hp.server_errors(fault.rate)
+        elif fault.kind == "kube-errors":
+            faults = self.kube.faults
+            faults.rate, faults.codes = fault.rate, tuple(fault.codes)
+            faults.hang_rate, faults.hang_seconds = fault.hang_rate, fault.hang_seconds
+        elif fault.kind == "lambda-timeouts":
+            self.functions.faults.timeout_rate = fault.rate
+        elif fault.kind == "lambda-throttling":
+            self.functions.faults.throttle_rate = fault.rate
+        elif fault.kind == "node-failure":
+            self._fail_nodes(fault, t)
+
+    def _fault_off(self, fault: Any) -> None:
+        hp = self.aws.hyperpod
+        if fault.kind == "capacity-outage" and fault.group:
+            hp.capacity_failure(fault.group, times=0)
+            self._outage_groups.discard(fault.group)
+        elif fault.kind == "throttling":
+            hp.throttle(0.0)
+        elif fault.kind == "conflicts":
+            hp.conflicts(next_n=0)
+        elif fault.kind == "delete-failures":
+            hp.delete_failures(rate=0.0)
+        elif fault.kind == "sagemaker-5xx":
+            hp.server_errors(0.0)
+        elif fault.kind == "kube-errors":
+            self.kube.faults.rate = self.kube.faults.hang_rate = 0.0
+        elif fault.kind == "lambda-timeouts":
+            self.functions.faults.timeout_rate = 0.0
+        elif fault.kind == "lambda-throttling":
+            self.functions.faults.throttle_rate = 0.0
+
+    def _fail_nodes(self, fault: Any, t: float) -> None:
+        """``count`` Running instances (of ``group`` when given, the oldest first) fail after being Ready."""
+        hp = self.aws.hyperpod
+        with hp.lock:
+            running = sorted(
+                (i for c in hp.clusters.values() for i in c.instances.values() if i.status == "Running"),
+                key=lambda i: (i.launched_at, i.instance_id),
+            )
+        chosen = [i for i in running if fault.group in (None, i.group)][: fault.count]
+        for inst in chosen:
+            hp.fail_instance(inst.instance_id)
+            self._decision(t, "fault", f"node hyperpod-{inst.instance_id} failed ({inst.group})")
 
     def _jobs(self, t: float) -> None:
         for job in self.scenario.jobs:
