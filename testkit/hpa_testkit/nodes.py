@@ -78,4 +78,5 @@ def node_failed(kube: Any, name: str) -> None:
     )
     for pod in kube.list("v1", "Pod"):
         if (pod.get("spec") or {}).get("nodeName") == name:
-            kube.delete("v1", "Pod", pod["metadata"]["name"], pod["metadata"]["namespace"])
+            # involuntary (the node is gone from under them): PDBs do not govern it, as for a controller's scale-down
+            kube.delete("v1", "Pod", pod["metadata"]["name"], pod["metadata"]["namespace"], scale_down=True)

@@ -188,7 +188,10 @@ class _Emulator(kmock.KubernetesEmulator):
         if method == "PATCH":
             return 200, self.store.patch(t, ns, name, body, ctype, sub)
         if method == "DELETE":
-            return 200, self.store.delete(t, ns, name)
+            deleted = self.store.delete(t, ns, name)
+            if t.plural == "pods" and not t.group:
+                self.store.api_pod_deletes.append((ns or "default", name))
+            return 200, deleted
         raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed")
 
     async def _watch(self, t: ResourceType, ns: str | None, params: dict[str, str]) -> str:

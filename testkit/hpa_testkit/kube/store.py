@@ -274,6 +274,8 @@ class Store:
         self.changed = threading.Condition(self.lock)
         self.evictions: list[tuple[str, str]] = []
         self.pdb_violations: list[tuple[str, str]] = []
+        self.api_pod_deletes: list[tuple[str, str]] = []
+        """Pods deleted over HTTP (by a client: the autoscaler), apart from the sandbox's own direct deletes."""
         for t in RESOURCES:
             self.register(t)
 
@@ -302,6 +304,7 @@ class Store:
             self.log.clear()
             self.evictions.clear()
             self.pdb_violations.clear()
+            self.api_pod_deletes.clear()
 
     def _bump(self, t: ResourceType, event: str, obj: dict[str, Any]) -> None:
         self.rv += 1

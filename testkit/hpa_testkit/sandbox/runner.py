@@ -27,6 +27,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from hpa_testkit.aws import sfn
+
 from .alarms import Alarm, evaluate, state_change_event
 from .clock import SteppedClock
 from .eventbus import matches, resolve
@@ -111,6 +113,17 @@ class FunctionHost:
                 handler.setStream(self.log_stream)
             self.modules[logical_id] = module
         return getattr(module, spec.handler_name)
+
+    def release_log_stream(self) -> None:
+        """Close the log file, handing the functions' (process-wide) logging handlers back to stderr first: the next
+        sandbox in this process re-points them, and a handler left on a closed file would fail that hand-over."""
+        import sys
+
+        for module in self.modules.values():
+            handler = getattr(getattr(module, "logger", None), "registered_handler", None)
+            if isinstance(handler, logging.StreamHandler) and handler.stream is self.log_stream:
+                handler.setStream(sys.stderr)
+        self.log_stream.close()
 
     def timeout(self, logical_id: str) -> float:
         props = self.wiring.resources[logical_id].get("Properties") or {}
@@ -369,6 +382,7 @@ class Sandbox:
         self.queues: dict[str, str] = {}
         self._in_flight: dict[str, list[Any]] = {}
         self.faults_injected: list[dict[str, Any]] = []
+        self._failed_by: dict[int, int] = {}
         self.decisions = 0
         self.slow_ticks = 0
         self.live: Any = None
@@ -510,7 +524,7 @@ class Sandbox:
             core_log.removeHandler(self._core_log_handler)
             core_log.propagate = self._core_log_propagate
         if self.functions.log_stream is not None:
-            self.functions.log_stream.close()
+            self.functions.release_log_stream()
         self._tmp.cleanup()
 
     def _set_env(self, values: dict[str, str]) -> None:
@@ -554,8 +568,6 @@ class Sandbox:
         physical["FailureQueue"] = sqs.create_queue(QueueName=f"{STACK}-failures")["QueueUrl"]
         for name in sorted({t.queue for t in self.scenario.traffic if t.kind == "sqs" and t.queue}):
             self.queues[name] = sqs.create_queue(QueueName=name)["QueueUrl"]
-
-        from hpa_testkit.aws import sfn
 
         for logical_id, spec in wiring.state_machines.items():
             substitutions = {k: str(resolve(v, context)) for k, v in spec.substitutions.items()}
@@ -683,6 +695,8 @@ class Sandbox:
                 self.faults_injected.append({"at": t, "kind": fault.kind, "group": fault.group})
                 self._decision(t, "fault", f"fault: {fault.kind} {fault.group or ''} for {fault.duration:.0f}s")
                 self._fault_on(fault, t)
+            elif fault.kind == "node-failure" and fault.at < t < fault.at + fault.duration:
+                self._fail_nodes(fault, t)  # none was Running yet: fail one as soon as there is one
             end = fault.at + fault.duration
             if end <= t < end + self.scenario.tick:
                 self._decision(t, "fault", f"fault over: {fault.kind} {fault.group or ''}")
@@ -712,6 +726,8 @@ class Sandbox:
             self.functions.faults.throttle_rate = fault.rate
         elif fault.kind == "node-failure":
             self._fail_nodes(fault, t)
+        elif fault.kind == "execution-already-exists":
+            sfn.lost_start_responses["rate"] = fault.rate
 
     def _fault_off(self, fault: Any) -> None:
         hp = self.aws.hyperpod
@@ -732,16 +748,23 @@ class Sandbox:
             self.functions.faults.timeout_rate = 0.0
         elif fault.kind == "lambda-throttling":
             self.functions.faults.throttle_rate = 0.0
+        elif fault.kind == "execution-already-exists":
+            sfn.lost_start_responses["rate"] = 0.0
 
     def _fail_nodes(self, fault: Any, t: float) -> None:
-        """``count`` Running instances (of ``group`` when given, the oldest first) fail after being Ready."""
+        """``count`` Running instances (of ``group`` when given, the oldest first) fail after being Ready; when fewer are
+        Running, the rest fail as they come up, until the fault's ``duration`` ends."""
+        done = self._failed_by.setdefault(id(fault), 0)
+        if done >= fault.count:
+            return
         hp = self.aws.hyperpod
         with hp.lock:
             running = sorted(
                 (i for c in hp.clusters.values() for i in c.instances.values() if i.status == "Running"),
                 key=lambda i: (i.launched_at, i.instance_id),
             )
-        chosen = [i for i in running if fault.group in (None, i.group)][: fault.count]
+        chosen = [i for i in running if fault.group in (None, i.group)][: fault.count - done]
+        self._failed_by[id(fault)] = done + len(chosen)
         for inst in chosen:
             hp.fail_instance(inst.instance_id)
             self._decision(t, "fault", f"node hyperpod-{inst.instance_id} failed ({inst.group})")
@@ -996,6 +1019,20 @@ class Sandbox:
                     self.functions.invoke_async(target, event, rule.logical_id)
                     self.decisions += 1
 
+    def scheduled_event(self, rule: str) -> dict[str, Any]:
+        """What EventBridge Scheduler delivers for a tick of the schedule rule ``rule`` (a new event id each time)."""
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": ACCOUNT,
+            "time": to_datetime(self.clock.now()).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": REGION,
+            "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{STACK}-{rule}"],
+            "detail": {},
+        }
+
     def _schedules(self, t: float) -> None:
         for rule, _pattern in self.rules:
             if not rule.schedule:
@@ -1004,17 +1041,7 @@ class Sandbox:
             if t < due:
                 continue
             self._next_schedule[rule.logical_id] = due + parse_rate(self._schedule_expr[rule.logical_id])
-            event = {
-                "version": "0",
-                "id": str(uuid.uuid4()),
-                "detail-type": "Scheduled Event",
-                "source": "aws.events",
-                "account": ACCOUNT,
-                "time": to_datetime(self.clock.now()).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "region": REGION,
-                "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{STACK}-{rule.logical_id}"],
-                "detail": {},
-            }
+            event = self.scheduled_event(rule.logical_id)
             if rule.input:
                 event = json.loads(rule.input)
             for target in rule.targets:

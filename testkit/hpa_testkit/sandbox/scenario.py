@@ -84,6 +84,7 @@ FaultKind = Literal[
     "lambda-timeouts",
     "lambda-throttling",
     "node-failure",
+    "execution-already-exists",
 ]
 
 
