@@ -56,7 +56,7 @@ def check_tick(sb: Any, t: float) -> None:
     _gone_pods(sb, obs, pods, nodes, t)
     _pending_pods(obs, pods, t)
     _nodes(sb, obs, pods, nodes, t)
-    _over_provisioning(sb, obs, pods, t)
+    _over_provisioning(sb, obs, pods, nodes, t)
     _running_executions(sb, obs, t)
     if pods:
         obs.last_busy = t
@@ -93,8 +93,8 @@ def _pending_pods(obs: Any, pods: dict[str, Any], t: float) -> None:
         if seen is None:
             protected = (meta.get("annotations") or {}).get(DO_NOT_DISRUPT) == "true"
             seen = obs.pods[uid] = PodSeen((meta["namespace"], meta["name"]), node, protected, t)
-        if node and seen.node is None:
-            obs.bound_at[uid] = t
+        if node is None:
+            obs.last_pending[uid] = t
         seen.node = node or seen.node
         if node is None and meta.get("deletionTimestamp") is None and t - max(seen.pending_since, start) > POD_BOUND:
             obs.flag("podNotRunning", uid, f"t={t:.0f} pod {meta['name']} pending since {seen.pending_since:.0f}")
@@ -124,9 +124,10 @@ def _running(sb: Any, t: float) -> bool:
     return any(e.status == "RUNNING" for e in executions(sb))
 
 
-def _over_provisioning(sb: Any, obs: Any, pods: dict[str, Any], t: float) -> None:
-    """Instances still booting beyond the pods that wait for one (or were bound within the last boot time: a booting
-    node may have been launched for them), with a drill's allowance, two ticks in a row: double provisioning."""
+def _over_provisioning(sb: Any, obs: Any, pods: dict[str, Any], nodes: dict[str, Any], t: float) -> None:
+    """Instances still booting beyond what can need one, two ticks in a row: double provisioning. What can need one: a
+    pod pending now or within the last boot time (a booting node may have been launched for a pod that has since been
+    bound elsewhere or deleted), a node being disrupted that still runs pods (its replacement), a running drill."""
     instances = _instances(sb)
     obs.max_instances = max(obs.max_instances, len(instances))
     booting = sum(
@@ -134,17 +135,19 @@ def _over_provisioning(sb: Any, obs: Any, pods: dict[str, Any], t: float) -> Non
         for i in instances
         if i.status == "Pending" or (i.status == "Failure" and i.message.startswith(LAUNCH_FAILURE))
     )
-    pending = sum(1 for p in pods.values() if not (p.get("spec") or {}).get("nodeName"))
     window = sb.scenario.delay_for("default") + 2 * TICK
-    recent = sum(1 for uid, at in obs.bound_at.items() if uid in pods and t - at <= window)
+    waited = sum(1 for at in obs.last_pending.values() if t - at <= window)
+    busy = {(p.get("spec") or {}).get("nodeName") for p in pods.values()}
+    replacing = sum(1 for name in busy if name in nodes and obs.nodes[name].held_since is not None)
     drills = sum(1 for e in executions(sb) if e.status == "RUNNING" and "Drill" in e.state_machine_arn)
-    surplus = booting - pending - recent - ACTIVE_DRILL_SLACK * drills
+    surplus = booting - waited - replacing - ACTIVE_DRILL_SLACK * drills
     obs.over_ticks = obs.over_ticks + 1 if surplus > 0 else 0
     if obs.over_ticks >= 2:
         obs.flag(
             "overProvisioned",
             f"t{int(t // 300)}",
-            f"t={t:.0f} {booting} instances booting for {pending} pending pods ({recent} just bound, {drills} drills)",
+            f"t={t:.0f} {booting} instances booting for {waited} pods that waited ({replacing} replacements, "
+            f"{drills} drills)",
         )
 
 

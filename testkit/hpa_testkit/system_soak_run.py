@@ -41,7 +41,7 @@ class Observer:
     nodes: dict[str, NodeSeen] = field(default_factory=dict)
     flagged: set[str] = field(default_factory=set)
     over_ticks: int = 0
-    bound_at: dict[str, float] = field(default_factory=dict)
+    last_pending: dict[str, float] = field(default_factory=dict)
     last_busy: float = 0.0
     seen_evictions: int = 0
     seen_deletes: int = 0

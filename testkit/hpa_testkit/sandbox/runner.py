@@ -426,6 +426,7 @@ class Sandbox:
         # moto's interpreter logs an error for every IsPresent Choice on an absent path: the definitions rely on it
         logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
         self.kube = KubeEmulator()
+        self.kube.store.now = self.clock.now  # objects' ages (node expiry, consolidateAfter) on the cluster clock
         self.kube.start()
         kubeconfig = self.kube.write_kubeconfig(str(Path(self._tmp.name) / "kubeconfig"), context="sandbox")
         self.aws = AwsEmulator(clock=self.clock, region=REGION)
