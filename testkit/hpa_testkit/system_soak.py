@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import time
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .sandbox.runner import PROJECT, SandboxOptions, load_yaml_objects
@@ -35,7 +37,8 @@ from .sandbox.scenario import FaultKind, Scenario
 POD_BOUND = 480.0
 NODE_BOUND = 360.0
 STRANDED_BOUND = 180.0
-EXECUTION_BOUND = 1200.0
+EXECUTION_BOUND = 1200.0 + 4 * 15.0
+"""The product's longest own bound (a provision's registration timeout, 1200 s) and a minute for its last checks."""
 WORK_END = 700.0
 """Deployments are scaled to zero here; jobs start before it."""
 FAULT_END = 450.0
@@ -226,17 +229,23 @@ class RunResult:
 
 
 def run_one(seed: int) -> RunResult:
-    """One randomized run; a crash of the harness itself is reported as ``error`` (never as a pass)."""
+    """One randomized run; a crash of the harness itself is reported as ``error`` (never as a pass). With
+    ``HPA_SOAK_LOGS=DIR`` the functions' log of each failing run is kept as ``DIR/seed-S.log``."""
     from .system_soak_run import SoakSandbox
 
     plan = random_scenario(seed)
     started = time.monotonic()
     logging.disable(logging.WARNING)
     logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
+    logs = os.environ.get("HPA_SOAK_LOGS")
+    log = Path(logs) / f"seed-{seed}.log" if logs else None
+    options = SandboxOptions(speed=1e9, live=False, workers=16, quiet_timeout=1.0, function_log=log)
     try:
-        with SoakSandbox(plan, SandboxOptions(speed=1e9, live=False, workers=16, quiet_timeout=1.0)) as sandbox:
+        with SoakSandbox(plan, options) as sandbox:
             sandbox.run()
             result = sandbox.result()
+        if log is not None and not result.violations:
+            log.unlink(missing_ok=True)  # keep the functions' log of the failing runs only
     except Exception as exc:  # the harness broke: report it with the seed
         return RunResult(seed, time.monotonic() - started, {}, {}, error=f"{type(exc).__name__}: {exc}")
     finally:
