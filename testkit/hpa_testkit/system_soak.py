@@ -235,10 +235,11 @@ def run_one(seed: int) -> RunResult:
 
     plan = random_scenario(seed)
     started = time.monotonic()
-    logging.disable(logging.WARNING)
-    logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
     logs = os.environ.get("HPA_SOAK_LOGS")
     log = Path(logs) / f"seed-{seed}.log" if logs else None
+    if log is None:
+        logging.disable(logging.WARNING)  # the handlers' own log lines would drown the report
+    logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
     options = SandboxOptions(speed=1e9, live=False, workers=16, quiet_timeout=1.0, function_log=log)
     try:
         with SoakSandbox(plan, options) as sandbox:

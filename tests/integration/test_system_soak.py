@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 from hpa_testkit.sandbox.runner import SandboxOptions
-from hpa_testkit.system_soak import INVARIANTS, NODE_BOUND, STRANDED_BOUND, random_scenario, soak
+from hpa_testkit.sandbox.scenario import Scenario
+from hpa_testkit.system_soak import INVARIANTS, NODE_BOUND, STRANDED_BOUND, SoakPlan, random_scenario, soak
 from hpa_testkit.system_soak_checks import check_end, check_tick
 from hpa_testkit.system_soak_run import SoakSandbox
 
@@ -72,3 +73,55 @@ def test_a_short_whole_system_soak_injects_faults_and_runs_the_loop(short_soak: 
 @pytest.mark.parametrize("invariant", INVARIANTS)
 def test_a_short_whole_system_soak_keeps_the_invariant(short_soak: dict[str, Any], invariant: str) -> None:
     assert short_soak["violations"][invariant]["runs"] == 0, short_soak["violations"][invariant]
+
+
+def _play(plan: SoakPlan) -> dict[str, list[str]]:
+    with SoakSandbox(plan, SandboxOptions(speed=1e9, live=False, workers=8, quiet_timeout=1.0)) as sb:
+        sb.run()
+        return sb.result().violations
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 11 defect 1: a deprovision that ends on a refused delete keeps its execution name (empty-<hash(nodes)>);"
+    " every later decision for the same node meets ExecutionAlreadyExists, is taken for 'already started', and the idle"
+    " node is never removed (no scale to zero)",
+)
+def test_a_refused_delete_does_not_keep_an_idle_node_forever() -> None:
+    """Deterministic: one pod, its node idle at once; every delete is refused for the first 400 s, then none is."""
+    scenario = _one_pool_scenario(
+        "refused-delete",
+        expire=None,
+        grace=None,
+        job={"at": 0, "name": "one", "count": 1, "cpu": "2", "memory": "8Gi", "duration": 30},
+        faults=[{"at": 0, "kind": "delete-failures", "rate": 1.0, "duration": 400}],
+    )
+    violations = _play(SoakPlan(0, scenario, {"gpunodepool": {"consolidateAfter": 0.0, "grace": 0.0}}, 400.0))
+    assert "idleNodeKept" not in violations and "notScaledToZero" not in violations, violations
+
+
+def _one_pool_scenario(
+    name: str, expire: int | None, grace: int | None, job: dict[str, Any], faults: list[dict[str, Any]]
+) -> Scenario:
+    """The soak's NodeClass and only the ``gpunodepool`` NodePool (ml.g6.xlarge), consolidateAfter 0s, with the given
+    expiry; one Job; the faults."""
+    objects = random_scenario(0).scenario.objects
+    pool = next(o for o in objects if o.get("kind") == "NodePool" and o["metadata"]["name"] == "gpunodepool")
+    pool["spec"]["disruption"]["consolidateAfter"] = "0s"
+    template = pool["spec"]["template"]["spec"]
+    template["expireAfter"] = f"{expire}s" if expire else "Never"
+    template.pop("terminationGracePeriod", None)
+    if grace:
+        template["terminationGracePeriod"] = f"{grace}s"
+    return Scenario.model_validate(
+        {
+            "name": name,
+            "duration": 1200,
+            "tick": 15,
+            "provisioningDelay": 45,
+            "seed": False,
+            "objects": [o for o in objects if o.get("kind") != "NodePool" or o["metadata"]["name"] == "gpunodepool"],
+            "jobs": [job],
+            "faults": faults,
+        }
+    )
