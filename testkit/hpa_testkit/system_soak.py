@@ -103,7 +103,7 @@ def _nodepools(rng: random.Random) -> tuple[list[dict[str, Any]], dict[str, dict
                 },
             }
         )
-        pools[name] = {"consolidateAfter": consolidate, "grace": float(grace or 0), "instanceType": itype}  # type: ignore[dict-item]
+        pools[name] = {"consolidateAfter": consolidate, "grace": float(grace or 0), "expire": float(expire or 0)}
     return objects, pools
 
 

@@ -104,7 +104,7 @@ def _nodes(sb: Any, obs: Any, pods: dict[str, Any], nodes: dict[str, Any], t: fl
     busy = {(p.get("spec") or {}).get("nodeName") for p in pods.values()}
     for name, node in nodes.items():
         itype = node["metadata"]["labels"].get("node.kubernetes.io/instance-type", "")
-        seen = obs.nodes.setdefault(name, NodeSeen(POOL_OF_TYPE.get(itype, "")))
+        seen = obs.nodes.setdefault(name, NodeSeen(POOL_OF_TYPE.get(itype, ""), t))
         spec = node.get("spec") or {}
         disrupted = any(x.get("key") == DISRUPTED_TAINT_KEY for x in spec.get("taints") or [])
         held = bool(spec.get("unschedulable")) or disrupted
@@ -127,7 +127,8 @@ def _running(sb: Any, t: float) -> bool:
 def _over_provisioning(sb: Any, obs: Any, pods: dict[str, Any], nodes: dict[str, Any], t: float) -> None:
     """Instances still booting beyond what can need one, two ticks in a row: double provisioning. What can need one: a
     pod pending now or within the last boot time (a booting node may have been launched for a pod that has since been
-    bound elsewhere or deleted), a node being disrupted that still runs pods (its replacement), a running drill."""
+    bound elsewhere or deleted), a node leaving (disrupted or expired) that still runs pods: its replacement, a running
+    drill."""
     instances = _instances(sb)
     obs.max_instances = max(obs.max_instances, len(instances))
     booting = sum(
@@ -138,7 +139,7 @@ def _over_provisioning(sb: Any, obs: Any, pods: dict[str, Any], nodes: dict[str,
     window = sb.scenario.delay_for("default") + 2 * TICK
     waited = sum(1 for at in obs.last_pending.values() if t - at <= window)
     busy = {(p.get("spec") or {}).get("nodeName") for p in pods.values()}
-    replacing = sum(1 for name in busy if name in nodes and obs.nodes[name].held_since is not None)
+    replacing = sum(1 for name in busy if name in nodes and _leaving(obs, obs.nodes[name], t))
     drills = sum(1 for e in executions(sb) if e.status == "RUNNING" and "Drill" in e.state_machine_arn)
     surplus = booting - waited - replacing - ACTIVE_DRILL_SLACK * drills
     obs.over_ticks = obs.over_ticks + 1 if surplus > 0 else 0
@@ -149,6 +150,13 @@ def _over_provisioning(sb: Any, obs: Any, pods: dict[str, Any], nodes: dict[str,
             f"t={t:.0f} {booting} instances booting for {waited} pods that waited ({replacing} replacements, "
             f"{drills} drills)",
         )
+
+
+def _leaving(obs: Any, seen: Any, t: float) -> bool:
+    """A node whose pods will need a replacement: being disrupted, or past its pool's expireAfter (the autoscaler
+    launches the replacement before it cordons the expired node)."""
+    expire = obs.plan.pools.get(seen.pool, {}).get("expire", 0.0)
+    return seen.held_since is not None or bool(expire and t - seen.seen_at >= expire)
 
 
 def _running_executions(sb: Any, obs: Any, t: float) -> None:

@@ -28,6 +28,7 @@ class PodSeen:
 @dataclass
 class NodeSeen:
     pool: str
+    seen_at: float
     idle_since: float | None = None
     held_since: float | None = None
     disrupted_since: float | None = None

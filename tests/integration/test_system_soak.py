@@ -101,10 +101,15 @@ def test_a_refused_delete_does_not_keep_an_idle_node_forever() -> None:
 
 
 def _one_pool_scenario(
-    name: str, expire: int | None, grace: int | None, job: dict[str, Any], faults: list[dict[str, Any]]
+    name: str,
+    expire: int | None,
+    grace: int | None,
+    job: dict[str, Any] | None,
+    faults: list[dict[str, Any]],
+    extra: list[dict[str, Any]] = (),  # type: ignore[assignment]
 ) -> Scenario:
     """The soak's NodeClass and only the ``gpunodepool`` NodePool (ml.g6.xlarge), consolidateAfter 0s, with the given
-    expiry; one Job; the faults."""
+    expiry; one Job and/or ``extra`` objects; the faults."""
     objects = random_scenario(0).scenario.objects
     pool = next(o for o in objects if o.get("kind") == "NodePool" and o["metadata"]["name"] == "gpunodepool")
     pool["spec"]["disruption"]["consolidateAfter"] = "0s"
@@ -120,8 +125,40 @@ def _one_pool_scenario(
             "tick": 15,
             "provisioningDelay": 45,
             "seed": False,
-            "objects": [o for o in objects if o.get("kind") != "NodePool" or o["metadata"]["name"] == "gpunodepool"],
-            "jobs": [job],
+            "objects": [o for o in objects if o.get("kind") != "NodePool" or o["metadata"]["name"] == "gpunodepool"]
+            + list(extra),
+            "jobs": [job] if job else [],
             "faults": faults,
         }
     )
+
+
+PROTECTED_POD = {
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {"name": "protected", "namespace": "default", "annotations": {"karpenter.sh/do-not-disrupt": "true"}},
+    "spec": {
+        "containers": [
+            {
+                "name": "train",
+                "image": "public.ecr.aws/eks-distro/kubernetes/pause:3.7",
+                "resources": {"requests": {"cpu": "2", "memory": "8Gi", "nvidia.com/gpu": 1}},
+            }
+        ],
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+    },
+}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 11 defect 4: expiry evicts a karpenter.sh/do-not-disrupt pod during the drain instead of leaving it"
+    " until the NodePool's terminationGracePeriod has passed",
+)
+def test_expiry_leaves_a_do_not_disrupt_pod_until_the_grace_period() -> None:
+    """Deterministic: a do-not-disrupt pod (no PDB) on a node that expires after 300 s, grace period 1200 s."""
+    scenario = _one_pool_scenario("expiry-grace", expire=300, grace=1200, job=None, faults=[], extra=[PROTECTED_POD])
+    violations = _play(
+        SoakPlan(0, scenario, {"gpunodepool": {"consolidateAfter": 0.0, "grace": 1200.0, "expire": 300.0}}, 0.0)
+    )
+    assert "doNotDisruptEvicted" not in violations, violations

@@ -383,6 +383,7 @@ class Sandbox:
         self._in_flight: dict[str, list[Any]] = {}
         self.faults_injected: list[dict[str, Any]] = []
         self._failed_by: dict[int, int] = {}
+        self._clients: dict[str, Any] = {}
         self.decisions = 0
         self.slow_ticks = 0
         self.live: Any = None
@@ -527,6 +528,12 @@ class Sandbox:
         if self.functions.log_stream is not None:
             self.functions.release_log_stream()
         self._tmp.cleanup()
+
+    def _client(self, service: str) -> Any:
+        """The runner's own boto3 clients, made once: creating one costs milliseconds, and the runner calls every tick."""
+        if service not in self._clients:
+            self._clients[service] = self.aws.client(service)
+        return self._clients[service]
 
     def _set_env(self, values: dict[str, str]) -> None:
         for key, value in values.items():
@@ -791,7 +798,7 @@ class Sandbox:
                         self._decision(t, "drill", "drill replace-node skipped: no node to replace")
                         continue
                     body["node"] = nodes[0]["metadata"]["name"]  # the oldest node, as an operator would pick
-                self.aws.client("stepfunctions").start_execution(
+                self._client("stepfunctions").start_execution(
                     stateMachineArn=arn, name=f"drill-{drill.name}-{int(t)}", input=json.dumps(body)
                 )
                 self._decision(t, "drill", f"drill {drill.name} started {json.dumps(drill.input)}")
@@ -807,7 +814,7 @@ class Sandbox:
                 self._produce(traffic.queue, url, arrived)
                 self._consume(traffic.queue, url, capacity)
             elif traffic.kind == "alb" and traffic.load_balancer:
-                self.aws.client("cloudwatch").put_metric_data(
+                self._client("cloudwatch").put_metric_data(
                     Namespace="AWS/ApplicationELB",
                     MetricData=[
                         {
@@ -838,7 +845,7 @@ class Sandbox:
                 model._messages.extend(batch)
                 model._messages_lock.notify_all()
         except (ImportError, KeyError, AttributeError, TypeError):
-            sqs = self.aws.client("sqs")
+            sqs = self._client("sqs")
             for start in range(0, count, 10):
                 n = min(10, count - start)
                 sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": "req"} for i in range(n)])
@@ -863,7 +870,7 @@ class Sandbox:
                     m.visible_at = float("inf")  # until deleted (moto's visibility runs on the wall clock)
                 self._in_flight[queue] = taken
         except (ImportError, KeyError, AttributeError):
-            sqs = self.aws.client("sqs")
+            sqs = self._client("sqs")
             served = 0
             while served < count:
                 msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=min(10, count - served)).get(
@@ -962,10 +969,10 @@ class Sandbox:
         Insights does, the cluster's pending pods (every minute)."""
         if int(t) % 60 != 0:
             return
-        cw = self.aws.client("cloudwatch")
+        cw = self._client("cloudwatch")
         stamp = to_datetime(self.clock.now())
         data = []
-        sqs = self.aws.client("sqs")
+        sqs = self._client("sqs")
         for name, url in self.queues.items():
             attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
             depth = float(attrs["Attributes"]["ApproximateNumberOfMessages"])
@@ -986,7 +993,7 @@ class Sandbox:
             )
 
     def _alarms(self, t: float) -> None:
-        cw = self.aws.client("cloudwatch")
+        cw = self._client("cloudwatch")
         now = to_datetime(self.clock.now())
         for alarm in self.alarms.values():
             if int(t) % alarm.period != 0:
@@ -1105,7 +1112,7 @@ class Sandbox:
 
     def _executions(self) -> dict[str, int]:
         out: dict[str, int] = {}
-        client = self.aws.client("stepfunctions")
+        client = self._client("stepfunctions")
         for logical_id in self.wiring.state_machines:
             arn = self.physical.get(logical_id)
             if not arn:
