@@ -111,7 +111,12 @@ def _nodes(sb: Any, obs: Any, pods: dict[str, Any], nodes: dict[str, Any], t: fl
         seen.held_since = (seen.held_since if seen.held_since is not None else t) if held else None
         if disrupted and seen.disrupted_since is None:
             seen.disrupted_since = t
-        seen.idle_since = (seen.idle_since if seen.idle_since is not None else t) if name not in busy else None
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in (node.get("status") or {}).get("conditions") or []
+        )
+        idle = name not in busy and ready  # a failed node is HyperPod's to recover (NodeRecovery), not idle
+        seen.idle_since = (seen.idle_since if seen.idle_since is not None else t) if idle else None
         consolidate = obs.plan.pools.get(seen.pool, {}).get("consolidateAfter", 0.0)
         since = max(seen.idle_since or t, obs.plan.last_fault_end)
         if seen.idle_since is not None and t - since > consolidate + NODE_BOUND:

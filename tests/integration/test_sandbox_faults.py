@@ -58,6 +58,12 @@ def test_node_failure_marks_the_instance_failed_and_the_node_not_ready() -> None
             after = kube.get("v1", "Node", node["metadata"]["name"])
             assert after is not None and after["status"]["conditions"][0]["status"] == "Unknown"
             assert {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"} in after["spec"]["taints"]
+            clock.advance(aws.hyperpod.recovery_delay)  # the seed cluster's NodeRecovery: Automatic replaces it
+            aws.hyperpod.tick()
+            summaries = sm.list_cluster_nodes(ClusterName="hyperpod-eks-demo")["ClusterNodeSummaries"]
+            assert [s["InstanceStatus"]["Status"] for s in summaries] == ["Running"]
+            recovered = kube.get("v1", "Node", node["metadata"]["name"])
+            assert recovered is not None and recovered["status"]["conditions"][0]["status"] == "True"
     finally:
         kube.stop()
 

@@ -1,9 +1,11 @@
 """The whole-system fault soak (the full one is ``make bench``: ``python -m benchmarks system_soak``).
 
 ``test_the_checks_catch_what_they_check`` proves the invariants can fail: it breaks each one by hand on the emulators
-and expects the observer to say so. ``test_a_short_whole_system_soak`` plays a few randomized runs of the whole loop
-under faults and expects no violation, except the invariants that product defects of issue 11 still break on main
-(listed in ``KNOWN_OPEN``, each an xfail that must keep failing until its fix lands).
+and expects the observer to say so. The short soak plays a few randomized runs of the whole loop under faults and
+expects no violation, except of the invariants that open product defects of issue 11 still break on main
+(``KNOWN_OPEN``). Whether a randomized run meets a defect depends on thread timing as well as on its seed, so those are
+non-strict xfails; each defect also has a deterministic reproduction below, a strict xfail that fails until its fix
+lands (then remove the mark, and the invariant's entry in ``KNOWN_OPEN``).
 """
 
 from __future__ import annotations
@@ -70,7 +72,25 @@ def test_a_short_whole_system_soak_injects_faults_and_runs_the_loop(short_soak: 
     assert sum(short_soak["faultsInjected"].values()) > 0
 
 
-@pytest.mark.parametrize("invariant", INVARIANTS)
+KNOWN_OPEN = {
+    "idleNodeKept": "defect 1: a deprovision that ended (refused delete, unretried Kubernetes error) keeps its name; "
+    "ExecutionAlreadyExists is taken for 'already started' and the node is never removed",
+    "notScaledToZero": "defect 1, as idleNodeKept",
+    "doNotDisruptEvicted": "defect 4: expiry evicts do-not-disrupt pods at once, not after terminationGracePeriod",
+    "strandedNode": "defects 3 and 6: a rollback whose uncordon meets a Kubernetes 409/429 fails unretried and leaves "
+    "the node cordoned and tainted",
+    "overProvisioned": "defect 2: concurrent reconciles all hold the lease; defect 1: a lost StartExecution response",
+    "podNotRunning": "defects 1 and 3: a provision given back on a failed check keeps its claim's execution name",
+}
+
+
+def _invariant_param(name: str) -> Any:
+    if name not in KNOWN_OPEN:
+        return name
+    return pytest.param(name, marks=pytest.mark.xfail(strict=False, reason=f"issue 11 {KNOWN_OPEN[name]}"))
+
+
+@pytest.mark.parametrize("invariant", [_invariant_param(n) for n in INVARIANTS])
 def test_a_short_whole_system_soak_keeps_the_invariant(short_soak: dict[str, Any], invariant: str) -> None:
     assert short_soak["violations"][invariant]["runs"] == 0, short_soak["violations"][invariant]
 

@@ -48,6 +48,7 @@ class Instance:
     ready_at: float
     gone_at: float | None = None
     message: str = ""
+    recover_at: float | None = None
 
 
 @dataclass
@@ -107,6 +108,8 @@ class HyperPodEmulator:
         """A launch into a group without capacity is reported ``Failure`` this soon (EC2 answers an insufficient-capacity
         launch at once; HyperPod lists the failed instance within tens of seconds), not after the full boot time."""
         self.update_duration = update_duration
+        self.recovery_delay = 600.0
+        """With ``NodeRecovery: Automatic``, a failed instance is replaced (Running again) this long after it failed."""
         self.rng = random.Random(seed)
         self.clusters: dict[str, Cluster] = {}
         self.subnet_zones: dict[str, str] = {}
@@ -296,6 +299,12 @@ class HyperPodEmulator:
                 if now >= cluster.updating_until and cluster.spec.get("ClusterStatus") == "Updating":
                     cluster.spec["ClusterStatus"] = "InService"
                 for inst in list(cluster.instances.values()):
+                    if inst.status == "Failure" and inst.recover_at is not None and now >= inst.recover_at:
+                        inst.status, inst.message, inst.recover_at = "Running", "", None
+                        running.append(
+                            NodeRecord(inst.instance_id, inst.group, inst.instance_type, inst.zone, cluster.name)
+                        )
+                        continue
                     outage = inst.group in self.capacity_outages
                     due = inst.ready_at
                     if outage and inst.status == "Pending":
