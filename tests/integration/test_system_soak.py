@@ -76,11 +76,11 @@ KNOWN_OPEN = {
     "idleNodeKept": "defect 1: a deprovision that ended (refused delete, unretried Kubernetes error) keeps its name; "
     "ExecutionAlreadyExists is taken for 'already started' and the node is never removed",
     "notScaledToZero": "defect 1, as idleNodeKept",
+    "podNotRunning": "likely defect 1 (seed 3004): after a capacity give-back the same pods were never claimed again; "
+    "a one-pod reproduction did not strand, so the trigger is not pinned down",
     "doNotDisruptEvicted": "defect 4: expiry evicts do-not-disrupt pods at once, not after terminationGracePeriod",
     "strandedNode": "defects 3 and 6: a rollback whose uncordon meets a Kubernetes 409/429 fails unretried and leaves "
     "the node cordoned and tainted",
-    "overProvisioned": "defect 2: concurrent reconciles all hold the lease; defect 1: a lost StartExecution response",
-    "podNotRunning": "defects 1 and 3: a provision given back on a failed check keeps its claim's execution name",
 }
 
 
