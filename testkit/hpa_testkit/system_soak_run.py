@@ -9,7 +9,7 @@ from typing import Any
 
 from .aws import sfn
 from .sandbox.runner import Sandbox, SandboxOptions
-from .system_soak import TRIGGER_CHAOS, WORK_END, RunResult, SoakPlan
+from .system_soak import TICK, TRIGGER_CHAOS, WORK_END, RunResult, SoakPlan
 
 DO_NOT_DISRUPT = "karpenter.sh/do-not-disrupt"
 POOL_OF_TYPE = {"ml.g6.xlarge": "gpunodepool", "ml.g6.4xlarge": "gpu-fallback"}
@@ -63,7 +63,8 @@ class Observer:
         if seen is None or seen.disrupted_since is None:
             return False
         grace = self.plan.pools.get(seen.pool, {}).get("grace", 0.0)
-        return bool(grace) and t - seen.disrupted_since >= grace
+        # the taint is seen up to a tick after it was set, the deletion up to a tick after it happened
+        return bool(grace) and t - seen.disrupted_since >= grace - TICK
 
 
 class SoakSandbox(Sandbox):
