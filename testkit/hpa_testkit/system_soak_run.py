@@ -79,7 +79,7 @@ class SoakSandbox(Sandbox):
     def start(self) -> None:
         super().start()
         self.aws.hyperpod.rng = random.Random(self.plan.seed)
-        self.kube.faults.rng = random.Random(self.plan.seed + 1)
+        self.kube.random_faults.rng = random.Random(self.plan.seed + 1)
         self.functions.faults.rng = random.Random(self.plan.seed + 2)
         sfn.lost_start_responses.update(rate=0.0, lost=0)
 
@@ -140,7 +140,7 @@ class SoakSandbox(Sandbox):
             faults[f["kind"]] = faults.get(f["kind"], 0) + 1
         if sfn.lost_start_responses["lost"]:
             faults["lostStartResponses"] = int(sfn.lost_start_responses["lost"])
-        for source in (self.kube.faults.injected, self.functions.faults.injected):
+        for source in (self.kube.random_faults.injected, self.functions.faults.injected):
             for kind, n in source.items():
                 faults[f"injected:{kind}"] = faults.get(f"injected:{kind}", 0) + n
         executions = self._executions()

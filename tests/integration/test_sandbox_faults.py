@@ -27,12 +27,12 @@ def make_node(name: str) -> dict[str, Any]:
 def test_sagemaker_5xx_answers_internal_failure_or_unavailable() -> None:
     with AwsEmulator(clock=SimClock()) as aws:
         aws.create_hyperpod_cluster()
-        aws.hyperpod.server_errors(1.0)
+        aws.hyperpod.server_errors(rate=1.0)
         with pytest.raises(ClientError) as err:
             aws.client("sagemaker").describe_cluster(ClusterName="hyperpod-eks-demo")
         assert err.value.response["Error"]["Code"] in ("InternalFailure", "ServiceUnavailable")
         assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] in (500, 503)
-        aws.hyperpod.server_errors(0.0)
+        aws.hyperpod.server_errors()
         assert aws.client("sagemaker").describe_cluster(ClusterName="hyperpod-eks-demo")["ClusterName"]
 
 
@@ -71,14 +71,14 @@ def test_node_failure_marks_the_instance_failed_and_the_node_not_ready() -> None
 def test_kube_errors_answer_the_chosen_statuses_over_http_only(kube: KubeEmulator) -> None:
     kube.apply(make_node("n1"))
     api = CoreV1Api(kube.api_client())
-    kube.faults.rate, kube.faults.codes = 1.0, (410,)
+    kube.random_faults.rate, kube.random_faults.codes = 1.0, (410,)
     try:
         with pytest.raises(ApiException) as err:
             api.list_node()
-        assert err.value.status == 410 and kube.faults.injected == {"410": 1}
+        assert err.value.status == 410 and kube.random_faults.injected == {"410": 1}
         assert [n["metadata"]["name"] for n in kube.list("v1", "Node")] == ["n1"], "direct reads are not faulted"
     finally:
-        kube.faults.rate = 0.0
+        kube.random_faults.rate = 0.0
     assert [n.metadata.name for n in api.list_node().items] == ["n1"]
 
 

@@ -723,9 +723,9 @@ class Sandbox:
         elif fault.kind == "delete-failures":
             hp.delete_failures(rate=fault.rate)
         elif fault.kind == "sagemaker-5xx":
-            hp.server_errors(fault.rate)
+            hp.server_errors(rate=fault.rate)
         elif fault.kind == "kube-errors":
-            faults = self.kube.faults
+            faults = self.kube.random_faults
             faults.rate, faults.codes = fault.rate, tuple(fault.codes)
             faults.hang_rate, faults.hang_seconds = fault.hang_rate, fault.hang_seconds
         elif fault.kind == "lambda-timeouts":
@@ -749,9 +749,9 @@ class Sandbox:
         elif fault.kind == "delete-failures":
             hp.delete_failures(rate=0.0)
         elif fault.kind == "sagemaker-5xx":
-            hp.server_errors(0.0)
+            hp.server_errors()
         elif fault.kind == "kube-errors":
-            self.kube.faults.rate = self.kube.faults.hang_rate = 0.0
+            self.kube.random_faults.rate = self.kube.random_faults.hang_rate = 0.0
         elif fault.kind == "lambda-timeouts":
             self.functions.faults.timeout_rate = 0.0
         elif fault.kind == "lambda-throttling":
