@@ -73,14 +73,10 @@ def test_a_short_whole_system_soak_injects_faults_and_runs_the_loop(short_soak: 
 
 
 KNOWN_OPEN = {
-    "idleNodeKept": "defect 1: a deprovision that ended (refused delete, unretried Kubernetes error) keeps its name; "
-    "ExecutionAlreadyExists is taken for 'already started' and the node is never removed",
-    "notScaledToZero": "defect 1, as idleNodeKept",
-    "podNotRunning": "likely defect 1 (seed 3004): after a capacity give-back the same pods were never claimed again; "
-    "a one-pod reproduction did not strand, so the trigger is not pinned down",
+    "idleNodeKept": "(seed 2030 on main after the defect 1-3 fixes): provision's NodePool/initialized label write fails "
+    "on a Kubernetes 409/410 and is only logged; disruption never picks the node again, it stays idle",
+    "notScaledToZero": "as idleNodeKept",
     "doNotDisruptEvicted": "defect 4: expiry evicts do-not-disrupt pods at once, not after terminationGracePeriod",
-    "strandedNode": "defects 3 and 6: a rollback whose uncordon meets a Kubernetes 409/429 fails unretried and leaves "
-    "the node cordoned and tainted",
 }
 
 
@@ -101,14 +97,9 @@ def _play(plan: SoakPlan) -> dict[str, list[str]]:
         return sb.result().violations
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11 defect 1: a deprovision that ends on a refused delete keeps its execution name (empty-<hash(nodes)>);"
-    " every later decision for the same node meets ExecutionAlreadyExists, is taken for 'already started', and the idle"
-    " node is never removed (no scale to zero)",
-)
 def test_a_refused_delete_does_not_keep_an_idle_node_forever() -> None:
-    """Deterministic: one pod, its node idle at once; every delete is refused for the first 400 s, then none is."""
+    """Deterministic (issue 11 defect 1, fixed): one pod, its node idle at once; every delete is refused for the first
+    400 s, then none is. Before the fix the deprovision's name was reused and the node was never removed."""
     scenario = _one_pool_scenario(
         "refused-delete",
         expire=None,
