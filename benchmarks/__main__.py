@@ -1,4 +1,5 @@
-"""Run every benchmark module (``benchmarks/bench_*.py``, each with ``main() -> None``), or those named on the command line."""
+"""Run every benchmark module (``benchmarks/bench_*.py``, each with ``main() -> None``), or those named on the command
+line; options after the names (``--runs 1000``) go to the chosen modules' ``main(argv)``."""
 
 from __future__ import annotations
 
@@ -11,10 +12,14 @@ from pathlib import Path
 def main(argv: list[str]) -> int:
     here = Path(__file__).parent
     names = sorted(m.name for m in pkgutil.iter_modules([str(here)]) if m.name.startswith("bench_"))
-    chosen = [n for n in names if not argv or any(a in n for a in argv)]
+    first_option = next((i for i, a in enumerate(argv) if a.startswith("-")), len(argv))
+    wanted, options = argv[:first_option], argv[first_option:]
+    exact = [n for n in names if n.removeprefix("bench_") in wanted]  # `soak` is bench_soak, not bench_system_soak
+    chosen = exact or [n for n in names if not wanted or any(a in n for a in wanted)]
     for name in chosen:
         print(f"\n=== {name} ===", flush=True)
-        importlib.import_module(f"benchmarks.{name}").main()
+        module = importlib.import_module(f"benchmarks.{name}")
+        module.main(options) if options else module.main()
     return 0
 
 

@@ -50,3 +50,33 @@ def node_manifest(record: Any, catalog: Catalog | None = None) -> dict[str, Any]
             "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
         },
     }
+
+
+UNREACHABLE = "node.kubernetes.io/unreachable"
+
+
+def node_failed(kube: Any, name: str) -> None:
+    """What the cluster shows when a Ready node's instance fails: the node lifecycle controller sets ``Ready`` Unknown,
+    taints the node ``unreachable:NoExecute`` and evicts its pods (the taint's default toleration is modelled as spent at
+    once), and HyperPod's health agent labels it ``Unschedulable``. The pods' controllers re-create them elsewhere."""
+    node = kube.get("v1", "Node", name)
+    if node is None:
+        return
+    labels = {**node["metadata"].get("labels", {}), "sagemaker.amazonaws.com/node-health-status": "Unschedulable"}
+    taints = [t for t in (node.get("spec") or {}).get("taints") or [] if t.get("key") != UNREACHABLE]
+    taints.append({"key": UNREACHABLE, "effect": "NoExecute"})
+    kube.apply(
+        {
+            **node,
+            "metadata": {k: v for k, v in {**node["metadata"], "labels": labels}.items() if k != "resourceVersion"},
+            "spec": {**(node.get("spec") or {}), "taints": taints},
+            "status": {
+                **(node.get("status") or {}),
+                "conditions": [{"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown"}],
+            },
+        }
+    )
+    for pod in kube.list("v1", "Pod"):
+        if (pod.get("spec") or {}).get("nodeName") == name:
+            # involuntary (the node is gone from under them): PDBs do not govern it, as for a controller's scale-down
+            kube.delete("v1", "Pod", pod["metadata"]["name"], pod["metadata"]["namespace"], scale_down=True)

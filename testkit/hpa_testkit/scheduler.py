@@ -22,6 +22,7 @@ from hyperpod_autoscaler.domain.objects import parse_object
 from hyperpod_autoscaler.domain.scheduling.fit import pod_fits_node
 
 from .kube import KubeEmulator
+from .kube.store import now_iso
 
 RUN_SECONDS = "hpa-testkit/run-seconds"
 
@@ -93,7 +94,8 @@ class SchedulerStandIn:
         meta = raw["metadata"]
         t = self.kube.store.type_of("", "pods")
         self.kube.store.bind(meta["namespace"], meta["name"], {"target": {"kind": "Node", "name": node}})
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        clock = self.kube.store.now
+        stamp = now_iso(clock() if clock is not None else None)  # the cluster's clock, as creationTimestamp
         status = {
             "phase": "Running",
             "conditions": [

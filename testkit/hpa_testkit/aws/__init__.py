@@ -138,9 +138,9 @@ class AwsEmulator:
         return self.hyperpod.create_cluster(spec)
 
     def connect_kubernetes(self, kube: Any, catalog: Any = None) -> None:
-        """Register each Running instance as a Kubernetes Node (HyperPod's labels, the catalog's allocatable) and remove
-        it when the instance is gone."""
-        from ..nodes import node_manifest
+        """Register each Running instance as a Kubernetes Node (HyperPod's labels, the catalog's allocatable), mark it
+        NotReady when the instance fails, and remove it when the instance is gone."""
+        from ..nodes import node_failed, node_manifest
 
         def running(rec: NodeRecord) -> None:
             kube.apply(node_manifest(rec, catalog))
@@ -148,5 +148,9 @@ class AwsEmulator:
         def gone(rec: NodeRecord) -> None:
             kube.delete("v1", "Node", rec.node_name)
 
+        def failed(rec: NodeRecord) -> None:
+            node_failed(kube, rec.node_name)
+
         self.hyperpod.on_running.append(running)
         self.hyperpod.on_gone.append(gone)
+        self.hyperpod.on_failed.append(failed)

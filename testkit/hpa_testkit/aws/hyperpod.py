@@ -68,6 +68,7 @@ class Instance:
     ready_at: float
     gone_at: float | None = None
     message: str = ""
+    recover_at: float | None = None
 
 
 @dataclass
@@ -127,12 +128,15 @@ class HyperPodEmulator:
         """A launch into a group without capacity is reported ``Failure`` this soon (EC2 answers an insufficient-capacity
         launch at once; HyperPod lists the failed instance within tens of seconds), not after the full boot time."""
         self.update_duration = update_duration
+        self.recovery_delay = 600.0
+        """With ``NodeRecovery: Automatic``, a failed instance is replaced (Running again) this long after it failed."""
         self.rng = random.Random(seed)
         self.clusters: dict[str, Cluster] = {}
         self.subnet_zones: dict[str, str] = {}
         self.lock = threading.RLock()
         self.on_running: list[Callable[[NodeRecord], None]] = []
         self.on_gone: list[Callable[[NodeRecord], None]] = []
+        self.on_failed: list[Callable[[NodeRecord], None]] = []
         self.call_log: list[tuple[float, str, dict[str, Any], str | None]] = []
         # faults
         self.capacity_outages: dict[str, int | None] = {}
@@ -210,6 +214,25 @@ class HyperPodEmulator:
             self.hang_next -= 1
             seconds = self.hang_seconds
         time.sleep(seconds)  # real time, outside the lock: the client's socket times out meanwhile
+
+    def fail_instance(self, instance_id: str, message: str = "NodeHealthCheckFailed: GPU health check failed") -> bool:
+        """A Running instance fails after it was Ready (HyperPod reports ``Failure``); the ``on_failed`` hooks mark its
+        Kubernetes Node NotReady. With the cluster's ``NodeRecovery: Automatic`` it is Running (and registered) again
+        after ``recovery_delay``, as HyperPod's automatic node recovery does. False when no such Running instance."""
+        with self.lock:
+            found = None
+            for cluster in self.clusters.values():
+                inst = cluster.instances.get(instance_id)
+                if inst is not None and inst.status == "Running":
+                    inst.status, inst.message, inst.ready_at = "Failure", message, float("inf")
+                    if cluster.spec.get("NodeRecovery") == "Automatic":  # HyperPod replaces the faulty instance
+                        inst.recover_at = self.now() + self.recovery_delay
+                    found = NodeRecord(inst.instance_id, inst.group, inst.instance_type, inst.zone, cluster.name)
+        if found is None:
+            return False
+        for hook in self.on_failed:
+            hook(found)
+        return True
 
     def delay_for(self, group: str) -> float:
         return self.group_delays.get(group, self.provisioning_delay)
@@ -296,6 +319,12 @@ class HyperPodEmulator:
                 if now >= cluster.updating_until and cluster.spec.get("ClusterStatus") == "Updating":
                     cluster.spec["ClusterStatus"] = "InService"
                 for inst in list(cluster.instances.values()):
+                    if inst.status == "Failure" and inst.recover_at is not None and now >= inst.recover_at:
+                        inst.status, inst.message, inst.recover_at = "Running", "", None
+                        running.append(
+                            NodeRecord(inst.instance_id, inst.group, inst.instance_type, inst.zone, cluster.name)
+                        )
+                        continue
                     outage = inst.group in self.capacity_outages
                     due = inst.ready_at
                     if outage and inst.status == "Pending":

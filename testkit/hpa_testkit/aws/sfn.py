@@ -28,6 +28,9 @@ _routes: dict[str, Handler] = {}
 _clock: list[Any] = [None]
 retry_intervals: list[tuple[str, float]] = []
 waits: list[float] = []
+lost_start_responses: dict[str, float] = {"rate": 0.0, "lost": 0}
+"""A fault: StartExecution starts the execution, then its response is lost (a 500 to the caller) with probability
+``rate``. The caller's retry, or the next decision, then meets ``ExecutionAlreadyExists`` for an execution it started."""
 lambda_faults: list[list[Any]] = []
 """[code, remaining count, action or None]; ``lambda_error`` adds one, the ``aws`` fixture clears them."""
 lambda_faults_served: list[tuple[str, str]] = []
@@ -153,6 +156,7 @@ def install(clock: Any) -> None:
         wait_function.WaitFunction._wait_interval = wait_interval  # type: ignore[method-assign]
         _patch_lambda_service_errors()
         _patch_sfn_integration()
+        _patch_lost_start_responses()
         _done[0] = True
 
 
@@ -226,6 +230,27 @@ def _patch_sfn_integration() -> None:
 
     cls._eval_service_task = eval_service_task  # type: ignore[method-assign]
     cls._build_sync2_resolver = build_sync2  # type: ignore[method-assign]
+
+
+def _patch_lost_start_responses() -> None:
+    import random
+
+    from moto.core.exceptions import JsonRESTError
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    original = StepFunctionResponse.start_execution
+    rng = random.Random(17)
+
+    def start_execution(self: Any) -> Any:
+        result = original(self)
+        if lost_start_responses["rate"] and rng.random() < lost_start_responses["rate"]:
+            lost_start_responses["lost"] += 1
+            error = JsonRESTError("ServiceUnavailable", "the response was lost after the execution started")
+            error.code = 500
+            raise error
+        return result
+
+    StepFunctionResponse.start_execution = start_execution  # type: ignore[method-assign]
 
 
 def route_lambda(function: str, handler: Handler) -> None:

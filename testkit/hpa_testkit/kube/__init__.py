@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ import yaml
 
 from .store import ApiError, ResourceType, Store
 
-__all__ = ["ApiError", "Fault", "KubeEmulator", "ResourceType", "Store"]
+__all__ = ["ApiError", "Fault", "KubeEmulator", "KubeFaults", "ResourceType", "Store"]
 
 MAX_WATCH_SECONDS = 10.0
 REASONS = {
@@ -79,11 +80,47 @@ class Faults:
         return None
 
 
+#: What an API server answers under trouble: a write conflict, a watch/list resource version that is gone, priority and
+#: fairness turning a request away, an internal error.
+FAULT_STATUSES: dict[int, tuple[str, str]] = {
+    409: ("Conflict", "the object has been modified; please apply your changes to the latest version and try again"),
+    410: ("Expired", "too old resource version"),
+    429: ("TooManyRequests", "the server has received too many requests and has asked us to try again later"),
+    500: ("InternalError", 'an error on the server ("etcdserver: request timed out") has prevented the request'),
+}
+
+
+@dataclass
+class KubeFaults:
+    """Faults the emulator injects into requests over HTTP (the direct seeding and reading methods are never hit): each
+    request fails with probability ``rate`` with one of ``codes`` (see ``FAULT_STATUSES``), or hangs ``hang_seconds``
+    real seconds with probability ``hang_rate`` (a client without a request timeout waits that long)."""
+
+    rate: float = 0.0
+    codes: tuple[int, ...] = (409, 410, 429, 500)
+    hang_rate: float = 0.0
+    hang_seconds: float = 1.0
+    rng: random.Random = field(default_factory=lambda: random.Random(11))
+    injected: dict[str, int] = field(default_factory=dict)
+
+    def draw(self) -> tuple[int | None, float]:
+        """(status to answer or None, seconds to hang first)."""
+        if not self.rate and not self.hang_rate:
+            return None, 0.0
+        hang = self.hang_seconds if self.hang_rate and self.rng.random() < self.hang_rate else 0.0
+        code = self.rng.choice(self.codes) if self.rate and self.rng.random() < self.rate else None
+        for key, hit in ((str(code), code is not None), ("hang", hang > 0)):
+            if hit:
+                self.injected[key] = self.injected.get(key, 0) + 1
+        return code, hang
+
+
 class _Emulator(kmock.KubernetesEmulator):
     """kmock's emulator with object requests served from the project's store."""
 
     store: Store
     faults: Faults
+    random_faults: KubeFaults
 
     async def _handle(self, request: kmock.Request) -> aiohttp.web.StreamResponse:
         if request.resource is None or request.resource.plural is None:
@@ -92,6 +129,12 @@ class _Emulator(kmock.KubernetesEmulator):
         fault = self.faults.take(method, str(request.url.path))
         if fault is not None and fault.hang:
             await asyncio.sleep(fault.hang)
+        code, hang = self.random_faults.draw()
+        if hang:
+            await asyncio.sleep(hang)
+        if code is not None:
+            reason, message = FAULT_STATUSES[code]
+            return aiohttp.web.json_response(ApiError(code, reason, message).status(), status=code)
         try:
             if fault is not None and fault.status:
                 raise ApiError(fault.status, REASONS.get(fault.status, "Failure"), "injected fault")
@@ -145,7 +188,10 @@ class _Emulator(kmock.KubernetesEmulator):
         if method == "PATCH":
             return 200, self.store.patch(t, ns, name, body, ctype, sub)
         if method == "DELETE":
-            return 200, self.store.delete(t, ns, name)
+            deleted = self.store.delete(t, ns, name)
+            if t.plural == "pods" and not t.group:
+                self.store.api_pod_deletes.append((ns or "default", name))
+            return 200, deleted
         raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed")
 
     async def _watch(self, t: ResourceType, ns: str | None, params: dict[str, str]) -> str:
@@ -178,6 +224,7 @@ class KubeEmulator:
     def __init__(self) -> None:
         self.store = Store()
         self.faults = Faults()
+        self.random_faults = KubeFaults()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._handler: _Emulator | None = None
@@ -198,6 +245,7 @@ class KubeEmulator:
         handler = _Emulator()
         handler.store = self.store
         handler.faults = self.faults
+        handler.random_faults = self.random_faults
         await handler.__aenter__()
         server = kmock.Server(handler)
         await server.__aenter__()

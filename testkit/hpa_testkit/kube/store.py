@@ -13,6 +13,7 @@ import math
 import re
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -78,8 +79,9 @@ class ApiError(Exception):
         }
 
 
-def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def now_iso(epoch: float | None = None) -> str:
+    moment = datetime.now(UTC) if epoch is None else datetime.fromtimestamp(epoch, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # --- selectors -----------------------------------------------------------------------------------------------------------
@@ -274,6 +276,10 @@ class Store:
         self.changed = threading.Condition(self.lock)
         self.evictions: list[tuple[str, str]] = []
         self.pdb_violations: list[tuple[str, str]] = []
+        self.now: Callable[[], float] | None = None
+        """The cluster's clock for creationTimestamp (the sandbox's simulated one); None: the wall clock."""
+        self.api_pod_deletes: list[tuple[str, str]] = []
+        """Pods deleted over HTTP (by a client: the autoscaler), apart from the sandbox's own direct deletes."""
         for t in RESOURCES:
             self.register(t)
 
@@ -302,6 +308,7 @@ class Store:
             self.log.clear()
             self.evictions.clear()
             self.pdb_violations.clear()
+            self.api_pod_deletes.clear()
 
     def _bump(self, t: ResourceType, event: str, obj: dict[str, Any]) -> None:
         self.rv += 1
@@ -337,7 +344,7 @@ class Store:
             if key in bucket:
                 raise ApiError(409, "AlreadyExists", f'{t.plural} "{meta["name"]}" already exists')
             meta["uid"] = str(uuid.uuid4())
-            meta["creationTimestamp"] = now_iso()
+            meta["creationTimestamp"] = now_iso(self.now() if self.now is not None else None)
             meta["generation"] = 1
             obj["apiVersion"] = t.api_version
             obj["kind"] = t.kind

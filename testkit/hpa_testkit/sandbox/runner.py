@@ -28,9 +28,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from hpa_testkit.aws import sfn
+
 from .alarms import Alarm, evaluate, state_change_event
 from .clock import SteppedClock
 from .eventbus import matches, resolve
+from .lambda_faults import LambdaFaults, LambdaTimedOut, SandboxTimedout, TooManyRequests, arm, restore
 from .report import Sample, Timeline
 from .scenario import ArrivalStream, Scenario, load_azure_arrivals
 from .template import StateMachineSpec, Wiring, read_wiring, ref_target
@@ -90,6 +93,10 @@ class FunctionHost:
         self.errors: list[tuple[float, str, str]] = []
         self.log_stream: Any = None
         """Where the functions' Powertools log lines go (CloudWatch Logs' part): a file, so the live view stays readable."""
+        self.faults = LambdaFaults()
+        self.retries: list[tuple[float, str, Any, str, int]] = []
+        """Asynchronous events Lambda keeps to retry: (due, function, event, source, attempt), after throttling or a
+        timeout."""
         self._lock = threading.Lock()
 
     def handler(self, logical_id: str) -> Callable[[Any, Any], Any]:
@@ -122,20 +129,42 @@ class FunctionHost:
 
     def call(self, logical_id: str, event: Any) -> Any:
         """A synchronous invoke (a Step Functions task): exceptions propagate with their class."""
+        if self.faults.throttled():
+            raise TooManyRequests(f"Rate exceeded for {logical_id}")
         self.clock.enter_work()
         try:
-            fn = self.handler(logical_id)
             ctx = LambdaContext(logical_id, self.clock.now() + self.timeout(logical_id), self.clock)
-            return fn(event, ctx)
+            return self._run(logical_id, event, ctx)
+        except LambdaTimedOut:
+            self.clock.sleep(max(0.0, ctx.deadline - self.clock.now()))
+            raise SandboxTimedout(f"Task timed out after {self.timeout(logical_id):.2f} seconds") from None
         finally:
             self.clock.exit_work()
 
-    def invoke_async(self, logical_id: str, event: Any, source: str) -> None:
+    def _run(self, logical_id: str, event: Any, ctx: LambdaContext) -> Any:
+        """The handler, killed part-way when the ``lambda-timeouts`` fault picks this invocation (see lambda_faults)."""
+        fn = self.handler(logical_id)
+        previous = arm(self.faults.calls_before_kill())
+        try:
+            return fn(event, ctx)
+        finally:
+            restore(previous)
+
+    def invoke_async(self, logical_id: str, event: Any, source: str, attempt: int = 0) -> None:
+        if self.faults.throttled():
+            self.retry_later(logical_id, event, source, 60.0, attempt)  # Lambda keeps a throttled event, retries it
+            return
+
         def run() -> Any:
             try:
-                fn = self.handler(logical_id)
                 ctx = LambdaContext(logical_id, self.clock.now() + self.timeout(logical_id), self.clock)
-                return fn(event, ctx)
+                return self._run(logical_id, event, ctx)
+            except LambdaTimedOut:
+                with self._lock:
+                    self.errors.append((self.clock.elapsed, logical_id, "Sandbox.Timedout"))
+                if attempt < 2:  # Lambda retries a failed asynchronous event twice, a minute apart and more
+                    self.retry_later(logical_id, event, source, 60.0 * (attempt + 1), attempt + 1)
+                return None
             except Exception as exc:  # Lambda records it and sends the event to the failure destination
                 with self._lock:
                     self.errors.append((self.clock.elapsed, logical_id, f"{type(exc).__name__}: {exc}"))
@@ -153,6 +182,19 @@ class FunctionHost:
         future = self.pool.submit(run_counted)
         with self._lock:
             self.invocations.append(Invocation(logical_id, source, self.clock.elapsed, future))
+
+    def retry_later(self, logical_id: str, event: Any, source: str, delay: float, attempt: int) -> None:
+        with self._lock:
+            self.retries.append((self.clock.now() + delay, logical_id, event, source, attempt))
+
+    def redeliver_due(self) -> None:
+        """Lambda's retries of asynchronous events whose time has come (called by the runner once a tick)."""
+        now = self.clock.now()
+        with self._lock:
+            due = [r for r in self.retries if r[0] <= now]
+            self.retries = [r for r in self.retries if r[0] > now]
+        for _, logical_id, event, source, attempt in due:
+            self.invoke_async(logical_id, event, source, attempt)
 
 
 _put_events_hook: list[Callable[[list[dict[str, Any]]], None] | None] = [None]
@@ -356,6 +398,8 @@ class Sandbox:
         self._in_flight: dict[str, list[Any]] = {}
         self.faults_injected: list[dict[str, Any]] = []
         self.drill_runs: list[dict[str, Any]] = []
+        self._failed_by: dict[int, int] = {}
+        self._clients: dict[str, Any] = {}
         self.decisions = 0
         self.slow_ticks = 0
         self.live: Any = None
@@ -399,6 +443,7 @@ class Sandbox:
         # moto's interpreter logs an error for every IsPresent Choice on an absent path: the definitions rely on it
         logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
         self.kube = KubeEmulator()
+        self.kube.store.now = self.clock.now  # objects' ages (node expiry, consolidateAfter) on the cluster clock
         self.kube.start()
         kubeconfig = self.kube.write_kubeconfig(str(Path(self._tmp.name) / "kubeconfig"), context="sandbox")
         self.aws = AwsEmulator(clock=self.clock, region=REGION)
@@ -502,6 +547,12 @@ class Sandbox:
             self.functions.log_stream.close()
         self._tmp.cleanup()
 
+    def _client(self, service: str) -> Any:
+        """The runner's own boto3 clients, made once: creating one costs milliseconds, and the runner calls every tick."""
+        if service not in self._clients:
+            self._clients[service] = self.aws.client(service)
+        return self._clients[service]
+
     def _set_env(self, values: dict[str, str]) -> None:
         for key, value in values.items():
             self._env_before.setdefault(key, os.environ.get(key))
@@ -543,8 +594,6 @@ class Sandbox:
         physical["FailureQueue"] = sqs.create_queue(QueueName=f"{STACK}-failures")["QueueUrl"]
         for name in sorted({t.queue for t in self.scenario.traffic if t.kind == "sqs" and t.queue}):
             self.queues[name] = sqs.create_queue(QueueName=name)["QueueUrl"]
-
-        from hpa_testkit.aws import sfn
 
         for logical_id in creation_order(wiring.state_machines):
             spec = wiring.state_machines[logical_id]
@@ -651,6 +700,7 @@ class Sandbox:
             self._publish_metrics(t)
             self._alarms(t)
             self._schedules(t)
+            self.functions.redeliver_due()
             if not self.clock.wait_quiet(self.options.quiet_timeout):
                 self.slow_ticks += 1
             self.clock.advance(sc.tick)
@@ -669,33 +719,84 @@ class Sandbox:
             self.live.decision(t, text)
 
     def _faults(self, t: float) -> None:
-        hp = self.aws.hyperpod
         for fault in self.scenario.faults:
             if fault.at <= t < fault.at + self.scenario.tick:
                 self.faults_injected.append({"at": t, "kind": fault.kind, "group": fault.group})
                 self._decision(t, "fault", f"fault: {fault.kind} {fault.group or ''} for {fault.duration:.0f}s")
-                if fault.kind == "capacity-outage" and fault.group:
-                    hp.capacity_failure(fault.group)
-                    self._outage_groups.add(fault.group)
-                elif fault.kind == "throttling":
-                    hp.throttle(fault.rate)
-                elif fault.kind == "conflicts":
-                    hp.conflict_while_updating = True
-                    hp.conflicts(next_n=max(1, int(fault.rate or 3)))
-                elif fault.kind == "delete-failures":
-                    hp.delete_failures(rate=fault.rate)
+                self._fault_on(fault, t)
+            elif fault.kind == "node-failure" and fault.at < t < fault.at + fault.duration:
+                self._fail_nodes(fault, t)  # none was Running yet: fail one as soon as there is one
             end = fault.at + fault.duration
             if end <= t < end + self.scenario.tick:
                 self._decision(t, "fault", f"fault over: {fault.kind} {fault.group or ''}")
-                if fault.kind == "capacity-outage" and fault.group:
-                    hp.capacity_failure(fault.group, times=0)
-                    self._outage_groups.discard(fault.group)
-                elif fault.kind == "throttling":
-                    hp.throttle(0.0)
-                elif fault.kind == "conflicts":
-                    hp.conflicts(next_n=0)
-                elif fault.kind == "delete-failures":
-                    hp.delete_failures(rate=0.0)
+                self._fault_off(fault)
+
+    def _fault_on(self, fault: Any, t: float) -> None:
+        hp = self.aws.hyperpod
+        if fault.kind == "capacity-outage" and fault.group:
+            hp.capacity_failure(fault.group)
+            self._outage_groups.add(fault.group)
+        elif fault.kind == "throttling":
+            hp.throttle(fault.rate)
+        elif fault.kind == "conflicts":
+            hp.conflict_while_updating = True
+            hp.conflicts(next_n=max(1, int(fault.rate or 3)))
+        elif fault.kind == "delete-failures":
+            hp.delete_failures(rate=fault.rate)
+        elif fault.kind == "sagemaker-5xx":
+            hp.server_errors(rate=fault.rate)
+        elif fault.kind == "kube-errors":
+            faults = self.kube.random_faults
+            faults.rate, faults.codes = fault.rate, tuple(fault.codes)
+            faults.hang_rate, faults.hang_seconds = fault.hang_rate, fault.hang_seconds
+        elif fault.kind == "lambda-timeouts":
+            self.functions.faults.timeout_rate = fault.rate
+        elif fault.kind == "lambda-throttling":
+            self.functions.faults.throttle_rate = fault.rate
+        elif fault.kind == "node-failure":
+            self._fail_nodes(fault, t)
+        elif fault.kind == "execution-already-exists":
+            sfn.lost_start_responses["rate"] = fault.rate
+
+    def _fault_off(self, fault: Any) -> None:
+        hp = self.aws.hyperpod
+        if fault.kind == "capacity-outage" and fault.group:
+            hp.capacity_failure(fault.group, times=0)
+            self._outage_groups.discard(fault.group)
+        elif fault.kind == "throttling":
+            hp.throttle(0.0)
+        elif fault.kind == "conflicts":
+            hp.conflicts(next_n=0)
+        elif fault.kind == "delete-failures":
+            hp.delete_failures(rate=0.0)
+        elif fault.kind == "sagemaker-5xx":
+            hp.server_errors()
+        elif fault.kind == "kube-errors":
+            self.kube.random_faults.rate = self.kube.random_faults.hang_rate = 0.0
+        elif fault.kind == "lambda-timeouts":
+            self.functions.faults.timeout_rate = 0.0
+        elif fault.kind == "lambda-throttling":
+            self.functions.faults.throttle_rate = 0.0
+        elif fault.kind == "execution-already-exists":
+            sfn.lost_start_responses["rate"] = 0.0
+
+    def _fail_nodes(self, fault: Any, t: float) -> None:
+        """``count`` Running instances (of ``group`` when given, the oldest first) fail after being Ready; when fewer are
+        Running, the rest fail as they come up, until the fault's ``duration`` ends."""
+        done = self._failed_by.setdefault(id(fault), 0)
+        if done >= fault.count:
+            return
+        hp = self.aws.hyperpod
+        with hp.lock:
+            running = sorted(
+                (i for c in hp.clusters.values() for i in c.instances.values() if i.status == "Running"),
+                key=lambda i: (i.launched_at, i.instance_id),
+            )
+        chosen = [i for i in running if fault.group in (None, i.group)][: fault.count - done]
+        self._failed_by[id(fault)] = done + len(chosen)
+        for inst in chosen:
+            hp.fail_instance(inst.instance_id)
+            self._decision(t, "fault", f"node hyperpod-{inst.instance_id} failed ({inst.group})")
 
     def _jobs(self, t: float) -> None:
         for job in self.scenario.jobs:
@@ -735,7 +836,7 @@ class Sandbox:
                 self._produce(traffic.queue, url, arrived)
                 self._consume(traffic.queue, url, capacity)
             elif traffic.kind == "alb" and traffic.load_balancer:
-                self.aws.client("cloudwatch").put_metric_data(
+                self._client("cloudwatch").put_metric_data(
                     Namespace="AWS/ApplicationELB",
                     MetricData=[
                         {
@@ -766,7 +867,7 @@ class Sandbox:
                 model._messages.extend(batch)
                 model._messages_lock.notify_all()
         except (ImportError, KeyError, AttributeError, TypeError):
-            sqs = self.aws.client("sqs")
+            sqs = self._client("sqs")
             for start in range(0, count, 10):
                 n = min(10, count - start)
                 sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": "req"} for i in range(n)])
@@ -791,7 +892,7 @@ class Sandbox:
                     m.visible_at = float("inf")  # until deleted (moto's visibility runs on the wall clock)
                 self._in_flight[queue] = taken
         except (ImportError, KeyError, AttributeError):
-            sqs = self.aws.client("sqs")
+            sqs = self._client("sqs")
             served = 0
             while served < count:
                 msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=min(10, count - served)).get(
@@ -890,10 +991,10 @@ class Sandbox:
         Insights does, the cluster's pending pods (every minute)."""
         if int(t) % 60 != 0:
             return
-        cw = self.aws.client("cloudwatch")
+        cw = self._client("cloudwatch")
         stamp = to_datetime(self.clock.now())
         data = []
-        sqs = self.aws.client("sqs")
+        sqs = self._client("sqs")
         for name, url in self.queues.items():
             attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
             depth = float(attrs["Attributes"]["ApproximateNumberOfMessages"])
@@ -914,7 +1015,7 @@ class Sandbox:
             )
 
     def _alarms(self, t: float) -> None:
-        cw = self.aws.client("cloudwatch")
+        cw = self._client("cloudwatch")
         now = to_datetime(self.clock.now())
         for alarm in self.alarms.values():
             if int(t) % alarm.period != 0:
@@ -948,6 +1049,20 @@ class Sandbox:
                     self.functions.invoke_async(target, event, rule.logical_id)
                     self.decisions += 1
 
+    def scheduled_event(self, rule: str) -> dict[str, Any]:
+        """What EventBridge Scheduler delivers for a tick of the schedule rule ``rule`` (a new event id each time)."""
+        return {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": ACCOUNT,
+            "time": to_datetime(self.clock.now()).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": REGION,
+            "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{STACK}-{rule}"],
+            "detail": {},
+        }
+
     def _schedules(self, t: float) -> None:
         for rule, _pattern in self.rules:
             if not rule.schedule:
@@ -956,17 +1071,7 @@ class Sandbox:
             if t < due:
                 continue
             self._next_schedule[rule.logical_id] = due + parse_rate(self._schedule_expr[rule.logical_id])
-            event = {
-                "version": "0",
-                "id": str(uuid.uuid4()),
-                "detail-type": "Scheduled Event",
-                "source": "aws.events",
-                "account": ACCOUNT,
-                "time": to_datetime(self.clock.now()).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "region": REGION,
-                "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{STACK}-{rule.logical_id}"],
-                "detail": {},
-            }
+            event = self.scheduled_event(rule.logical_id)
             if rule.input:
                 event = json.loads(rule.input)
             for target in rule.targets:
@@ -1050,7 +1155,7 @@ class Sandbox:
 
     def _executions(self) -> dict[str, int]:
         out: dict[str, int] = {}
-        client = self.aws.client("stepfunctions")
+        client = self._client("stepfunctions")
         for logical_id in self.wiring.state_machines:
             arn = self.physical.get(logical_id)
             if not arn:

@@ -74,12 +74,35 @@ class Job(_Model):
     do_not_disrupt: bool = Field(default=True, alias="doNotDisrupt")
 
 
+FaultKind = Literal[
+    "capacity-outage",
+    "throttling",
+    "conflicts",
+    "delete-failures",
+    "sagemaker-5xx",
+    "kube-errors",
+    "lambda-timeouts",
+    "lambda-throttling",
+    "node-failure",
+    "execution-already-exists",
+]
+
+
 class Fault(_Model):
+    """A fault from ``at`` for ``duration`` seconds (see docs/scenarios.md for each kind)."""
+
     at: float
-    kind: Literal["capacity-outage", "throttling", "conflicts", "delete-failures"]
+    kind: FaultKind
     group: str | None = None
     duration: float = Field(default=600, gt=0)
     rate: float = Field(default=0.2, ge=0, le=1)
+    codes: list[Literal[409, 410, 429, 500]] = Field(default_factory=lambda: [409, 410, 429, 500])
+    """``kube-errors``: the HTTP statuses the Kubernetes API answers."""
+    hang_rate: float = Field(default=0.0, ge=0, le=1, alias="hangRate")
+    """``kube-errors``: the share of requests that hang ``hangSeconds`` (real seconds) before they are answered."""
+    hang_seconds: float = Field(default=1.0, ge=0, le=30, alias="hangSeconds")
+    count: int = Field(default=1, ge=1)
+    """``node-failure``: how many Ready nodes (of ``group`` when given) fail at ``at``."""
 
 
 class Drill(_Model):

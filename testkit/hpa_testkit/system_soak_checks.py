@@ -1,0 +1,185 @@
+"""The whole-system soak's invariants, checked from the emulators' own records: the Kubernetes emulator's objects and
+its eviction, API-deletion and PDB records; the HyperPod emulator's instances; moto's Step Functions executions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hyperpod_autoscaler.domain.k8s import DISRUPTED_TAINT_KEY
+
+from .sandbox.runner import ACCOUNT, REGION
+from .system_soak import EXECUTION_BOUND, NODE_BOUND, POD_BOUND, STRANDED_BOUND, TICK
+from .system_soak_run import ACTIVE_DRILL_SLACK, DO_NOT_DISRUPT, POOL_OF_TYPE, NodeSeen, PodSeen
+
+LAUNCH_FAILURE = "InsufficientInstanceCapacity"
+
+
+def _active_pods(sb: Any) -> dict[str, dict[str, Any]]:
+    out = {}
+    for pod in sb.kube.list("v1", "Pod"):
+        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            continue
+        out[pod["metadata"]["uid"]] = pod
+    return out
+
+
+def _instances(sb: Any) -> list[Any]:
+    hp = sb.aws.hyperpod
+    with hp.lock:
+        return [i for c in hp.clusters.values() for i in c.instances.values() if i.status != "ShuttingDown"]
+
+
+def executions(sb: Any) -> list[Any]:
+    """moto's execution objects for the stack's state machines (in this process; their dates are wall time)."""
+    from moto.stepfunctions.models import stepfunctions_backends
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    arns = {sb.physical.get(lid) for lid in sb.wiring.state_machines}
+    out: list[Any] = []
+    for backends in (stepfunctions_parser_backends, stepfunctions_backends):
+        try:
+            machines = backends[ACCOUNT][REGION].state_machines
+        except KeyError:
+            continue
+        for sm in machines:
+            if sm.arn in arns:
+                out.extend(sm.executions)
+        if out:
+            return out
+    return out
+
+
+def check_tick(sb: Any, t: float) -> None:
+    obs = sb.observer
+    pods = _active_pods(sb)
+    nodes = {n["metadata"]["name"]: n for n in sb.kube.list("v1", "Node")}
+    _gone_pods(sb, obs, pods, nodes, t)
+    _pending_pods(obs, pods, t)
+    _nodes(sb, obs, pods, nodes, t)
+    _over_provisioning(sb, obs, pods, nodes, t)
+    _running_executions(sb, obs, t)
+    if pods:
+        obs.last_busy = t
+
+
+def _gone_pods(sb: Any, obs: Any, pods: dict[str, Any], nodes: dict[str, Any], t: float) -> None:
+    """A pod that was active and is gone: by the autoscaler's eviction or delete, or lost with a node the autoscaler
+    deleted, it must not have been protected (before its grace period) nor PDB-blocked (outside a forceful expiry)."""
+    store = sb.kube.store
+    with store.lock:
+        taken = set(store.evictions[obs.seen_evictions :]) | set(store.api_pod_deletes[obs.seen_deletes :])
+        blocked = set(store.pdb_violations[obs.seen_pdb :])
+        obs.seen_evictions, obs.seen_deletes = len(store.evictions), len(store.api_pod_deletes)
+        obs.seen_pdb = len(store.pdb_violations)
+    for uid, seen in list(obs.pods.items()):
+        if uid in pods:
+            continue
+        del obs.pods[uid]
+        lost_with_node = seen.node is not None and seen.node not in nodes and seen.node in obs.nodes
+        if seen.key not in taken and not lost_with_node:
+            continue  # the sandbox's own doing: a Job's pod done, a scale-down, a failed node's eviction
+        how = "evicted" if seen.key in taken else f"lost with node {seen.node}"
+        if seen.protected and not obs.grace_passed(seen.node, t):
+            obs.flag("doNotDisruptEvicted", uid, f"t={t:.0f} do-not-disrupt pod {seen.key[1]} {how}")
+        if seen.key in blocked and not obs.grace_passed(seen.node, t):
+            obs.flag("pdbViolated", uid, f"t={t:.0f} pod {seen.key[1]} {how} while its PDB allowed no disruption")
+
+
+def _pending_pods(obs: Any, pods: dict[str, Any], t: float) -> None:
+    start = obs.plan.last_fault_end
+    for uid, pod in pods.items():
+        meta, node = pod["metadata"], (pod.get("spec") or {}).get("nodeName")
+        seen = obs.pods.get(uid)
+        if seen is None:
+            protected = (meta.get("annotations") or {}).get(DO_NOT_DISRUPT) == "true"
+            seen = obs.pods[uid] = PodSeen((meta["namespace"], meta["name"]), node, protected, t)
+        if node is None:
+            obs.last_pending[uid] = t
+        seen.node = node or seen.node
+        if node is None and meta.get("deletionTimestamp") is None and t - max(seen.pending_since, start) > POD_BOUND:
+            obs.flag("podNotRunning", uid, f"t={t:.0f} pod {meta['name']} pending since {seen.pending_since:.0f}")
+
+
+def _nodes(sb: Any, obs: Any, pods: dict[str, Any], nodes: dict[str, Any], t: float) -> None:
+    busy = {(p.get("spec") or {}).get("nodeName") for p in pods.values()}
+    for name, node in nodes.items():
+        itype = node["metadata"]["labels"].get("node.kubernetes.io/instance-type", "")
+        seen = obs.nodes.setdefault(name, NodeSeen(POOL_OF_TYPE.get(itype, ""), t))
+        spec = node.get("spec") or {}
+        disrupted = any(x.get("key") == DISRUPTED_TAINT_KEY for x in spec.get("taints") or [])
+        held = bool(spec.get("unschedulable")) or disrupted
+        seen.held_since = (seen.held_since if seen.held_since is not None else t) if held else None
+        if disrupted and seen.disrupted_since is None:
+            seen.disrupted_since = t
+        ready = any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in (node.get("status") or {}).get("conditions") or []
+        )
+        idle = name not in busy and ready  # a failed node is HyperPod's to recover (NodeRecovery), not idle
+        seen.idle_since = (seen.idle_since if seen.idle_since is not None else t) if idle else None
+        consolidate = obs.plan.pools.get(seen.pool, {}).get("consolidateAfter", 0.0)
+        since = max(seen.idle_since or t, obs.plan.last_fault_end)
+        if seen.idle_since is not None and t - since > consolidate + NODE_BOUND:
+            obs.flag("idleNodeKept", name, f"t={t:.0f} node {name} idle since {seen.idle_since:.0f}")
+        if seen.held_since is not None and t - seen.held_since > STRANDED_BOUND and not _running(sb, t):
+            obs.flag("strandedNode", name, f"t={t:.0f} node {name} cordoned/tainted since {seen.held_since:.0f}")
+
+
+def _running(sb: Any, t: float) -> bool:
+    return any(e.status == "RUNNING" for e in executions(sb))
+
+
+def _over_provisioning(sb: Any, obs: Any, pods: dict[str, Any], nodes: dict[str, Any], t: float) -> None:
+    """Instances still booting beyond what can need one, two ticks in a row: double provisioning. What can need one: a
+    pod pending now or within the last boot time (a booting node may have been launched for a pod that has since been
+    bound elsewhere or deleted), a node leaving (disrupted or expired) that still runs pods: its replacement, a running
+    drill."""
+    instances = _instances(sb)
+    obs.max_instances = max(obs.max_instances, len(instances))
+    booting = sum(
+        1
+        for i in instances
+        if i.status == "Pending" or (i.status == "Failure" and i.message.startswith(LAUNCH_FAILURE))
+    )
+    window = sb.scenario.delay_for("default") + 2 * TICK
+    waited = sum(1 for at in obs.last_pending.values() if t - at <= window)
+    busy = {(p.get("spec") or {}).get("nodeName") for p in pods.values()}
+    replacing = sum(1 for name in busy if name in nodes and _leaving(obs, obs.nodes[name], t))
+    drills = sum(1 for e in executions(sb) if e.status == "RUNNING" and "Drill" in e.state_machine_arn)
+    surplus = booting - waited - replacing - ACTIVE_DRILL_SLACK * drills
+    obs.over_ticks = obs.over_ticks + 1 if surplus > 0 else 0
+    if obs.over_ticks >= 2:
+        obs.flag(
+            "overProvisioned",
+            f"t{int(t // 300)}",
+            f"t={t:.0f} {booting} instances booting for {waited} pods that waited ({replacing} replacements, "
+            f"{drills} drills)",
+        )
+
+
+def _leaving(obs: Any, seen: Any, t: float) -> bool:
+    """A node whose pods will need a replacement: being disrupted, or past its pool's expireAfter (the autoscaler
+    launches the replacement before it cordons the expired node)."""
+    expire = obs.plan.pools.get(seen.pool, {}).get("expire", 0.0)
+    return seen.held_since is not None or bool(expire and t - seen.seen_at >= expire)
+
+
+def _running_executions(sb: Any, obs: Any, t: float) -> None:
+    started = obs.__dict__.setdefault("execution_started", {})
+    for e in executions(sb):
+        first = started.setdefault(e.execution_arn, t)
+        if e.status == "RUNNING" and t - first > EXECUTION_BOUND:
+            obs.flag("executionOverBound", e.execution_arn, f"t={t:.0f} execution {e.name} running since {first:.0f}")
+
+
+def check_end(sb: Any) -> None:
+    """Scale to zero: once the work and the faults have been over for longer than consolidation and removal take, no
+    instance may be left."""
+    obs = sb.observer
+    t = sb.scenario.duration
+    quiet_since = max(obs.last_busy, obs.plan.last_fault_end)
+    longest = max((p.get("consolidateAfter", 0.0) for p in obs.plan.pools.values()), default=0.0)
+    left = _instances(sb)
+    if t - quiet_since > longest + NODE_BOUND + TICK and left:
+        names = ", ".join(sorted(f"{i.instance_id}({i.status})" for i in left))
+        obs.flag("notScaledToZero", "end", f"{len(left)} instances at the end, quiet since {quiet_since:.0f}: {names}")
