@@ -76,7 +76,6 @@ KNOWN_OPEN = {
     "idleNodeKept": "(seed 2030 on main after the defect 1-3 fixes): provision's NodePool/initialized label write fails "
     "on a Kubernetes 409/410 and is only logged; disruption never picks the node again, it stays idle",
     "notScaledToZero": "as idleNodeKept",
-    "doNotDisruptEvicted": "defect 4: expiry evicts do-not-disrupt pods at once, not after terminationGracePeriod",
 }
 
 
@@ -161,13 +160,9 @@ PROTECTED_POD = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 11 defect 4: expiry evicts a karpenter.sh/do-not-disrupt pod during the drain instead of leaving it"
-    " until the NodePool's terminationGracePeriod has passed",
-)
 def test_expiry_leaves_a_do_not_disrupt_pod_until_the_grace_period() -> None:
-    """Deterministic: a do-not-disrupt pod (no PDB) on a node that expires after 300 s, grace period 1200 s."""
+    """Deterministic (issue 11 defect 4, fixed): a do-not-disrupt pod (no PDB) on a node that expires after 300 s, grace
+    period 1200 s. Before the fix the drain evicted it on its first round."""
     scenario = _one_pool_scenario("expiry-grace", expire=300, grace=1200, job=None, faults=[], extra=[PROTECTED_POD])
     violations = _play(
         SoakPlan(0, scenario, {"gpunodepool": {"consolidateAfter": 0.0, "grace": 1200.0, "expire": 300.0}}, 0.0)

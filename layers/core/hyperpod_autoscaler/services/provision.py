@@ -120,7 +120,7 @@ def check(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
             continue
         node = deps.cluster.get_node(n.node_name)
         if node is not None and NODEPOOL_LABEL not in node.labels:
-            _label_with_nodepool(deps, event, [n.node_name], initialized=False)  # as soon as it registers
+            _label_with_nodepool(deps, event, [n.node_name], initialized=False, must=False)  # as soon as it registers
         if node is not None and node.is_ready:
             ready.append(n.node_name)
     elapsed = deps.clock() - float(started.get("startedAt") or deps.clock())
@@ -137,10 +137,14 @@ def check(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _label_with_nodepool(
-    deps: ProvisionDeps, event: dict[str, Any], names: list[str], initialized: bool = True
+    deps: ProvisionDeps, event: dict[str, Any], names: list[str], initialized: bool = True, must: bool = True
 ) -> None:
     """As Karpenter's nodes: the disruption side maps a node to its NodePool by this label (set on registration), and
-    leaves a node out of the budgets until it is initialized (``karpenter.sh/initialized``, set once it is Ready)."""
+    leaves a node out of the budgets until it is initialized (``karpenter.sh/initialized``, set once it is Ready).
+
+    The label is what lets consolidation ever remove the node, so where no later step would write it again (``must``:
+    finish, give-back) a failed write fails the task and the state machine retries it; a node left unlabelled would
+    stay idle and billing for good. The check's label on registration is written again by the next check."""
     pool = event.get("nodePool")
     if not (isinstance(pool, str) and pool):
         return
@@ -150,6 +154,8 @@ def _label_with_nodepool(
             deps.cluster.label_node(name, labels)
         except Exception as exc:
             log.warning("could not label node %s with its NodePool %s: %s", name, pool, exc)
+            if must:
+                raise
 
 
 def give_back(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
@@ -187,13 +193,13 @@ def give_back(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
 
 def finish(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
     group, _count, claim = _claim(event)
+    ready = (event.get("check") or {}).get("readyNodes") or []
+    _label_with_nodepool(deps, event, ready)  # first: a retry of this task must find the claim still recorded
     started = (event.get("scale") or {}).get("startedAt")
     # only a launch that began after the failure that set the backoff clears it
     deps.backoff.clear(group, since=float(started) if started is not None else deps.clock())
     if deps.claims is not None:
         deps.claims.forget(claim)
-    ready = (event.get("check") or {}).get("readyNodes") or []
-    _label_with_nodepool(deps, event, ready)
     deps.metrics.count(m.NODECLAIMS_READY, len(ready), InstanceGroup=group)
     return {"status": "ready", "nodes": ready}
 
