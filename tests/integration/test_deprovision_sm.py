@@ -209,6 +209,23 @@ def test_the_same_drill_run_again_changes_the_cluster_again(stack: Stack) -> Non
     assert len(stack.executions("provision")) == 2 and len(stack.executions("deprovision")) == 2
 
 
+def test_a_replace_node_drill_gives_the_replacement_the_replaced_nodes_nodepool(stack: Stack) -> None:
+    """Found by the whole-system soak (seed 2034): the drill's replacement was provisioned without a NodePool, so it
+    never got the karpenter.sh/nodepool label, and consolidation never removed it once idle: it billed for good."""
+    (old,) = up(stack, 1)
+    labelled = node(stack, old)
+    assert labelled is not None
+    labelled["metadata"]["labels"]["karpenter.sh/nodepool"] = "gpunodepool"
+    labelled["metadata"].pop("resourceVersion", None)
+    stack.kube.apply(labelled)
+    out = stack.run("drill", {"drill": "replace-node", "node": old})
+    assert out["status"] == "SUCCEEDED", out
+    (new,) = [n for n in stack.kube.list("v1", "Node")]
+    assert new["metadata"]["name"] != old
+    assert new["metadata"]["labels"].get("karpenter.sh/nodepool") == "gpunodepool"
+    assert new["metadata"]["labels"].get("karpenter.sh/initialized") == "true"
+
+
 def test_drill_drain_group_to_zero(stack: Stack) -> None:
     up(stack, 2)
     out = stack.run("drill", {"drill": "drain-group", "group": GROUP})

@@ -17,6 +17,7 @@ import json
 from typing import Any
 
 from ..domain.errors import InvalidRequest
+from ..domain.k8s import NODEPOOL_LABEL
 from .naming import new_token
 from .provision import ProvisionDeps
 
@@ -54,9 +55,11 @@ def plan(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
             raise InvalidRequest(f"drill input: field node {node!r} is not a node of the cluster")
         group, count, replaced = match.group, 1, match.node_name
         out["replaced"] = replaced
+        pool = _nodepool_of(deps, replaced)
     else:
         group = event.get("group")
         count = event.get("count", 1)
+        pool = None  # the drill removes these nodes again
         if not isinstance(group, str) or not group or not isinstance(count, int) or count < 1:
             raise InvalidRequest("drill input: fields group (a name) and count (>= 1) are required for scale-group")
     out["provision"] = {
@@ -66,10 +69,20 @@ def plan(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
         "claimId": f"drill-{tag}",
         "pods": [],
     }
+    if pool:
+        out["provision"]["nodePool"] = pool  # provision labels the new node with it: consolidation can remove it later
     out["provisionName"] = f"drill-up-{tag}"
     then = f"then drain and delete {out['replaced']}" if drill == "replace-node" else "then remove those nodes again"
     out["summary"] = f"would add {count} node(s) to {group}, wait until Ready, {then}"
     return out
+
+
+def _nodepool_of(deps: ProvisionDeps, node_name: str) -> str | None:
+    """The NodePool of the node a replace-node drill replaces: its replacement stays, and a node without the
+    ``karpenter.sh/nodepool`` label is never consolidated (the whole-system soak found drill replacements left idle
+    for good). None for a node no NodePool manages."""
+    node = deps.cluster.get_node(node_name)
+    return node.labels.get(NODEPOOL_LABEL) if node is not None else None
 
 
 def scale_back(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
