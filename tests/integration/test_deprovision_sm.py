@@ -226,6 +226,18 @@ def test_a_replace_node_drill_gives_the_replacement_the_replaced_nodes_nodepool(
     assert new["metadata"]["labels"].get("karpenter.sh/initialized") == "true"
 
 
+def test_a_scale_group_drill_labels_its_nodes_with_a_nodepool_of_the_group(stack: Stack) -> None:
+    """Found by the whole-system soak (seed 2035): a scale-group drill whose scale-back was refused (a PDB-protected pod
+    had landed on its node) left an unlabelled node, which consolidation never removed. Its nodes now carry a NodePool
+    whose HyperpodNodeClass lists the group (the seed's gpunodepool lists auto-g6-az1)."""
+    stack.seed()
+    stack.aws.hyperpod.delete_failures(rate=1.0)  # the scale-back cannot delete: the drill fails, its node stays
+    out = stack.run("drill", {"drill": "scale-group", "group": GROUP, "count": 1})
+    assert out["status"] == "FAILED" or target(stack) == 1, out
+    (left,) = stack.kube.list("v1", "Node")
+    assert left["metadata"]["labels"].get("karpenter.sh/nodepool") == "gpunodepool"
+
+
 def test_drill_drain_group_to_zero(stack: Stack) -> None:
     up(stack, 2)
     out = stack.run("drill", {"drill": "drain-group", "group": GROUP})

@@ -241,16 +241,21 @@ def nodepool_of(node: Node, pools: list[NodePool], group_pools: dict[str, NodePo
     return group_pools.get(group) if group else None
 
 
-def _group_pools(objects: ClusterObjects) -> dict[str, NodePool]:
-    """Instance group -> the NodePool whose HyperpodNodeClass lists it, for groups that only one NodePool uses (a node of
-    a shared group without its label could be any of them: it is judged against none)."""
+def pools_by_group(objects: ClusterObjects) -> dict[str, list[NodePool]]:
+    """Instance group -> the NodePools whose HyperpodNodeClass lists it, in the order of ``objects.nodepools``."""
     classes = {nc.metadata.name: nc for nc in objects.nodeclasses}
     users: dict[str, list[NodePool]] = {}
     for pool in objects.nodepools:
         nc = classes.get(pool.spec.template.spec.node_class_ref.name)
         for g in nc.spec.instance_groups if nc is not None else []:
             users.setdefault(g, []).append(pool)
-    return {g: pools[0] for g, pools in users.items() if len(pools) == 1}
+    return users
+
+
+def _group_pools(objects: ClusterObjects) -> dict[str, NodePool]:
+    """Instance group -> the NodePool whose HyperpodNodeClass lists it, for groups that only one NodePool uses (a node of
+    a shared group without its label could be any of them: it is judged against none)."""
+    return {g: pools[0] for g, pools in pools_by_group(objects).items() if len(pools) == 1}
 
 
 def drift_reason(node: Node, pool: NodePool, objects: ClusterObjects) -> str | None:

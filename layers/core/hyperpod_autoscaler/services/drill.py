@@ -16,6 +16,7 @@ import hashlib
 import json
 from typing import Any
 
+from ..domain.disruption import pools_by_group
 from ..domain.errors import InvalidRequest
 from ..domain.k8s import NODEPOOL_LABEL
 from .naming import new_token
@@ -59,9 +60,9 @@ def plan(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
     else:
         group = event.get("group")
         count = event.get("count", 1)
-        pool = None  # the drill removes these nodes again
         if not isinstance(group, str) or not group or not isinstance(count, int) or count < 1:
             raise InvalidRequest("drill input: fields group (a name) and count (>= 1) are required for scale-group")
+        pool = _owner_pool(deps, group, event.get("nodePool"))
     out["provision"] = {
         "cluster": cluster,
         "instanceGroup": group,
@@ -83,6 +84,16 @@ def _nodepool_of(deps: ProvisionDeps, node_name: str) -> str | None:
     for good). None for a node no NodePool manages."""
     node = deps.cluster.get_node(node_name)
     return node.labels.get(NODEPOOL_LABEL) if node is not None else None
+
+
+def _owner_pool(deps: ProvisionDeps, group: str, asked: Any) -> str | None:
+    """The NodePool a scale-group drill's nodes are labelled with: the input's ``nodePool``, else the first by name of
+    those whose HyperpodNodeClass lists the group. The drill removes its nodes again, but when that scale-back fails
+    (a PDB, a timeout) they stay, and an unlabelled node of a shared group is never consolidated: it would bill for good."""
+    if isinstance(asked, str) and asked:
+        return asked
+    pools = pools_by_group(deps.cluster.snapshot()).get(group) or []
+    return min((p.name for p in pools), default=None)
 
 
 def scale_back(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
