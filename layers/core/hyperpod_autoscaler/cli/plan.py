@@ -131,17 +131,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     from ..domain.scheduling import schedule
 
     return schedule(
-        PlanInput(
-            pods=objects.pending_pods,
-            nodes=objects.nodes,
-            bound_pods=objects.bound_pods,
-            nodepools=objects.nodepools,
-            nodeclasses=objects.nodeclasses,
-            cluster=cluster,
-            catalog=catalog,
-            daemonsets=objects.daemonsets,
-        ),
-        PlanOptions(time_budget_seconds=args.time_budget),
+        PlanInput.from_objects(objects, cluster, catalog), PlanOptions(time_budget_seconds=args.time_budget)
     )
 
 
