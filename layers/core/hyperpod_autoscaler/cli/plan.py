@@ -170,7 +170,9 @@ def _like(pods: list[str]) -> str:
     """``default/x-*`` for pods whose keys share ``default/x-``; the key itself for one pod."""
     if len(pods) == 1:
         return pods[0]
-    prefix = os.path.commonprefix(pods)
+    first, last = min(pods), max(pods)  # the common prefix of all is that of the two extremes
+    size = next((i for i, (a, b) in enumerate(zip(first, last, strict=False)) if a != b), min(len(first), len(last)))
+    prefix = first[:size]
     return f"{len(pods)} pods like {prefix}*"
 
 
