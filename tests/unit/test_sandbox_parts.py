@@ -303,3 +303,4 @@ def test_the_html_report_leads_with_the_verdict(tmp_path: Path) -> None:
     page = (tmp_path / "index.html").read_text()
     assert page.index("Verdict") < page.index("Summary") < page.index("aaa")
     assert "Smallest static cluster serving the peak, same duration ($)</th><td>3.00" in page
+    assert next(iter(json.loads((tmp_path / "summary.json").read_text()))) == "verdict", "summary.json leads with it"

@@ -110,7 +110,9 @@ def write_report(directory: str | Path, title: str, timeline: Timeline, summary:
         plt.xlim(0, max(t))
     save("events.png", "Events on a timeline")
 
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
+    leading = {k: summary[k] for k in ("verdict",) if k in summary}
+    ordered = {**leading, **dict(sorted((k, v) for k, v in summary.items() if k not in leading))}
+    (out / "summary.json").write_text(json.dumps(ordered, indent=2, default=str) + "\n")  # the verdict first
     (out / "timeline.json").write_text(
         json.dumps({"samples": [asdict(s) for s in timeline.samples], "events": [asdict(e) for e in timeline.events]})
     )
