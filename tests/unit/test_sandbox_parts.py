@@ -304,3 +304,29 @@ def test_the_html_report_leads_with_the_verdict(tmp_path: Path) -> None:
     assert page.index("Verdict") < page.index("Summary") < page.index("aaa")
     assert "Smallest static cluster serving the peak, same duration ($)</th><td>3.00" in page
     assert next(iter(json.loads((tmp_path / "summary.json").read_text()))) == "verdict", "summary.json leads with it"
+
+
+def test_generated_names_uids_and_instance_ids_repeat_run_to_run() -> None:
+    """Issue 15, a run is deterministic: generated pod names and uids (the engine orders pods by them) and HyperPod
+    instance ids (node names; decisions order nodes by them) come from seeded generators, not uuid4/secrets."""
+    from hpa_testkit.aws.hyperpod import HyperPodEmulator
+    from hpa_testkit.kube.store import Store
+
+    def names() -> list[tuple[str, str]]:
+        store = Store()
+        pod = store.type_for("v1", "Pod")
+        body = {"metadata": {"generateName": "x-"}, "spec": {"containers": [{"name": "c"}]}}
+        made = [store.create(pod, "default", body) for _ in range(3)]
+        return [(m["metadata"]["name"], m["metadata"]["uid"]) for m in made]
+
+    def instances() -> list[str]:
+        emulator = HyperPodEmulator(now=lambda: 0.0)
+        spec = json.loads((ROOT / "examples" / "cluster.json").read_text())
+        emulator.create_cluster(spec)
+        c = emulator.clusters[spec["ClusterName"]]
+        group = next(iter(c.groups.values()))
+        return [emulator._launch(c, group, 0.0).instance_id for _ in range(3)]
+
+    first = names()
+    assert first == names() and len({n for n, _ in first}) == 3
+    assert instances() == instances()
