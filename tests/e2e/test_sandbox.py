@@ -3,6 +3,7 @@ HyperPod emulator under queue traffic, with a capacity outage, down to zero."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ def short_run() -> dict[str, Any]:
         summary = sandbox.run()
         summary["_invoked"] = sorted({i.function for i in sandbox.functions.invocations})
         summary["_peak_pods"] = max(s.running_pods + s.pending_pods for s in sandbox.timeline.samples)
+        summary["_samples"] = [(s.t, s.pending_pods, s.running_pods) for s in sandbox.timeline.samples]
     return summary
 
 
@@ -55,6 +57,39 @@ def test_cost_below_a_static_cluster_sized_for_the_peak(short_run: dict[str, Any
     hours = short_run["clusterSeconds"] / 3600
     static = short_run["_peak_pods"] * PRICE_4XL * hours  # one fallback node per pod for the whole run
     assert 0 < short_run["cost"] < 0.6 * static, (short_run["cost"], static)
+
+
+PRICE_XL = 0.8048 * 1.25  # ml.g6.xlarge: EC2 price x 1.25, the catalog's SageMaker estimate
+
+
+def test_the_verdict_comes_first_with_its_units(short_run: dict[str, Any]) -> None:
+    """Issue 15. Every short-scenario pod asks 1 GPU, and ml.g6.xlarge and ml.g6.4xlarge have one GPU each: any packing
+    is one node per pod, of the cheaper type (ml.g6.xlarge). So the static cluster for the peak is one ml.g6.xlarge per
+    pod present at the busiest minute, for the whole run; the Karpenter-style packing is one per pod present, minute by
+    minute; pending pod-minutes are the pending curve's area."""
+    assert next(iter(short_run)) == "verdict"
+    v = short_run["verdict"]
+    duration = short_run["clusterSeconds"]
+    minutes = [(t, pending + running) for t, pending, running in short_run["_samples"] if t % 60 == 0]
+    peak = max(n for _, n in minutes)
+    assert v["staticBaselineNodes"] == peak
+    assert v["staticBaselineCost"] == pytest.approx(peak * PRICE_XL * duration / 3600, abs=0.001)
+    ends = [t for t, _ in minutes[1:]] + [duration]
+    karpenter = sum(n * PRICE_XL * (end - t) / 3600 for (t, n), end in zip(minutes, ends, strict=True))
+    assert v["karpenterStyleCost"] == pytest.approx(karpenter, abs=0.001)
+    samples = short_run["_samples"]
+    area = sum(a[1] * (b[0] - a[0]) for a, b in itertools.pairwise(samples)) / 60
+    assert v["pendingPodMinutes"] == pytest.approx(area, abs=0.01) and area > 0
+    assert v["cost"] == short_run["cost"]
+    beyond = short_run["timeToCapacityBeyondProvisioning"]
+    assert v["timeToCapacityBeyondBootSeconds"] == {k: beyond[k] for k in ("p50", "p95", "max")}
+    assert sum(v["nodesCreatedByReason"].values()) == short_run["nodesCreated"]
+    assert set(v["nodesCreatedByReason"]) <= {"PendingPods", "Replacement"}, v["nodesCreatedByReason"]
+    removed = v["nodesRemovedByReason"]
+    assert sum(removed.values()) == short_run["nodesCreated"], "scale to zero removes every node"
+    assert set(removed) <= {"Empty", "Underutilized"}, removed
+    assert v["violations"] == {"pdb": 0, "doNotDisrupt": 0}
+    assert v["unservedPods"] == [] and v["drills"] == []
 
 
 def test_wiring_comes_from_the_template(tmp_path: Path) -> None:
@@ -89,6 +124,7 @@ def test_a_real_drill_runs_to_success() -> None:
 
 UNSCHEDULABLE = """
 import sys
+import itertools
 from pathlib import Path
 from hpa_testkit.sandbox.runner import Sandbox, SandboxOptions
 from hpa_testkit.sandbox.scenario import load_scenario

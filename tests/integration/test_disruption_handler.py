@@ -205,3 +205,29 @@ def test_a_replacement_that_never_came_up_is_decided_again_under_a_new_name(stac
     assert all(r["status"] == "SUCCEEDED" for r in stack.wait_all("deprovision"))
     names = [n["metadata"]["name"] for n in stack.kube.list("v1", "Node")]
     assert big not in names and len(names) == 1
+
+
+def test_while_hyperpods_own_autoscaler_is_enabled_no_node_is_removed(stack: Stack) -> None:
+    """Issue 15: two autoscalers never fight. An empty node is not removed while AutoScaling.Mode is Enable (a Warning
+    event on the NodePool and a False condition say why); once disabled it is."""
+    setup(stack)
+    up(stack, "auto-g6-az1", 1)
+    spec = stack.aws.hyperpod.clusters[CLUSTER].spec
+    spec["AutoScaling"] = {"Mode": "Enable", "AutoScalerType": "Karpenter", "Status": "InService"}
+    held = stack.invoke("disruption", {"source": "manual", "reason": "t", "id": "pass-1"})
+    assert held["result"]["decisions"] == [] and held["result"]["deprovisionsStarted"] == [], held
+    assert "AutoScaling.Mode: Enable" in held["result"]["conflict"]
+    assert stack.executions("deprovision") == [] and group_target(stack, "auto-g6-az1") == 1
+    events = [e for e in stack.kube.list("v1", "Event") if e["reason"] == "AutoscalerConflict"]
+    assert [(e["involvedObject"]["kind"], e["involvedObject"]["name"], e["type"]) for e in events] == [
+        ("NodePool", "gpu", "Warning")
+    ]
+    (pool,) = stack.kube.list("karpenter.sh/v1", "NodePool")
+    conds = {c["type"]: c["status"] for c in pool["status"]["conditions"]}
+    assert conds["NoConflictingAutoscaler"] == "False", conds
+
+    spec["AutoScaling"] = {"Mode": "Disable"}
+    out = stack.invoke("disruption", {"source": "manual", "reason": "t", "id": "pass-2"})
+    assert [d["reason"] for d in out["result"]["decisions"]] == ["Empty"] and out["result"]["conflict"] is None
+    assert all(r["status"] == "SUCCEEDED" for r in stack.wait_all("deprovision"))
+    assert group_target(stack, "auto-g6-az1") == 0

@@ -277,3 +277,48 @@ def test_a_malformed_nodepool_and_nodeclass_are_skipped_with_events_and_the_othe
     assert warned["broken-class"][:2] == ("HyperpodNodeClass", uids["broken-class"])
     assert "field spec.instanceGroups" in warned["broken-class"][2]
     assert all(r["status"] == "SUCCEEDED" for r in stack.wait_all("provision"))
+
+
+def conditions(stack: Stack, api: str, kind: str) -> dict[str, dict[str, dict[str, Any]]]:
+    return {
+        o["metadata"]["name"]: {c["type"]: c for c in (o.get("status") or {}).get("conditions") or []}
+        for o in stack.kube.list(api, kind)
+    }
+
+
+def test_while_hyperpods_own_autoscaler_is_enabled_nothing_launches_and_it_says_why(stack: Stack) -> None:
+    """Issue 15: two autoscalers never fight. AutoScaling.Mode Enable -> no claim, no execution, no instance; a False
+    NoConflictingAutoscaler condition on every NodePool and HyperpodNodeClass, a Warning event and the gauge. Disabled
+    again -> the same pods are served and the conditions turn True."""
+    stack.seed()
+    pods = pending(stack)
+    spec = stack.aws.hyperpod.clusters["hyperpod-eks-demo"].spec
+    spec["AutoScaling"] = {"Mode": "Enable", "AutoScalerType": "Karpenter", "Status": "InService"}
+    out = stack.invoke("reconcile", sample("alarm-pending-pods.json"))
+    assert out["executionsStarted"] == [] and out["last"]["claims"] == [], out
+    assert "AutoScaling.Mode: Enable" in out["last"]["conflict"], out
+    assert stack.executions("provision") == []
+    assert all(g.target == 0 for g in stack.aws.hyperpod.clusters["hyperpod-eks-demo"].groups.values())
+    for api, kind in (("karpenter.sh/v1", "NodePool"), ("karpenter.sagemaker.amazonaws.com/v1", "HyperpodNodeClass")):
+        found = conditions(stack, api, kind)
+        assert found, kind
+        for name, conds in found.items():
+            assert conds["NoConflictingAutoscaler"]["status"] == "False", (kind, name, conds)
+            assert conds["NoConflictingAutoscaler"]["reason"] == "HyperPodAutoScalingEnabled"
+    warnings = [e for e in stack.kube.list("v1", "Event", "default") if e["reason"] == "AutoscalerConflict"] + [
+        e for e in stack.kube.list("v1", "Event") if e["reason"] == "AutoscalerConflict"
+    ]
+    assert {e["involvedObject"]["kind"] for e in warnings} == {"NodePool"}, warnings
+    assert all(e["type"] == "Warning" for e in warnings)
+    metric = stack.aws.client("cloudwatch").list_metrics(MetricName="AutoscalerConflict")["Metrics"]
+    assert metric, "the AutoscalerConflict gauge is published"
+
+    spec["AutoScaling"] = {"Mode": "Disable", "Status": "InService"}
+    again = sample("alarm-pending-pods.json")
+    again["id"] = "after-disable"
+    served = stack.invoke("reconcile", again)
+    assert served["last"]["conflict"] is None, served
+    assert sum(c["pods"] for c in served["last"]["claims"]) == len(pods)
+    assert all(r["status"] == "SUCCEEDED" for r in stack.wait_all("provision"))
+    for conds in conditions(stack, "karpenter.sh/v1", "NodePool").values():
+        assert conds["NoConflictingAutoscaler"]["status"] == "True", conds

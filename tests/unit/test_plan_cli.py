@@ -39,7 +39,7 @@ def test_text_output_names_every_unschedulable_pod(tmp_path: Path, capsys: pytes
         "spec:\n  containers:\n  - name: c\n    resources: {requests: {cpu: '500', memory: 1Gi}}\n"
     )
     code, out, _ = run(capsys, "--cluster", CLUSTER, "-f", SEED[0], "-f", SEED[1], "-f", str(huge), "-o", "text")
-    assert code == 0
+    assert code == 3, "unschedulable pods exit 3 (README: exit codes)"
     assert "Unschedulable" in out and "ml/huge" in out
 
 
@@ -90,3 +90,43 @@ def test_bad_cluster_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     bad.write_text("{not json")
     code, _, err = run(capsys, "--cluster", str(bad), "-f", SEED[2])
     assert code == 2 and "DescribeCluster" in err
+
+
+def test_identical_reasons_are_grouped_and_exit_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Twelve pods too big for any type share one reason: one line "12 pods like ml/x-*: ...", the odd one on its own."""
+    pods = tmp_path / "pods.yaml"
+    docs = [
+        f"apiVersion: v1\nkind: Pod\nmetadata: {{name: x-{i}, namespace: ml}}\n"
+        "spec:\n  containers:\n  - name: c\n    resources: {requests: {cpu: '500', memory: 1Gi}}\n"
+        for i in range(12)
+    ]
+    docs.append(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: odd, namespace: ml}\n"
+        "spec:\n  nodeSelector: {team: nobody}\n  containers:\n  - name: c\n    resources: {requests: {cpu: '1'}}\n"
+    )
+    pods.write_text("---\n".join(docs))
+    for output in ("text", "json"):
+        code, out, _ = run(capsys, "--cluster", CLUSTER, "-f", SEED[0], "-f", SEED[1], "-f", str(pods), "-o", output)
+        assert code == 3, (output, out)
+    _, out, _ = run(capsys, "--cluster", CLUSTER, "-f", SEED[0], "-f", SEED[1], "-f", str(pods), "-o", "text")
+    lines = out.split("Unschedulable (why):\n")[1].split("\n\n")[0].rstrip().splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("  12 pods like ml/x-*: "), lines
+    assert lines[1].startswith("  ml/odd: "), lines
+    assert "x-3" not in out.split("Unschedulable (why):")[1]
+
+
+def test_all_placed_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--cluster", CLUSTER]
+    for f in SEED:
+        args += ["-f", f]
+    assert run(capsys, *args, "-o", "text")[0] == 0
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"hyperpod-autoscaler {version('hyperpod-autoscaler')}"

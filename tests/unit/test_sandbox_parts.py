@@ -214,3 +214,119 @@ def test_a_bad_gap_in_the_trace_names_the_line(tmp_path: Path) -> None:
     bad.write_text("gap_ms\n0\n12\nx\n")
     with pytest.raises(ValueError, match=r"arrivals.csv:4: field gap_ms is 'x'"):
         load_azure_arrivals(bad)
+
+
+# --- the verdict (issue 15): each figure against a hand computation on a tiny case --------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+PRICE_XL = 0.8048 * 1.25  # ml.g6.xlarge: the CSV lists the EC2 price only; the catalog estimates SageMaker as x1.25
+
+
+def _seed() -> tuple[object, object, object]:
+    from hpa_testkit.sandbox.runner import load_yaml_objects
+    from hyperpod_autoscaler.domain.catalog import Catalog
+    from hyperpod_autoscaler.domain.hyperpod import ClusterView
+    from hyperpod_autoscaler.domain.objects import parse_objects
+
+    docs = [load_yaml_objects(ROOT / "examples" / "seed" / f) for f in ("nodepool.yaml", "nodeclass.yaml")]
+    objects = parse_objects([d for ds in docs for d in ds], strict=False, ignore_unknown_kinds=True)
+    view = ClusterView.from_describe_cluster(json.loads((ROOT / "examples" / "cluster.json").read_text()))
+    view.group("auto-g6-az1").zones = ["us-west-2a"]  # type: ignore[union-attr]
+    view.group("auto-g6-4xaz2").zones = ["us-west-2b"]  # type: ignore[union-attr]
+    return objects, view, Catalog.builtin()
+
+
+def _pods(n: int, cpu: str = "1", running_on: str | None = None) -> list[dict]:
+    pods = []
+    for i in range(n):
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": f"p-{i}", "namespace": "default", "uid": f"u-{i}"},
+            "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": cpu, "memory": "256Mi"}}}]},
+            "status": {"phase": "Running" if running_on else "Pending"},
+        }
+        if running_on:
+            pod["spec"]["nodeName"] = running_on
+        pods.append(pod)
+    return pods
+
+
+def test_pending_pod_minutes_and_pricing_over_time() -> None:
+    from hpa_testkit.sandbox.verdict import pending_pod_minutes, priced_over_time
+
+    samples = [Sample(0, 3, 0, {}, 0.0), Sample(30, 1, 2, {}, 0.0), Sample(90, 0, 3, {}, 0.0), Sample(120, 0, 3, {}, 0)]
+    # 3 pods for half a minute, 1 for a minute, none after
+    assert pending_pod_minutes(samples) == pytest.approx(3 * 0.5 + 1 * 1.0)
+    # $1/h for half an hour, then $2/h for half an hour
+    assert priced_over_time([(0.0, 1.0), (1800.0, 2.0)], 3600.0) == pytest.approx(0.5 + 1.0)
+
+
+def test_karpenter_style_and_static_baseline_on_the_seed() -> None:
+    """Six 1-CPU pods; the seed NodePool allows ml.g6.xlarge only (3.92 allocatable CPUs: three such pods per node), so
+    both the Karpenter-style packing and the engine's static cluster are two ml.g6.xlarge; the 4xlarge group of the same
+    class is excluded by the NodePool's requirement."""
+    from hpa_testkit.sandbox.verdict import DemandTracker, managed_types, static_baseline_hourly
+
+    objects, view, catalog = _seed()
+    assert [t.name for t in managed_types(objects, view, catalog)] == ["ml.g6.xlarge"]  # type: ignore[arg-type]
+    demand = DemandTracker()
+    types = managed_types(objects, view, catalog)  # type: ignore[arg-type]
+    demand.observe(0.0, _pods(2), types)
+    demand.observe(60.0, _pods(6, running_on="n-1"), types)  # running pods are demand too
+    demand.observe(120.0, _pods(3), types)
+    assert [h for _, h in demand.points] == pytest.approx([PRICE_XL, 2 * PRICE_XL, PRICE_XL])
+    assert demand.peak_t == 60.0 and len(demand.peak_pods) == 6
+    hourly, nodes = static_baseline_hourly(demand.peak_pods, objects, view, catalog)  # type: ignore[arg-type]
+    assert (hourly, nodes) == (pytest.approx(2 * PRICE_XL), 2)
+
+
+def test_unserved_pods_carry_the_engines_reason() -> None:
+    from hpa_testkit.sandbox.verdict import unserved_reasons
+    from hyperpod_autoscaler.domain.objects import parse_objects
+
+    objects, view, catalog = _seed()
+    pods = parse_objects([*_pods(1), *_pods(1, cpu="64")[0:1]], strict=False).pods
+    big = pods[1].model_copy(update={"metadata": pods[1].metadata.model_copy(update={"name": "huge"})})
+    objects.pods = [pods[0], big]  # type: ignore[attr-defined]
+    out = unserved_reasons(["default/p-0", "default/huge", "default/gone"], objects, view, catalog)  # type: ignore[arg-type]
+    by_pod = {o["pod"]: o["reason"] for o in out}
+    assert by_pod["default/p-0"].startswith("schedulable")
+    assert "cpu" in by_pod["default/huge"].lower(), by_pod
+    assert by_pod["default/gone"] == "gone before it was served"
+
+
+def test_the_html_report_leads_with_the_verdict(tmp_path: Path) -> None:
+    timeline = Timeline(samples=[Sample(0, 1, 0, {}, 0.0), Sample(60, 0, 1, {}, 1.0)])
+    summary = {"aaa": 1, "verdict": {"cost": 1.5, "staticBaselineCost": 3.0, "karpenterStyleCost": 1.0}}
+    write_report(tmp_path, "t", timeline, summary)
+    page = (tmp_path / "index.html").read_text()
+    assert page.index("Verdict") < page.index("Summary") < page.index("aaa")
+    assert "Smallest static cluster serving the peak, same duration ($)</th><td>3.00" in page
+    assert next(iter(json.loads((tmp_path / "summary.json").read_text()))) == "verdict", "summary.json leads with it"
+
+
+def test_generated_names_uids_and_instance_ids_repeat_run_to_run() -> None:
+    """Issue 15, a run is deterministic: generated pod names and uids (the engine orders pods by them) and HyperPod
+    instance ids (node names; decisions order nodes by them) come from seeded generators, not uuid4/secrets."""
+    from hpa_testkit.aws.hyperpod import HyperPodEmulator
+    from hpa_testkit.kube.store import Store
+
+    def names() -> list[tuple[str, str]]:
+        store = Store()
+        pod = store.type_for("v1", "Pod")
+        body = {"metadata": {"generateName": "x-"}, "spec": {"containers": [{"name": "c"}]}}
+        made = [store.create(pod, "default", body) for _ in range(3)]
+        return [(m["metadata"]["name"], m["metadata"]["uid"]) for m in made]
+
+    def instances() -> list[str]:
+        emulator = HyperPodEmulator(now=lambda: 0.0)
+        spec = json.loads((ROOT / "examples" / "cluster.json").read_text())
+        emulator.create_cluster(spec)
+        c = emulator.clusters[spec["ClusterName"]]
+        group = next(iter(c.groups.values()))
+        return [emulator._launch(c, group, 0.0).instance_id for _ in range(3)]
+
+    first = names()
+    assert first == names() and len({n for n, _ in first}) == 3
+    assert instances() == instances()

@@ -131,6 +131,8 @@ class HyperPodEmulator:
         self.recovery_delay = 600.0
         """With ``NodeRecovery: Automatic``, a failed instance is replaced (Running again) this long after it failed."""
         self.rng = random.Random(seed)
+        self.ids = random.Random(seed + 1)
+        """Instance and logical ids from a seeded generator: the same run names the same nodes."""
         self.clusters: dict[str, Cluster] = {}
         self.subnet_zones: dict[str, str] = {}
         self.lock = threading.RLock()
@@ -294,8 +296,8 @@ class HyperPodEmulator:
 
     def _launch(self, cluster: Cluster, group: Group, now: float) -> Instance:
         inst = Instance(
-            instance_id="i-" + secrets.token_hex(9)[:17],
-            logical_id=secrets.token_hex(8),
+            instance_id=f"i-{self.ids.getrandbits(68):017x}",
+            logical_id=f"{self.ids.getrandbits(64):016x}",
             group=group.name,
             instance_type=group.instance_type,
             zone=group.zone,

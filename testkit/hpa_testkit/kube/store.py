@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
+import random
 import re
 import threading
 import uuid
@@ -279,6 +280,8 @@ class Store:
         self.now: Callable[[], float] | None = None
         """The cluster's clock for creationTimestamp (the sandbox's simulated one); None: the wall clock."""
         self.api_pod_deletes: list[tuple[str, str]] = []
+        self.ids = random.Random(5)
+        """Generated names and uids come from a seeded generator (under the lock): the same run, the same names."""
         """Pods deleted over HTTP (by a client: the autoscaler), apart from the sandbox's own direct deletes."""
         for t in RESOURCES:
             self.register(t)
@@ -327,7 +330,8 @@ class Store:
         meta = obj.setdefault("metadata", {})
         if not meta.get("name"):
             if meta.get("generateName"):
-                meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
+                with self.lock:
+                    meta["name"] = meta["generateName"] + f"{self.ids.getrandbits(20):05x}"
             else:
                 raise ApiError(422, "Invalid", f"{t.kind} is invalid: metadata.name: Required value: name is required")
         if t.namespaced:
@@ -343,7 +347,7 @@ class Store:
             bucket = self.objects[(t.group, t.plural)]
             if key in bucket:
                 raise ApiError(409, "AlreadyExists", f'{t.plural} "{meta["name"]}" already exists')
-            meta["uid"] = str(uuid.uuid4())
+            meta["uid"] = str(uuid.UUID(int=self.ids.getrandbits(128), version=4))
             meta["creationTimestamp"] = now_iso(self.now() if self.now is not None else None)
             meta["generation"] = 1
             obj["apiVersion"] = t.api_version

@@ -110,13 +110,21 @@ def write_report(directory: str | Path, title: str, timeline: Timeline, summary:
         plt.xlim(0, max(t))
     save("events.png", "Events on a timeline")
 
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
+    leading = {k: summary[k] for k in ("verdict",) if k in summary}
+    ordered = {**leading, **dict(sorted((k, v) for k, v in summary.items() if k not in leading))}
+    (out / "summary.json").write_text(json.dumps(ordered, indent=2, default=str) + "\n")  # the verdict first
     (out / "timeline.json").write_text(
         json.dumps({"samples": [asdict(s) for s in timeline.samples], "events": [asdict(e) for e in timeline.events]})
+    )
+    verdict = summary.get("verdict") or {}
+    verdict_rows = "".join(
+        f"<tr><th>{html.escape(VERDICT_LABELS.get(k, k))}</th><td>{html.escape(_shown(v))}</td></tr>"
+        for k, v in verdict.items()
     )
     rows = "".join(
         f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(json.dumps(v, default=str))}</td></tr>"
         for k, v in sorted(summary.items())
+        if k != "verdict"
     )
     images = "".join(
         f'<figure><img src="{name}" alt="{html.escape(caption)}"><figcaption>{html.escape(caption)}</figcaption></figure>'
@@ -130,12 +138,38 @@ def write_report(directory: str | Path, title: str, timeline: Timeline, summary:
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;max-width:980px;margin:2em auto}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:2px 8px;text-align:left;font-size:13px}}img{{max-width:100%}}</style></head>
-<body><h1>{html.escape(title)}</h1><h2>Summary</h2><table>{rows}</table><h2>Timeline</h2>{images}
+<body><h1>{html.escape(title)}</h1><h2>Verdict</h2><table class="verdict">{verdict_rows}</table>
+<h2>Summary</h2><table>{rows}</table><h2>Timeline</h2>{images}
 <h2>Events</h2><table><tr><th>min</th><th>kind</th><th>what</th></tr>{events}</table></body></html>
 """
     path = out / "index.html"
     path.write_text(page)
     return path
+
+
+VERDICT_LABELS = {
+    "cost": "Cost of the run ($)",
+    "staticBaselineCost": "Smallest static cluster serving the peak, same duration ($)",
+    "staticBaselineNodes": "Nodes of that static cluster",
+    "karpenterStyleCost": "Karpenter-style packing of the same demand, minute by minute ($)",
+    "pendingPodMinutes": "Pending pod-minutes",
+    "timeToCapacityBeyondBootSeconds": "Time to capacity beyond the boot delay (s)",
+    "nodesCreatedByReason": "Nodes created, by reason",
+    "nodesRemovedByReason": "Nodes removed, by reason",
+    "drills": "Drills",
+    "violations": "Violations",
+    "unservedPods": "Pods never served, with plan's reason",
+}
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_shown(v)}" for k, v in value.items()) or "none"
+    if isinstance(value, list):
+        return "; ".join(_shown(v) for v in value) or "none"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return "n/a" if value is None else str(value)
 
 
 def summarize_times(values: list[float]) -> dict[str, float | None]:

@@ -38,6 +38,15 @@ from .report import Sample, Timeline
 from .scenario import ArrivalStream, Scenario, load_azure_arrivals
 from .template import StateMachineSpec, Wiring, read_wiring, ref_target
 from .tracking import PodTracker
+from .verdict import (
+    DEMAND_EVERY_SECONDS,
+    DemandTracker,
+    managed_types,
+    pending_pod_minutes,
+    priced_over_time,
+    static_baseline_hourly,
+    unserved_reasons,
+)
 
 ACCOUNT = "123456789012"
 REGION = "us-west-2"
@@ -388,6 +397,7 @@ class Sandbox:
         self.clock = SteppedClock()
         self.timeline = Timeline()
         self.tracker = PodTracker()
+        self.demand = DemandTracker()
         self.pool = ThreadPoolExecutor(max_workers=self.options.workers, thread_name_prefix="lambda")
         overrides = {**SANDBOX_PARAMETERS, **self.options.parameter_overrides}
         self.wiring = read_wiring(self.options.template, overrides)
@@ -983,6 +993,9 @@ class Sandbox:
         for dep in self.scenario.deployments:
             replicas[dep.name] = self._ready_replicas(dep.name, dep.namespace)
         self.timeline.samples.append(Sample(t, pending, running, dict(per_group), round(cost, 4), replicas))
+        if t % DEMAND_EVERY_SECONDS == 0:
+            objects, view = self._engine_view()
+            self.demand.observe(t, pods, managed_types(objects, view, catalog))
         if self.live is not None:
             self.live.update(t, pending, running, per_group, cost)
 
@@ -1080,6 +1093,88 @@ class Sandbox:
 
     # --- the result ----------------------------------------------------------------------------------------------------
 
+    def _engine_view(self) -> tuple[Any, Any]:
+        """The cluster as the engine reads it: the Kubernetes objects (lenient) and the HyperPod view."""
+        from hyperpod_autoscaler.domain.hyperpod import ClusterView
+        from hyperpod_autoscaler.domain.objects import parse_objects
+
+        docs = [
+            *self.kube.list("v1", "Pod"),
+            *self.kube.list("v1", "Node"),
+            *self.kube.list("karpenter.sh/v1", "NodePool"),
+            *self.kube.list("karpenter.sagemaker.amazonaws.com/v1", "HyperpodNodeClass"),
+        ]
+        objects = parse_objects(docs, strict=False, ignore_unknown_kinds=True)
+        raw = self._client("sagemaker").describe_cluster(ClusterName=self.cluster_name)
+        view = ClusterView.from_describe_cluster(raw)
+        emulated = self.aws.hyperpod.clusters.get(self.cluster_name)
+        for group in view.instance_groups:
+            if not group.zones and emulated is not None and group.name in emulated.groups:
+                group.zones = [emulated.groups[group.name].zone]  # what ec2:DescribeSubnets answers in AWS
+        return objects, view
+
+    def _node_reasons(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Nodes created and removed, counted by why: a provision for pending pods or a replacement; a disruption's
+        reason (Empty, Underutilized, Drifted, Expired, ...) or, for a node that left with no deprovision, its failure."""
+        client = self._client("stepfunctions")
+        created_by: dict[str, str] = {}
+        removed_by: dict[str, str] = {}
+        for logical_id in self.wiring.state_machines:
+            arn = self.physical.get(logical_id)
+            kind = logical_id.replace("StateMachine", "")
+            if not arn or kind not in ("Provision", "Deprovision"):
+                continue
+            for e in client.list_executions(stateMachineArn=arn).get("executions", []):
+                d = client.describe_execution(executionArn=e["executionArn"])
+                given = json.loads(d.get("input") or "{}")
+                if kind == "Deprovision":
+                    for node in given.get("nodes") or []:
+                        removed_by.setdefault(node, str(given.get("reason") or "Deprovision"))
+                    continue
+                output = json.loads(d.get("output") or "{}") if d.get("output") else {}
+                why = "Replacement" if str(given.get("claimId", "")).startswith("replace-") else "PendingPods"
+                for node in (output.get("nodes") if isinstance(output, dict) else None) or []:
+                    created_by.setdefault(node, why)
+        created: dict[str, int] = {}
+        removed: dict[str, int] = {}
+        for name, info in sorted(self._nodes_seen.items()):
+            why = created_by.get(name, "Unattributed")
+            created[why] = created.get(why, 0) + 1
+            if "gone" in info:
+                gone = removed_by.get(name, "NodeFailure")
+                removed[gone] = removed.get(gone, 0) + 1
+        return created, removed
+
+    def verdict(self) -> dict[str, Any]:
+        """Did it do a good job: the figures ``hpa_testkit.sandbox.verdict`` defines, with their units in their names."""
+        from .report import summarize_times
+
+        delays = {name: self.scenario.delay_for(info["group"]) for name, info in self._nodes_seen.items()}
+        from hyperpod_autoscaler.domain.catalog import Catalog
+
+        objects, view = self._engine_view()
+        catalog = getattr(self, "_catalog", None) or Catalog.builtin()
+        duration = float(self.scenario.duration)
+        static_hourly, static_nodes = static_baseline_hourly(self.demand.peak_pods, objects, view, catalog)
+        created, removed = self._node_reasons()
+        beyond = summarize_times(self.tracker.beyond_provisioning(delays))
+        return {
+            "cost": round(self.timeline.cost(), 3),
+            "staticBaselineCost": round(static_hourly * duration / 3600, 3),
+            "staticBaselineNodes": static_nodes,
+            "karpenterStyleCost": round(priced_over_time(self.demand.points, duration), 3),
+            "pendingPodMinutes": round(pending_pod_minutes(self.timeline.samples), 2),
+            "timeToCapacityBeyondBootSeconds": {k: beyond[k] for k in ("p50", "p95", "max")},
+            "nodesCreatedByReason": created,
+            "nodesRemovedByReason": removed,
+            "drills": self._drill_outcomes(),
+            "violations": {
+                "pdb": len(self.kube.store.pdb_violations),
+                "doNotDisrupt": len(self.killed_pods),
+            },
+            "unservedPods": unserved_reasons(self.tracker.unserved(), objects, view, catalog),
+        }
+
     def summary(self) -> dict[str, Any]:
         from .report import summarize_times
 
@@ -1087,6 +1182,7 @@ class Sandbox:
         last = self.timeline.samples[-1] if self.timeline.samples else None
         executions = self._executions()
         return {
+            "verdict": self.verdict(),
             "scenario": self.scenario.name,
             "clusterSeconds": self.scenario.duration,
             "timeToCapacity": summarize_times(self.tracker.times_to_capacity()),

@@ -52,6 +52,7 @@ EVICTIONS = "Evictions"  # by Result=evicted|blocked|gone|waiting-do-not-disrupt
 POD_SCALER_DESIRED = "ScaledObjectDesiredReplicas"  # keda_scaler_metrics_value's consequence: the replicas decided
 POD_SCALER_CHANGES = "ScaledObjectScaleChanges"  # scale subresource writes, by Direction=up|down
 INVALID_OBJECTS = "InvalidObjects"  # objects skipped as malformed in the last snapshot, in total and by Kind
+AUTOSCALER_CONFLICT = "AutoscalerConflict"  # 1 while HyperPod's own autoscaler is enabled (this one changes nothing)
 POD_SCALER_ERRORS = "ScaledObjectErrors"  # keda_scaled_object_errors_total: bad objects and failed metric reads
 
 Unit = Literal["Count", "Seconds", "Milliseconds", "Percent", "None"]

@@ -3,7 +3,8 @@
     hyperpod-autoscaler plan --cluster CLUSTER.json -f OBJECTS.yaml [-f MORE.yaml ...] [--catalog CATALOG.yaml] --output json
     hyperpod-autoscaler plan --cluster CLUSTER.json --kubeconfig PATH [--context NAME] --output json
 
-Exit 0 when a plan was made (even with unschedulable pods); 2 with a message naming the object and field on bad input.
+Exit codes: 0 every pending pod is placed; 3 a plan was made but some pods are unschedulable (printed, grouped by reason);
+2 bad input (a message naming the object and field); 1 an unexpected error.
 """
 
 from __future__ import annotations
@@ -131,17 +132,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     from ..domain.scheduling import schedule
 
     return schedule(
-        PlanInput(
-            pods=objects.pending_pods,
-            nodes=objects.nodes,
-            bound_pods=objects.bound_pods,
-            nodepools=objects.nodepools,
-            nodeclasses=objects.nodeclasses,
-            cluster=cluster,
-            catalog=catalog,
-            daemonsets=objects.daemonsets,
-        ),
-        PlanOptions(time_budget_seconds=args.time_budget),
+        PlanInput.from_objects(objects, cluster, catalog), PlanOptions(time_budget_seconds=args.time_budget)
     )
 
 
@@ -164,12 +155,35 @@ def print_text(plan: Plan, out: TextIO) -> None:
             out.write(f"  {e['node']}: {', '.join(e['pods'])}\n")
     if contract["unschedulable"]:
         out.write("\nUnschedulable (why):\n")
-        for u in contract["unschedulable"]:
-            out.write(f"  {u['pod']}: {u['reason']}\n")
+        for line in grouped_reasons(contract["unschedulable"]):
+            out.write(f"  {line}\n")
     if plan.nodepool_errors:
         out.write("\nNodePools not used:\n")
         for name, reason in sorted(plan.nodepool_errors.items()):
             out.write(f"  {name}: {reason}\n")
+
+
+EXIT_UNSCHEDULABLE = 3
+
+
+def _like(pods: list[str]) -> str:
+    """``default/x-*`` for pods whose keys share ``default/x-``; the key itself for one pod."""
+    if len(pods) == 1:
+        return pods[0]
+    first, last = min(pods), max(pods)  # the common prefix of all is that of the two extremes
+    size = next((i for i, (a, b) in enumerate(zip(first, last, strict=False)) if a != b), min(len(first), len(last)))
+    prefix = first[:size]
+    return f"{len(pods)} pods like {prefix}*"
+
+
+def grouped_reasons(unschedulable: list[dict[str, str]]) -> list[str]:
+    """One line per distinct reason, the pods that share it summarized ("12 pods like default/x-*: ..."), the most
+    frequent reason first."""
+    by_reason: dict[str, list[str]] = {}
+    for u in unschedulable:
+        by_reason.setdefault(u["reason"], []).append(u["pod"])
+    ordered = sorted(by_reason.items(), key=lambda item: (-len(item[1]), item[0]))
+    return [f"{_like(sorted(pods))}: {reason}" for reason, pods in ordered]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -186,4 +200,4 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         print_text(plan, sys.stdout)
-    return 0
+    return EXIT_UNSCHEDULABLE if plan.unschedulable else 0

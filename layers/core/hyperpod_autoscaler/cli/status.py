@@ -1,7 +1,8 @@
 """``hyperpod-autoscaler status``: what the autoscaler sees now and why, read-only.
 
 Pending pods and the instance groups the engine would plan for them, the provision and deprovision executions in flight,
-the instance groups in launch backoff, and the disruption decisions with the reason each other node stays. It runs the
+the instance groups in launch backoff, and the disruption decisions with the reason each other node stays; first of all, that
+it changes nothing while HyperPod's own autoscaler is enabled on the cluster. It runs the
 same services as the functions (a dry-run pass of reconcile and of disruption) with the functions' configuration:
 the environment variables the template sets (``HYPERPOD_CLUSTER_NAME``, ``TABLE_NAME``, the state machine ARNs, and
 ``KUBECONFIG`` or ``EKS_CLUSTER_NAME``), or ``--sandbox`` for a running sandbox.
@@ -51,6 +52,10 @@ def collect() -> dict[str, Any]:
 
 def print_text(status: dict[str, Any]) -> None:
     p = status["pending"]
+    conflict = p.get("conflict") or status["disruption"].get("conflict")
+    if conflict:
+        print(f"NOT ACTING: {conflict}")
+        print("  disable it (UpdateCluster AutoScaling.Mode=Disable) or remove this autoscaler: two must never fight")
     print(f"pending pods: {p['pending']} ({p['unschedulable']} unschedulable), nodes in flight: {p['inflightNodes']}")
     for c in p["claims"]:
         print(

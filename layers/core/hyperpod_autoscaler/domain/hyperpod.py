@@ -14,6 +14,7 @@ from pydantic import Field, field_validator
 from .base import WireModel
 
 CONTINUOUS = "Continuous"
+AUTOSCALING_ENABLED = "Enable"
 
 
 class VpcConfig(WireModel):
@@ -62,6 +63,8 @@ class ClusterView(WireModel):
     status: str = Field(default="InService", alias="ClusterStatus")
     node_provisioning_mode: str | None = Field(default=None, alias="NodeProvisioningMode")
     eks_cluster_arn: str | None = None
+    auto_scaling_mode: str | None = None
+    """DescribeCluster's ``AutoScaling.Mode`` (Enable|Disable): HyperPod's own managed autoscaler."""
     instance_groups: list[InstanceGroup] = Field(default_factory=list, alias="InstanceGroups")
 
     @classmethod
@@ -82,6 +85,7 @@ class ClusterView(WireModel):
                 "ClusterStatus": response.get("ClusterStatus", "InService"),
                 "NodeProvisioningMode": response.get("NodeProvisioningMode"),
                 "eks_cluster_arn": (orchestrator.get("Eks") or {}).get("ClusterArn"),
+                "auto_scaling_mode": (response.get("AutoScaling") or {}).get("Mode"),
                 "InstanceGroups": groups,
             }
         )
@@ -89,6 +93,17 @@ class ClusterView(WireModel):
     @property
     def continuous(self) -> bool:
         return self.node_provisioning_mode == CONTINUOUS
+
+    @property
+    def conflicting_autoscaler(self) -> str | None:
+        """Why this autoscaler must leave the cluster alone (None when it may act): HyperPod's own autoscaler is enabled,
+        and two autoscalers writing one cluster's instance groups fight over the counts."""
+        if self.auto_scaling_mode == AUTOSCALING_ENABLED:
+            return (
+                f"HyperPod's own autoscaling is enabled on cluster {self.name} (AutoScaling.Mode: Enable): this autoscaler "
+                "changes nothing in the cluster until it is disabled"
+            )
+        return None
 
     def group(self, name: str) -> InstanceGroup | None:
         for g in self.instance_groups:

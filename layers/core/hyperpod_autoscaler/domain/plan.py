@@ -13,6 +13,7 @@ from .catalog import Catalog
 from .hyperpod import ClusterView
 from .k8s import DaemonSet, Node, Pod
 from .karpenter import HyperpodNodeClass, NodePool
+from .objects import ClusterObjects
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,22 @@ class PlanInput:
     inflight: list[InflightClaim] = field(default_factory=list)
     unavailable_groups: dict[str, str] = field(default_factory=dict)
     """Instance groups not to launch into now (group -> reason), e.g. a capacity backoff."""
+
+    @classmethod
+    def from_objects(
+        cls, objects: ClusterObjects, cluster: ClusterView, catalog: Catalog, pods: list[Pod] | None = None
+    ) -> PlanInput:
+        """``pods`` (default: the pending pods of ``objects``) against the cluster ``objects`` describes."""
+        return cls(
+            pods=objects.pending_pods if pods is None else pods,
+            nodes=objects.nodes,
+            bound_pods=objects.bound_pods,
+            nodepools=objects.nodepools,
+            nodeclasses=objects.nodeclasses,
+            cluster=cluster,
+            catalog=catalog,
+            daemonsets=objects.daemonsets,
+        )
 
 
 @dataclass

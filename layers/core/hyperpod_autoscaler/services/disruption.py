@@ -38,6 +38,7 @@ from ..domain.k8s import DISRUPTED_TAINT_KEY
 from ..domain.objects import ClusterObjects
 from ..ports.cluster import ClusterPort, ObjectRef
 from ..ports.workflow import LIVE, WorkflowPort
+from .conflict import hold_off
 from .naming import attempt_name, new_token
 from .reconcile import BackoffReader, HyperPodReader
 
@@ -235,6 +236,8 @@ class DisruptionResult:
     dry_run: bool = False
     seconds: float = 0.0
     restored: list[str] = field(default_factory=list)
+    conflict: str | None = None
+    """Why this pass changed nothing: HyperPod's own autoscaler is enabled (``services.conflict``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -243,6 +246,7 @@ class DisruptionResult:
             "replacementsStarted": self.replacements,
             "restored": self.restored,
             "dryRun": self.dry_run,
+            "conflict": self.conflict,
             "seconds": round(self.seconds, 3),
         }
 
@@ -252,6 +256,9 @@ def disrupt_once(deps: DisruptionDeps, cfg: DisruptionConfig, dry_run: bool = Fa
     snapshot = deps.cluster.snapshot()
     view = deps.hyperpod.describe_cluster()
     now = deps.clock()
+    conflict = hold_off(deps.cluster, deps.metrics, snapshot, view, deps.events_sent, now, 600.0, dry_run=dry_run)
+    if conflict is not None:  # two autoscalers never fight: no node is tainted, drained or removed
+        return DisruptionResult(DisruptionPlan(), dry_run=dry_run, conflict=conflict, seconds=deps.clock() - started)
     last = track_activity(deps, snapshot, now) if not dry_run else {}
     busy: set[str] = set()
     for execution in deps.workflows.running(cfg.deprovision_state_machine_arn):

@@ -45,6 +45,7 @@ from ..domain.plan import InflightClaim, NodeClaim, Plan, PlanInput, PlanOptions
 from ..ports.cluster import ClusterPort, ObjectRef
 from ..ports.lease import LeasePort
 from ..ports.workflow import LIVE, Execution, WorkflowPort
+from .conflict import hold_off
 from .invalid_objects import report_invalid_objects
 from .leased_loop import LoopOutcome, LoopSettings, run_leased_loop
 from .naming import attempt_name, new_token
@@ -196,11 +197,14 @@ class PassResult:
     scheduling_seconds: float = 0.0
     first_start_seconds: float | None = None
     """Seconds from the pass's start to the first StartExecution call returning (the benchmark's 'scale call')."""
+    conflict: str | None = None
+    """Why this pass changed nothing: HyperPod's own autoscaler is enabled (``services.conflict``)."""
 
     @property
     def more(self) -> bool:
-        """Keep re-checking while pods are pending (waiting for nodes, or not yet placed)."""
-        return self.pending > 0
+        """Keep re-checking while pods are pending (waiting for nodes, or not yet placed); not while another autoscaler
+        owns the cluster (the next trigger looks again)."""
+        return self.pending > 0 and self.conflict is None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -214,6 +218,7 @@ class PassResult:
             "backoffs": dict(self.backoffs),
             "skippedObjects": self.skipped_objects,
             "dryRun": self.dry_run,
+            "conflict": self.conflict,
             "seconds": round(self.seconds, 4),
         }
 
@@ -329,6 +334,19 @@ def reconcile_once(deps: ReconcileDeps, settings: ReconcileSettings, dry_run: bo
         return result
 
     view = deps.hyperpod.describe_cluster()
+    result.conflict = hold_off(
+        deps.cluster,
+        deps.metrics,
+        snapshot,
+        view,
+        deps.events_sent,
+        started,
+        settings.event_repeat_seconds,
+        dry_run=dry_run,
+    )
+    if result.conflict is not None:  # two autoscalers never fight: this one leaves the cluster alone
+        result.seconds = deps.clock() - started
+        return result
     inflight, orphans, attempts = _inflight(deps, settings, view)
     result.inflight_nodes = sum(c.count for c in inflight)
     result.backoffs = deps.backoffs.unavailable_groups()

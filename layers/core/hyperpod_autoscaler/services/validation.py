@@ -3,8 +3,11 @@
 NodePool: ``ValidationSucceeded`` (the object parses: requirements, budgets, durations), ``NodeClassReady`` (its
 ``nodeClassRef`` is a HyperpodNodeClass that exists and is Ready), ``Ready`` (both). HyperpodNodeClass:
 ``InstanceGroupReady`` (every listed group exists in the HyperPod cluster), ``SubnetsReady`` (every group's zone is known),
-``Ready``, and ``status.instanceGroups`` resolved from DescribeCluster. A bad object gets a False condition with the reason;
-it never stops the others.
+``Ready``, and ``status.instanceGroups`` resolved from DescribeCluster. Both kinds get ``NoConflictingAutoscaler``: False
+(reason ``HyperPodAutoScalingEnabled``) while HyperPod's own autoscaler is enabled on the cluster, when this autoscaler
+changes nothing (``services.conflict``); Ready is left to the object's own validity (the engine skips a class that is not
+Ready, and a conflict's end must not wait for the next validation to serve pods). A bad object gets a False condition with the reason; it never stops
+the others.
 """
 
 from __future__ import annotations
@@ -18,6 +21,15 @@ from ..domain.objects import ClusterObjects
 from ..ports.cluster import ClusterPort
 
 log = logging.getLogger(__name__)
+
+
+NO_CONFLICT = "NoConflictingAutoscaler"
+CONFLICT_REASON = "HyperPodAutoScalingEnabled"
+
+
+def conflict_condition(view: ClusterView) -> dict[str, Any]:
+    why = view.conflicting_autoscaler
+    return _cond(NO_CONFLICT, why is None, CONFLICT_REASON if why else "HyperPodAutoScalingDisabled", why or "")
 
 
 def _cond(kind: str, ok: bool, reason: str, message: str = "") -> dict[str, Any]:
@@ -63,13 +75,18 @@ def nodeclass_statuses(objects: ClusterObjects, view: ClusterView) -> dict[str, 
                 f"no subnet zone for {', '.join(zoneless)}" if zoneless else "",
             ),
         ]
+        conflict = conflict_condition(view)
+        conditions.append(conflict)
         ready = not missing and not zoneless and bool(groups)
         conditions.append(_cond("Ready", ready, "Ready" if ready else "NotReady"))
         out[nc.name] = {"instanceGroups": groups, "conditions": conditions}
     return out
 
 
-def nodepool_conditions(objects: ClusterObjects, classes: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def nodepool_conditions(
+    objects: ClusterObjects, classes: dict[str, dict[str, Any]], view: ClusterView | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    conflict = conflict_condition(view) if view is not None else None
     out: dict[str, list[dict[str, Any]]] = {}
     for err in objects.errors:
         if err.kind == "NodePool" and err.name:
@@ -88,11 +105,11 @@ def nodepool_conditions(objects: ClusterObjects, classes: dict[str, dict[str, An
             ok, reason, msg = ready, "NodeClassReady" if ready else "NodeClassNotReady", ""
             if not ready:
                 msg = f"HyperpodNodeClass {ref.name} is not Ready"
-        out[pool.name] = [
-            _cond("ValidationSucceeded", True, "Valid"),
-            _cond("NodeClassReady", ok, reason, msg),
-            _cond("Ready", ok, "Ready" if ok else reason, msg),
-        ]
+        conditions = [_cond("ValidationSucceeded", True, "Valid"), _cond("NodeClassReady", ok, reason, msg)]
+        if conflict is not None:
+            conditions.append(conflict)
+        conditions.append(_cond("Ready", ok, "Ready" if ok else reason, msg))
+        out[pool.name] = conditions
     return out
 
 
@@ -101,7 +118,7 @@ def validate_and_report(cluster: ClusterPort, objects: ClusterObjects, view: Clu
     the adapter). One failing write is logged and the others go on."""
     result = ValidationResult()
     result.nodeclasses = nodeclass_statuses(objects, view)
-    result.nodepools = nodepool_conditions(objects, result.nodeclasses)
+    result.nodepools = nodepool_conditions(objects, result.nodeclasses, view)
     for name, status in sorted(result.nodeclasses.items()):
         try:
             cluster.set_nodeclass_status(name, status)
