@@ -4,6 +4,7 @@ machines in moto's interpreter against the HyperPod and Kubernetes emulators."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -231,3 +232,26 @@ def test_while_hyperpods_own_autoscaler_is_enabled_no_node_is_removed(stack: Sta
     assert [d["reason"] for d in out["result"]["decisions"]] == ["Empty"] and out["result"]["conflict"] is None
     assert all(r["status"] == "SUCCEEDED" for r in stack.wait_all("deprovision"))
     assert group_target(stack, "auto-g6-az1") == 0
+
+
+def test_the_disruption_lease_ends_when_the_invocation_can_no_longer_run(stack: Stack, monkeypatch: Any) -> None:
+    """A disruption invocation that Lambda ends at its timeout cannot release its lease. It held the lease for 300 s
+    whatever time it had left (its function times out at 120 s), keeping every later pass out for minutes: the
+    whole-system soak saw idle nodes kept past their bound. The lease now ends with the invocation's remaining time
+    (the test context gives it 60 s)."""
+    from hyperpod_autoscaler.services import disruption
+
+    seen: list[float] = []
+    real = disruption.disrupt_once
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        table = os.environ["TABLE_NAME"]
+        item = stack.aws.client("dynamodb").get_item(
+            TableName=table, Key={"pk": {"S": "lease#disruption"}, "sk": {"S": "lease"}}, ConsistentRead=True
+        )["Item"]
+        seen.append(float(item["leaseUntil"]["N"]) - stack.clock.now())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(disruption, "disrupt_once", watched)
+    stack.invoke("disruption", json.loads((ROOT / "events" / "disruption" / "schedule.json").read_text()))
+    assert seen and 0 < seen[0] <= 60.0, seen

@@ -42,6 +42,21 @@ def _remaining(context: Any) -> Callable[[], float] | None:
     return lambda: float(get()) / 1000.0
 
 
+DISRUPTION_LEASE_SECONDS = 300.0
+MIN_LEASE_SECONDS = 10.0
+"""Above the leased loop's pass interval (5 s), which it must exceed."""
+
+
+def _lease_seconds(context: Any, longest: float) -> float:
+    """A lease never outlives the invocation that holds it: one that Lambda ends at its timeout runs no ``finally`` and
+    cannot release, and a lease longer than the time it had left would keep every later pass out for the difference
+    (the whole-system soak saw idle nodes kept minutes past their bound that way)."""
+    remaining = _remaining(context)
+    if remaining is None:
+        return longest
+    return max(MIN_LEASE_SECONDS, min(longest, remaining()))
+
+
 def idempotent(trigger: Trigger, context: Any, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """Run ``work`` once per EventBridge event id; a redelivery gets the first answer. Events without an id (a manual
     invoke without one, a dry run) always run."""
@@ -160,7 +175,7 @@ def disruption(event: Any, context: Any) -> dict[str, Any]:
                 "disruption",
                 new_holder("disruption", context),
                 lambda: (disrupt_once(deps, config, dry_run=trigger.dry_run), False),
-                LoopSettings(budget_seconds=0.0, lease_seconds=300.0),
+                LoopSettings(budget_seconds=0.0, lease_seconds=_lease_seconds(context, DISRUPTION_LEASE_SECONDS)),
                 remaining_seconds=_remaining(context),
                 clock=runtime.now,
                 sleep=runtime.sleep,
