@@ -9,20 +9,28 @@ invariant with the seed of each failing run (``--seed S --runs 1`` replays run S
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hpa_testkit.system_soak import dumps, soak
+    from hpa_testkit.system_soak import RunResult, dumps, soak
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks system_soak")
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", help="also write the report to this file")
+    parser.add_argument("--runs-log", help="append each run's result to this file (JSON lines) as it ends")
     args = parser.parse_args(argv or [])
-    report = soak(runs=args.runs, seed=args.seed, workers=args.workers)
+
+    def log_run(result: RunResult) -> None:
+        if args.runs_log:
+            with open(args.runs_log, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(result.to_dict()) + "\n")
+
+    report = soak(runs=args.runs, seed=args.seed, workers=args.workers, on_result=log_run)
     text = dumps(report)
     print(f"== whole-system soak: {args.runs} runs from seed {args.seed}, {args.workers} workers ==")
     print(text)

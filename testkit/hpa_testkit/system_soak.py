@@ -45,6 +45,10 @@ FAULT_END = 450.0
 DURATION = 1800.0
 TICK = 15.0
 
+SETTLE = 240.0
+"""A run ends early once it has been settled this long (four passes of each schedule): every job, drill and fault has
+come and gone, and no pod, node, instance, running execution or pending event is left (see ``SoakSandbox.settled``)."""
+
 FAULT_KINDS = typing.get_args(FaultKind)
 INVARIANTS = (
     "podNotRunning",
@@ -180,6 +184,8 @@ class SoakPlan:
     scenario: Scenario
     pools: dict[str, dict[str, float]]
     last_fault_end: float
+    script_end: float = DURATION
+    """When the last scripted event (a job, a drill, a fault's end, the work's end) has happened."""
 
 
 def random_scenario(seed: int) -> SoakPlan:
@@ -202,7 +208,9 @@ def random_scenario(seed: int) -> SoakPlan:
         }
     )
     last = max((f["at"] + (f["duration"] if f["kind"] != "node-failure" else 0) for f in faults), default=0.0)
-    return SoakPlan(seed, scenario, pools, last)
+    scripted = [WORK_END, *(f["at"] + f["duration"] for f in faults)]
+    scripted += [j.at for j in scenario.jobs] + [d.at for d in scenario.drills]
+    return SoakPlan(seed, scenario, pools, last, max(scripted) + TICK)
 
 
 # --- the run ------------------------------------------------------------------------------------------------------------
@@ -255,17 +263,27 @@ def run_one(seed: int) -> RunResult:
     return result
 
 
-def soak(runs: int, seed: int, workers: int = 1) -> dict[str, Any]:
-    """``runs`` runs with seeds ``seed``, ``seed + 1``, ...; ``workers`` processes (one sandbox each at a time)."""
+def soak(
+    runs: int, seed: int, workers: int = 1, on_result: typing.Callable[[RunResult], None] | None = None
+) -> dict[str, Any]:
+    """``runs`` runs with seeds ``seed``, ``seed + 1``, ...; ``workers`` processes (one sandbox each at a time).
+    ``on_result`` sees each run's result as it ends (in seed order), e.g. to keep a partial record of a long soak."""
     seeds = [seed + i for i in range(runs)]
     started = time.monotonic()
+    results: list[RunResult] = []
     if workers <= 1:
-        results = [run_one(s) for s in seeds]
+        for s in seeds:
+            results.append(run_one(s))
+            if on_result is not None:
+                on_result(results[-1])
     else:
         import multiprocessing
 
         with multiprocessing.get_context("spawn").Pool(workers, maxtasksperchild=50) as pool:
-            results = pool.map(run_one, seeds, chunksize=1)
+            for result in pool.imap(run_one, seeds, chunksize=1):
+                results.append(result)
+                if on_result is not None:
+                    on_result(result)
     return report(results, time.monotonic() - started, workers)
 
 

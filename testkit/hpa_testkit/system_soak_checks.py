@@ -176,7 +176,7 @@ def check_end(sb: Any) -> None:
     """Scale to zero: once the work and the faults have been over for longer than consolidation and removal take, no
     instance may be left."""
     obs = sb.observer
-    t = sb.scenario.duration
+    t = sb.ended_at  # the scenario's duration, or earlier once the run had settled with no instance left
     quiet_since = max(obs.last_busy, obs.plan.last_fault_end)
     longest = max((p.get("consolidateAfter", 0.0) for p in obs.plan.pools.values()), default=0.0)
     left = _instances(sb)

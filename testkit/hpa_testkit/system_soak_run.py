@@ -75,6 +75,7 @@ class SoakSandbox(Sandbox):
         self.plan = plan
         self.rng = random.Random(plan.seed * 7919 + 1)
         self.observer = Observer(plan)
+        self.quiet_since: float | None = None
 
     def start(self) -> None:
         super().start()
@@ -123,6 +124,38 @@ class SoakSandbox(Sandbox):
                     meta = {k: v for k, v in obj["metadata"].items() if k != "resourceVersion"}
                     self.kube.apply({**obj, "metadata": meta, "spec": {**obj["spec"], "replicas": 0}})
 
+    # --- the early end -----------------------------------------------------------------------------------------------
+
+    def settled(self, t: float) -> bool:
+        """Nothing is left to happen: after the last scripted event, no active pod, no node, no instance (not even one
+        shutting down), no running execution, no running invocation and no event Lambda or EventBridge still holds
+        for later, and so for ``SETTLE`` seconds (the schedules' passes meanwhile found nothing to do). From here every
+        pass sees the same empty cluster until the scenario's end, so the run ends: the end checks see zero instances,
+        which is what they would see at the end. Any activity (a launch with no pod to serve, a late event) resets it."""
+        from .system_soak import SETTLE
+        from .system_soak_checks import executions
+
+        hp = self.aws.hyperpod
+        with hp.lock:
+            instances = any(c.instances for c in hp.clusters.values())
+        quiet = (
+            t >= self.plan.script_end
+            and not instances
+            and not self.functions.retries
+            and all(inv.future.done() for inv in self.functions.invocations)
+            and not self.kube.list("v1", "Node")
+            and not any(
+                (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed") for p in self.kube.list("v1", "Pod")
+            )
+            and not any(e.status == "RUNNING" for e in executions(self))
+        )
+        if not quiet:
+            self.quiet_since = None
+            return False
+        if self.quiet_since is None:
+            self.quiet_since = t
+        return t - self.quiet_since >= SETTLE
+
     # --- the checks --------------------------------------------------------------------------------------------------------
 
     def _observe(self, t: float) -> None:
@@ -151,5 +184,6 @@ class SoakSandbox(Sandbox):
             "invocations": len(self.functions.invocations),
             "invocationErrors": len(self.functions.errors),
             "slowTicks": self.slow_ticks,
+            "endedAt": self.ended_at,
         }
         return RunResult(self.plan.seed, 0.0, faults, self.observer.violations, stats)

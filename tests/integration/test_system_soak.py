@@ -168,3 +168,21 @@ def test_expiry_leaves_a_do_not_disrupt_pod_until_the_grace_period() -> None:
         SoakPlan(0, scenario, {"gpunodepool": {"consolidateAfter": 0.0, "grace": 1200.0, "expire": 300.0}}, 0.0)
     )
     assert "doNotDisruptEvicted" not in violations, violations
+
+
+def test_a_run_ends_early_only_once_settled() -> None:
+    """The early end (``SoakSandbox.settled``) waits for the script's end and then for ``SETTLE`` seconds of an empty
+    cluster; an instance, even one that no pod needs, keeps the run going (and the end checks then see it)."""
+    from hpa_testkit.system_soak import SETTLE
+
+    plan = random_scenario(1)
+    with SoakSandbox(plan, SandboxOptions(speed=1e9, live=False, workers=2)) as sb:
+        end = plan.script_end
+        assert not sb.settled(end - 15.0)  # jobs, drills or faults still to come
+        assert not sb.settled(end)
+        assert not sb.settled(end + SETTLE - 15.0)
+        _instance(sb, "auto-g6-az1")
+        assert not sb.settled(end + SETTLE)  # a launch with no pod to serve: not settled, the clock starts again
+        sb.aws.hyperpod.clusters[next(iter(sb.aws.hyperpod.clusters))].instances.clear()
+        assert not sb.settled(end + SETTLE + 15.0)
+        assert sb.settled(end + 2 * SETTLE + 15.0)

@@ -49,11 +49,11 @@ class AwsEmulator:
     def start(self) -> AwsEmulator:
         import logging
 
-        from moto.server import ThreadedMotoServer
+        from .server import moto_server
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self.port = _free_port()
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server = moto_server("127.0.0.1", self.port)
         self._server.start()
         self.endpoint_url = f"http://127.0.0.1:{self.port}"
         for key, value in {

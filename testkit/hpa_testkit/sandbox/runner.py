@@ -412,6 +412,7 @@ class Sandbox:
         self._clients: dict[str, Any] = {}
         self.decisions = 0
         self.slow_ticks = 0
+        self.ended_at = scenario.duration
         self.live: Any = None
         self._next_schedule: dict[str, float] = {}
         self._schedule_expr: dict[str, str] = {}
@@ -718,10 +719,18 @@ class Sandbox:
             pace = sc.tick / speed - (time.monotonic() - started)
             if pace > 0:
                 time.sleep(pace)
+            if self.settled(t):
+                break
+        self.ended_at = min(t, sc.duration)
         for inv in list(self.functions.invocations):
             if not inv.future.done():
                 self.clock.advance(sc.tick)
         return self.summary()
+
+    def settled(self, t: float) -> bool:
+        """Whether nothing can happen any more before the scenario's end, so that the run may end at ``t`` (the
+        scenario plays to its end; a subclass that can tell decides)."""
+        return False
 
     def _decision(self, t: float, kind: str, text: str) -> None:
         self.timeline.event(t, kind, text)
