@@ -3,15 +3,21 @@ its eviction, API-deletion and PDB records; the HyperPod emulator's instances; m
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from hyperpod_autoscaler.domain.k8s import DISRUPTED_TAINT_KEY
+from hyperpod_autoscaler.domain.k8s import DISRUPTED_TAINT_KEY, NODEPOOL_LABEL
 
 from .sandbox.runner import ACCOUNT, REGION
 from .system_soak import EXECUTION_BOUND, NODE_BOUND, POD_BOUND, STRANDED_BOUND, TICK
 from .system_soak_run import ACTIVE_DRILL_SLACK, DO_NOT_DISRUPT, POOL_OF_TYPE, NodeSeen, PodSeen
 
 LAUNCH_FAILURE = "InsufficientInstanceCapacity"
+INITIALIZED_LABEL = "karpenter.sh/initialized"
+DEFAULT_BUDGET = 0.10
+"""Karpenter's default disruption budget, ``nodes: 10%`` (karpenter.sh/v1 NodePool API, ``spec.disruption.budgets``)."""
+DISRUPTION_PERIOD = 60.0
+"""The disruption function's schedule (template.yaml ``DisruptionSchedule``: rate(1 minute))."""
 
 
 def _active_pods(sb: Any) -> dict[str, dict[str, Any]]:
@@ -100,8 +106,46 @@ def _pending_pods(obs: Any, pods: dict[str, Any], t: float) -> None:
             obs.flag("podNotRunning", uid, f"t={t:.0f} pod {meta['name']} pending since {seen.pending_since:.0f}")
 
 
+def _budget_room(obs: Any, nodes: dict[str, Any], t: float) -> dict[str, int]:
+    """Per NodePool, how many more nodes its disruption budget lets go now, worked out from the Node objects alone:
+    Karpenter's default budget (``nodes: 10%``, rounded up; the soak's NodePools set none) of its initialized nodes,
+    less those NotReady or being disrupted, and less those removed within the last disruption period (a freed slot is
+    used by the next pass, which runs once a minute). While a pool has no room its idle nodes are protected."""
+    total: dict[str, int] = {}
+    disrupting: dict[str, int] = {}
+    for node in nodes.values():
+        labels = node["metadata"].get("labels") or {}
+        pool = labels.get(NODEPOOL_LABEL)
+        if not pool or labels.get(INITIALIZED_LABEL) != "true":
+            continue
+        total[pool] = total.get(pool, 0) + 1
+        spec = node.get("spec") or {}
+        tainted = any(x.get("key") == DISRUPTED_TAINT_KEY for x in spec.get("taints") or [])
+        if tainted or not _ready(node) or node["metadata"].get("deletionTimestamp"):
+            disrupting[pool] = disrupting.get(pool, 0) + 1
+    for name, seen in obs.nodes.items():
+        if name not in nodes and seen.removed_at is not None and t - seen.removed_at < DISRUPTION_PERIOD:
+            disrupting[seen.pool] = disrupting.get(seen.pool, 0) + 1
+    return {pool: math.ceil(n * DEFAULT_BUDGET) - disrupting.get(pool, 0) for pool, n in total.items()}
+
+
+def _ready(node: dict[str, Any]) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (node.get("status") or {}).get("conditions") or []
+    )
+
+
 def _nodes(sb: Any, obs: Any, pods: dict[str, Any], nodes: dict[str, Any], t: float) -> None:
     busy = {(p.get("spec") or {}).get("nodeName") for p in pods.values()}
+    room = _budget_room(obs, nodes, t)
+    step = t - obs.last_tick if obs.last_tick is not None else 0.0
+    obs.last_tick = t
+    for name, seen in obs.nodes.items():
+        if name not in nodes and seen.removed_at is None:
+            seen.removed_at = t
+    if any(room.get(pool, 1) <= 0 for pool in obs.plan.pools) and t > obs.plan.last_fault_end:
+        obs.budget_blocked.append((t, step))
     for name, node in nodes.items():
         itype = node["metadata"]["labels"].get("node.kubernetes.io/instance-type", "")
         seen = obs.nodes.setdefault(name, NodeSeen(POOL_OF_TYPE.get(itype, ""), t))
@@ -111,16 +155,17 @@ def _nodes(sb: Any, obs: Any, pods: dict[str, Any], nodes: dict[str, Any], t: fl
         seen.held_since = (seen.held_since if seen.held_since is not None else t) if held else None
         if disrupted and seen.disrupted_since is None:
             seen.disrupted_since = t
-        ready = any(
-            c.get("type") == "Ready" and c.get("status") == "True"
-            for c in (node.get("status") or {}).get("conditions") or []
-        )
-        idle = name not in busy and ready  # a failed node is HyperPod's to recover (NodeRecovery), not idle
+        idle = name not in busy and _ready(node)  # a failed node is HyperPod's to recover (NodeRecovery), not idle
         seen.idle_since = (seen.idle_since if seen.idle_since is not None else t) if idle else None
+        counts = t > obs.plan.last_fault_end and room.get(seen.pool, 1) > 0  # else a fault or its budget holds it
+        seen.idle_wait = (seen.idle_wait + (step if counts else 0.0)) if idle else 0.0
         consolidate = obs.plan.pools.get(seen.pool, {}).get("consolidateAfter", 0.0)
-        since = max(seen.idle_since or t, obs.plan.last_fault_end)
-        if seen.idle_since is not None and t - since > consolidate + NODE_BOUND:
-            obs.flag("idleNodeKept", name, f"t={t:.0f} node {name} idle since {seen.idle_since:.0f}")
+        if seen.idle_since is not None and seen.idle_wait > consolidate + NODE_BOUND:
+            obs.flag(
+                "idleNodeKept",
+                name,
+                f"t={t:.0f} node {name} idle since {seen.idle_since:.0f} ({seen.idle_wait:.0f} s with budget room)",
+            )
         if seen.held_since is not None and t - seen.held_since > STRANDED_BOUND and not _running(sb, t):
             obs.flag("strandedNode", name, f"t={t:.0f} node {name} cordoned/tainted since {seen.held_since:.0f}")
 
@@ -180,6 +225,7 @@ def check_end(sb: Any) -> None:
     quiet_since = max(obs.last_busy, obs.plan.last_fault_end)
     longest = max((p.get("consolidateAfter", 0.0) for p in obs.plan.pools.values()), default=0.0)
     left = _instances(sb)
-    if t - quiet_since > longest + NODE_BOUND + TICK and left:
+    blocked = sum(step for at, step in obs.budget_blocked if at > quiet_since)  # a budget held removals back
+    if t - quiet_since - blocked > longest + NODE_BOUND + TICK and left:
         names = ", ".join(sorted(f"{i.instance_id}({i.status})" for i in left))
         obs.flag("notScaledToZero", "end", f"{len(left)} instances at the end, quiet since {quiet_since:.0f}: {names}")

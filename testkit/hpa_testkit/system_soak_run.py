@@ -32,6 +32,9 @@ class NodeSeen:
     idle_since: float | None = None
     held_since: float | None = None
     disrupted_since: float | None = None
+    idle_wait: float = 0.0
+    """Seconds idle, after the last fault, while its NodePool's disruption budget had room."""
+    removed_at: float | None = None
 
 
 @dataclass
@@ -48,6 +51,9 @@ class Observer:
     seen_deletes: int = 0
     seen_pdb: int = 0
     max_instances: int = 0
+    last_tick: float | None = None
+    budget_blocked: list[tuple[float, float]] = field(default_factory=list)
+    """(tick, seconds) at which a NodePool's budget had no room for another disruption."""
 
     def flag(self, invariant: str, key: str, detail: str) -> None:
         """Record a violation once per (invariant, object)."""

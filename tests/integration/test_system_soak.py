@@ -186,3 +186,30 @@ def test_a_run_ends_early_only_once_settled() -> None:
         sb.aws.hyperpod.clusters[next(iter(sb.aws.hyperpod.clusters))].instances.clear()
         assert not sb.settled(end + SETTLE + 15.0)
         assert sb.settled(end + 2 * SETTLE + 15.0)
+
+
+def _node(name: str, pool: str | None, ready: bool = True, initialized: bool = True) -> dict[str, Any]:
+    labels = {"karpenter.sh/nodepool": pool} if pool else {}
+    if pool and initialized:
+        labels["karpenter.sh/initialized"] = "true"
+    status = {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}
+    return {"metadata": {"name": name, "labels": labels}, "spec": {}, "status": status}
+
+
+def test_a_nodepool_budget_with_no_room_protects_its_idle_nodes_in_the_checks() -> None:
+    """Karpenter's default budget is 10% of a pool's initialized nodes, rounded up, less the NotReady and disrupting
+    ones: one NotReady node of a pool of up to ten leaves no room, and its idle nodes wait without breaking liveness."""
+    from hpa_testkit.system_soak_checks import _budget_room
+    from hpa_testkit.system_soak_run import NodeSeen, Observer
+
+    obs = Observer(random_scenario(1))
+    nodes = {n["metadata"]["name"]: n for n in (_node("a", "gpunodepool"), _node("b", "gpunodepool"))}
+    nodes["c"] = _node("c", None)  # unlabelled: not the pool's (Karpenter counts managed nodes only)
+    nodes["d"] = _node("d", "gpunodepool", initialized=False)  # not initialized: not counted
+    assert _budget_room(obs, nodes, 100.0) == {"gpunodepool": 1}
+    nodes["b"] = _node("b", "gpunodepool", ready=False)
+    assert _budget_room(obs, nodes, 100.0) == {"gpunodepool": 0}
+    del nodes["b"]
+    obs.nodes["b"] = NodeSeen("gpunodepool", 0.0, removed_at=90.0)  # its slot is used by the next pass only
+    assert _budget_room(obs, nodes, 100.0) == {"gpunodepool": 0}
+    assert _budget_room(obs, nodes, 151.0) == {"gpunodepool": 1}

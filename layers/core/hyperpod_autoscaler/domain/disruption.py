@@ -252,6 +252,45 @@ def pools_by_group(objects: ClusterObjects) -> dict[str, list[NodePool]]:
     return users
 
 
+ADOPT_AFTER_SECONDS = 120.0
+"""How long a HyperPod node of a NodePool's group may stay without the ``karpenter.sh/nodepool`` label before the
+disruption pass writes it: longer than provision takes to label a node it launched (its next check after registration)."""
+
+
+def adoptions(objects: ClusterObjects, now: float, after: float = ADOPT_AFTER_SECONDS) -> dict[str, str]:
+    """Node -> the NodePool whose label the disruption pass writes on it: HyperPod nodes of a group some NodePool's
+    HyperpodNodeClass lists, unlabelled for longer than ``after`` seconds.
+
+    HyperPod brings such nodes up on its own: an instance it replaced after a failure (a new instance id, hence a new
+    Node, without the labels the old one carried), or a group's nodes from before the NodePool existed. Unlabelled, a
+    node of a group several NodePools share belongs to none of them and is never consolidated: it would bill for good.
+    It goes to the first NodePool in Karpenter's order (weight, then name) whose requirements its labels satisfy, else
+    the first in that order; the provision that launched a node, if one is still running, labels it again with its own."""
+    users = pools_by_group(objects)
+    out: dict[str, str] = {}
+    for node in objects.nodes:
+        group = node.instance_group
+        created = _created(node)
+        if NODEPOOL_LABEL in node.labels or node.hyperpod_instance_id is None or not group or group not in users:
+            continue
+        if created is None or now - created < after:
+            continue
+        ordered = sorted(users[group], key=lambda p: (-p.weight, p.name))
+        fitting = [p for p in ordered if _unmet_requirement(node, p) is None]
+        out[node.name] = (fitting or ordered)[0].name
+    return out
+
+
+def _unmet_requirement(node: Node, pool: NodePool) -> Requirement | None:
+    """The first requirement of the pool's template that the node's labels fail; a label the node never had is not
+    counted (HyperPod does not set every well-known label)."""
+    for req in pool.spec.template.spec.requirements:
+        r = Requirement.from_node_selector_requirement(req)
+        if req.key in node.labels and not r.matches(node.labels):
+            return r
+    return None
+
+
 def _group_pools(objects: ClusterObjects) -> dict[str, NodePool]:
     """Instance group -> the NodePool whose HyperpodNodeClass lists it, for groups that only one NodePool uses (a node of
     a shared group without its label could be any of them: it is judged against none)."""
@@ -268,12 +307,9 @@ def drift_reason(node: Node, pool: NodePool, objects: ClusterObjects) -> str | N
     group = node.instance_group
     if nc is not None and group and group not in nc.spec.instance_groups:
         return f"instance group {group} is no longer in HyperpodNodeClass {nc.metadata.name}"
-    for req in pool.spec.template.spec.requirements:
-        if req.key not in node.labels:
-            continue  # a label the node never had is not drift (HyperPod does not set every well-known label)
-        r = Requirement.from_node_selector_requirement(req)
-        if not r.matches(node.labels):
-            return f"{req.key}={node.labels[req.key]} no longer satisfies the NodePool's requirement {r}"
+    unmet = _unmet_requirement(node, pool)
+    if unmet is not None:
+        return f"{unmet.key}={node.labels[unmet.key]} no longer satisfies the NodePool's requirement {unmet}"
     for key, value in pool.spec.template.metadata.labels.items():
         if node.labels.get(key) not in (None, value):
             return f"label {key}={node.labels.get(key)} differs from the NodePool template's {value}"

@@ -33,8 +33,16 @@ from typing import Any, Protocol
 from ..adapters import metrics as m
 from ..adapters.metrics import AutoscalerMetrics
 from ..domain.catalog import Catalog
-from ..domain.disruption import Decision, DisruptionInput, DisruptionPlan, DisruptionSettings, plan_disruptions
-from ..domain.k8s import DISRUPTED_TAINT_KEY
+from ..domain.disruption import (
+    INITIALIZED_LABEL,
+    Decision,
+    DisruptionInput,
+    DisruptionPlan,
+    DisruptionSettings,
+    adoptions,
+    plan_disruptions,
+)
+from ..domain.k8s import DISRUPTED_TAINT_KEY, NODEPOOL_LABEL
 from ..domain.objects import ClusterObjects
 from ..ports.cluster import ClusterPort, ObjectRef
 from ..ports.workflow import LIVE, WorkflowPort
@@ -183,6 +191,31 @@ def repair_stranded(deps: DisruptionDeps, snapshot: ClusterObjects, busy: set[st
     return repaired
 
 
+def adopt(deps: DisruptionDeps, snapshot: ClusterObjects, now: float) -> list[str]:
+    """Label the NodePool-less HyperPod nodes of NodePool groups (``domain.disruption.adoptions``); the names labelled.
+    A node left unlabelled in a group several NodePools share is never consolidated, so it would bill for good."""
+    adopted: list[str] = []
+    for name, pool in adoptions(snapshot, now).items():
+        node = next(n for n in snapshot.nodes if n.name == name)
+        labels = {NODEPOOL_LABEL: pool} | ({INITIALIZED_LABEL: "true"} if node.is_ready else {})
+        try:
+            deps.cluster.label_node(name, labels)
+        except Exception as exc:  # the next pass tries again; the others are still adopted
+            log.warning("could not label node %s with NodePool %s: %s", name, pool, exc)
+            continue
+        adopted.append(name)
+        log.info("node %s had no %s label: adopted by NodePool %s", name, NODEPOOL_LABEL, pool)
+        _event(
+            deps,
+            name,
+            "NodeAdopted",
+            f"labelled {NODEPOOL_LABEL}={pool}: HyperPod brought it up unlabelled",
+            "Normal",
+            now,
+        )
+    return adopted
+
+
 def _attempt(
     deps: DisruptionDeps, cfg: DisruptionConfig, did: str, machine: str, bases: dict[str, str], now: float
 ) -> tuple[dict[str, str], bool]:
@@ -236,6 +269,7 @@ class DisruptionResult:
     dry_run: bool = False
     seconds: float = 0.0
     restored: list[str] = field(default_factory=list)
+    adopted: list[str] = field(default_factory=list)
     conflict: str | None = None
     """Why this pass changed nothing: HyperPod's own autoscaler is enabled (``services.conflict``)."""
 
@@ -245,6 +279,7 @@ class DisruptionResult:
             "deprovisionsStarted": self.deprovisions,
             "replacementsStarted": self.replacements,
             "restored": self.restored,
+            "adopted": self.adopted,
             "dryRun": self.dry_run,
             "conflict": self.conflict,
             "seconds": round(self.seconds, 3),
@@ -266,7 +301,8 @@ def disrupt_once(deps: DisruptionDeps, cfg: DisruptionConfig, dry_run: bool = Fa
     waiting, protected, deprovisions = _advance_replacements(deps, cfg, dry_run)
     busy |= waiting
     restored = [] if dry_run else repair_stranded(deps, snapshot, busy, now)
-    if restored:
+    adopted = [] if dry_run else adopt(deps, snapshot, now)
+    if restored or adopted:
         snapshot = deps.cluster.snapshot()  # decide on the nodes as they are now
     plan = plan_disruptions(
         DisruptionInput(
@@ -281,7 +317,7 @@ def disrupt_once(deps: DisruptionDeps, cfg: DisruptionConfig, dry_run: bool = Fa
         ),
         cfg.settings,
     )
-    result = DisruptionResult(plan, deprovisions, dry_run=dry_run, restored=restored)
+    result = DisruptionResult(plan, deprovisions, dry_run=dry_run, restored=restored, adopted=adopted)
     pools = {p.name: p for p in snapshot.nodepools}
     for d in plan.decisions:
         did = decision_id(d)
