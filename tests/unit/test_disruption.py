@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hyperpod_autoscaler.domain.catalog import Catalog
 from hyperpod_autoscaler.domain.cron import Cron, window_active
-from hyperpod_autoscaler.domain.disruption import DisruptionSettings
+from hyperpod_autoscaler.domain.disruption import DisruptionInput, DisruptionSettings, _Pass
+from hyperpod_autoscaler.domain.objects import parse_objects
 
-from .disruption_fixtures import HOUR, M5, NOW, aged, base, disrupt, node, pool, reasons, running
+from .disruption_fixtures import HOUR, M5, NOW, aged, base, disrupt, node, pool, reasons, running, view
 from .engine_fixtures import nodeclass
 
 # --- empty ---------------------------------------------------------------------------------------------------------------
@@ -386,3 +388,48 @@ def test_drift_replaces_one_node_with_several_of_one_group() -> None:
     assert d.replacement is not None and sorted(d.replacement.pods) == ["default/w-0", "default/w-1", "default/w-2"]
     assert d.to_dict()["replacement"]["count"] == 2
     assert d.savings_per_hour == pytest.approx(0.461 - 2 * 0.204, abs=0.01)
+
+
+def test_two_expired_nodes_each_get_a_replacement_for_their_own_pod() -> None:
+    """Whole-system soak (seed 2113): the second expiry of a pass re-simulated the first node's pod too (its removed
+    nodes include the first), without the first decision's replacement, so its new node was claimed for the first
+    node's pod, and its own pod was left out. Each 1-GPU pod fills an ml.g6.xlarge, so each expired node needs one
+    new node, for the pod it runs."""
+    objs = [
+        nodeclass(groups=["auto-g6-az1"]),
+        pool(expire="720h"),
+        node("old-a", "auto-g6-az1", age=800 * HOUR, cpu="4", memory="16Gi", gpu=1),
+        node("old-b", "auto-g6-az1", age=800 * HOUR, cpu="4", memory="16Gi", gpu=1),
+        running("train-a", "old-a", gpu=1),
+        running("train-b", "old-b", gpu=1),
+    ]
+    plan = disrupt(objs, now=NOW)
+    claims = {tuple(d.nodes): d.replacement and d.replacement.pods for d in plan.decisions if d.reason == "Expired"}
+    assert claims == {("old-a",): ["default/train-a"], ("old-b",): ["default/train-b"]}
+
+
+def test_a_voluntary_move_onto_a_replacement_of_the_same_pass_waits_for_the_next_pass() -> None:
+    """Two g5.12xlarge nodes that show one GPU each, a 1-GPU pod on each. The first move launches a new g5.12xlarge (4
+    GPUs) for its pod, where the second node's pod would fit too. Moving that pod there would evict it before the node
+    exists (a decision's deprovision waits for its own replacement only), so a voluntary move keeps the second node
+    for a later pass; upstream computes one command at a time over a cluster state that has the first's replacement."""
+    objs = parse_objects(
+        [
+            nodeclass(groups=["g5-12x-az1"]),
+            pool(),
+            node("a", "g5-12x-az1", nodepool="default", gpu=1),
+            node("b", "g5-12x-az1", nodepool="default", gpu=1),
+            running("p", "a", gpu=1),
+            running("q", "b", gpu=1),
+        ]
+    )
+    inp = DisruptionInput(objects=objs, cluster=view({"g5-12x-az1": 2}), catalog=Catalog.builtin(), now=NOW)
+    run = _Pass(inp, DisruptionSettings(simulation_budget_seconds=0.05))
+    [(a, default), (b, _)] = [run.managed["a"], run.managed["b"]]
+    first = run.settle([a], "Drifted", default)
+    assert first is not None and first.replacement is not None and first.replacement.pods == ["default/p"]
+    run.commit(first, [a])
+    assert run.settle([b], "Drifted", default) is None
+    assert run.out.kept["b"] == "its pods would go to a node another decision of this pass launches"
+    expired = run.settle([b], "Expired", default)  # forceful: it goes, its pod waits for that node
+    assert expired is not None and expired.replacement is None

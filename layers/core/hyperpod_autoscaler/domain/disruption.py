@@ -36,10 +36,12 @@ from .hyperpod import ClusterView
 from .k8s import DO_NOT_DISRUPT, NODEPOOL_LABEL, Node, Pod, PodDisruptionBudget
 from .karpenter import NodePool
 from .objects import ClusterObjects
-from .plan import NodeClaim, PlanInput, PlanOptions
+from .plan import InflightClaim, NodeClaim, PlanInput, PlanOptions
 from .requirements import Requirement
 
 INITIALIZED_LABEL = "karpenter.sh/initialized"
+PASS_CLAIM = "disruption-pass-"
+"""Claim id prefix of the replacements decided earlier in the same pass, as in-flight capacity in its simulations."""
 """Set by provision once the node is Ready (as Karpenter labels an initialized node)."""
 
 Reason = Literal["Expired", "Drifted", "Empty", "Underutilized"]
@@ -349,6 +351,8 @@ class _Sim:
     settings: DisruptionSettings
     waiting: list[Pod] = field(default_factory=list)
     """Pending pods that fit on the existing nodes now: a move must leave room for them (the others do not matter)."""
+    committed: list[InflightClaim] = field(default_factory=list)
+    """The replacements of the decisions this pass has made so far (``launched``)."""
 
     def __post_init__(self) -> None:
         pending = self.inp.objects.pending_pods
@@ -358,21 +362,42 @@ class _Sim:
 
     def fits_without(
         self, removed: set[str], max_new_nodes: int = 1
-    ) -> tuple[bool, list[NodeClaim], dict[str, str], dict[str, list[str]]]:
-        """Whether the pods of ``removed`` nodes (and the pending pods that fit now) fit on the other Ready nodes, plus at
-        most ``max_new_nodes`` new ones. Returns (feasible, new claims, unschedulable pods, existing node -> the moved
-        pods' keys it takes)."""
+    ) -> tuple[bool, list[NodeClaim], dict[str, str], dict[str, list[str]], set[str]]:
+        """Whether the pods of ``removed`` nodes (and the pending pods that fit now) fit on the other Ready nodes and
+        the replacements decided earlier in this pass, plus at most ``max_new_nodes`` new ones. Returns (feasible, new
+        claims, unschedulable pods, existing node -> the moved pods' keys it takes, the keys placed on an earlier
+        decision's replacement)."""
         moved = [
             p.model_copy(update={"spec": p.spec.model_copy(update={"node_name": None})})
             for p in self.inp.objects.bound_pods
             if p.spec.node_name in removed and _is_reschedulable(p)
         ]
         if not moved and not self.waiting:
-            return True, [], {}, {}
+            return True, [], {}, {}, set()
         plan = self._schedule(moved + self.waiting, removed, max_new_nodes)
         ok = not plan.unschedulable and len(plan.node_claims) <= max_new_nodes
         onto = {n: list(keys) for n, keys in plan.existing_nodes.items() if keys and not n.startswith("inflight:")}
-        return ok, plan.node_claims, plan.unschedulable, onto
+        riding = {k for n, keys in plan.existing_nodes.items() if n.startswith(f"inflight:{PASS_CLAIM}") for k in keys}
+        return ok, plan.node_claims, plan.unschedulable, onto, riding
+
+    def launched(self, decision: Decision) -> None:
+        """Count a committed decision's replacement as capacity for the rest of the pass, holding the pods it is for:
+        a later decision that re-simulates those pods (its removed nodes include the earlier ones) must not launch a
+        second node for them."""
+        claim = decision.replacement
+        if claim is None:
+            return
+        self.committed.append(
+            InflightClaim(
+                claim_id=f"{PASS_CLAIM}{len(self.committed)}",
+                nodepool=claim.nodepool,
+                instance_group=claim.instance_group,
+                instance_type=claim.instance_type,
+                zone=claim.zone,
+                count=decision.replacement_count,
+                pods=tuple(claim.pods),
+            )
+        )
 
     def _schedule(self, pods: list[Pod], removed: set[str], max_new_nodes: int) -> Any:
         from .scheduling import schedule
@@ -395,6 +420,7 @@ class _Sim:
                 cluster=self.inp.cluster,
                 catalog=self.inp.catalog,
                 daemonsets=objs.daemonsets,
+                inflight=list(self.committed),
                 unavailable_groups=self.inp.unavailable_groups,
             ),
             PlanOptions(max_new_nodes=max_new_nodes, time_budget_seconds=self.settings.simulation_budget_seconds),
@@ -580,6 +606,7 @@ class _Pass:
 
     def commit(self, decision: Decision, nodes: list[Node]) -> None:
         self.out.decisions.append(decision)
+        self.sim.launched(decision)
         self.reserved.update(decision.destinations)
         for n in nodes:
             self.taken.add(n.name)
@@ -701,7 +728,10 @@ class _Pass:
             return None
         # drift launches what the pods need: several nodes of one instance group (one provision of that count)
         max_new = max(1, len(moved)) if reason == "Drifted" else 1
-        ok, claims, unschedulable, onto = self.sim.fits_without(self.taken | {n.name for n in nodes}, max_new)
+        ok, claims, unschedulable, onto, riding = self.sim.fits_without(self.taken | {n.name for n in nodes}, max_new)
+        if reason != "Expired" and riding & {p.key for p in moved}:
+            self.keep(nodes, "DoesNotFit", "its pods would go to a node another decision of this pass launches")
+            return None
         replacement, count = _one_group(claims)
         if claims and replacement is None:
             self.keep(
