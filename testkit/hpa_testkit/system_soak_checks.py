@@ -85,9 +85,9 @@ def _gone_pods(sb: Any, obs: Any, pods: dict[str, Any], nodes: dict[str, Any], t
         if seen.key not in taken and not lost_with_node:
             continue  # the sandbox's own doing: a Job's pod done, a scale-down, a failed node's eviction
         how = "evicted" if seen.key in taken else f"lost with node {seen.node}"
-        if seen.protected and not obs.grace_passed(seen.node, t):
+        if seen.protected and not obs.grace_passed(seen.node, t, seen.own_grace):
             obs.flag("doNotDisruptEvicted", uid, f"t={t:.0f} do-not-disrupt pod {seen.key[1]} {how}")
-        if seen.key in blocked and not obs.grace_passed(seen.node, t):
+        if seen.key in blocked and not obs.grace_passed(seen.node, t, seen.own_grace):
             obs.flag("pdbViolated", uid, f"t={t:.0f} pod {seen.key[1]} {how} while its PDB allowed no disruption")
 
 
@@ -98,7 +98,10 @@ def _pending_pods(obs: Any, pods: dict[str, Any], t: float) -> None:
         seen = obs.pods.get(uid)
         if seen is None:
             protected = (meta.get("annotations") or {}).get(DO_NOT_DISRUPT) == "true"
-            seen = obs.pods[uid] = PodSeen((meta["namespace"], meta["name"]), node, protected, t)
+            own = (pod.get("spec") or {}).get("terminationGracePeriodSeconds")
+            seen = obs.pods[uid] = PodSeen(
+                (meta["namespace"], meta["name"]), node, protected, t, float(own) if own is not None else 30.0
+            )
         if node is None:
             obs.last_pending[uid] = t
         seen.node = node or seen.node
@@ -155,6 +158,8 @@ def _nodes(sb: Any, obs: Any, pods: dict[str, Any], nodes: dict[str, Any], t: fl
         seen.held_since = (seen.held_since if seen.held_since is not None else t) if held else None
         if disrupted and seen.disrupted_since is None:
             seen.disrupted_since = t
+        if name in busy:
+            seen.busy_at = t
         idle = name not in busy and _ready(node)  # a failed node is HyperPod's to recover (NodeRecovery), not idle
         seen.idle_since = (seen.idle_since if seen.idle_since is not None else t) if idle else None
         counts = t > obs.plan.last_fault_end and room.get(seen.pool, 1) > 0  # else a fault or its budget holds it
@@ -177,8 +182,8 @@ def _running(sb: Any, t: float) -> bool:
 def _over_provisioning(sb: Any, obs: Any, pods: dict[str, Any], nodes: dict[str, Any], t: float) -> None:
     """Instances still booting beyond what can need one, two ticks in a row: double provisioning. What can need one: a
     pod pending now or within the last boot time (a booting node may have been launched for a pod that has since been
-    bound elsewhere or deleted), a node leaving (disrupted or expired) that still runs pods: its replacement, a running
-    drill."""
+    bound elsewhere or deleted), a node leaving (disrupted or expired) that ran pods within the last boot time: its
+    replacement (its pods may have ended since), a running drill."""
     instances = _instances(sb)
     obs.max_instances = max(obs.max_instances, len(instances))
     booting = sum(
@@ -188,8 +193,11 @@ def _over_provisioning(sb: Any, obs: Any, pods: dict[str, Any], nodes: dict[str,
     )
     window = sb.scenario.delay_for("default") + 2 * TICK
     waited = sum(1 for at in obs.last_pending.values() if t - at <= window)
-    busy = {(p.get("spec") or {}).get("nodeName") for p in pods.values()}
-    replacing = sum(1 for name in busy if name in nodes and _leaving(obs, obs.nodes[name], t))
+    replacing = sum(
+        1
+        for name, seen in obs.nodes.items()
+        if name in nodes and seen.busy_at is not None and t - seen.busy_at <= window and _leaving(obs, seen, t)
+    )
     drills = sum(1 for e in executions(sb) if e.status == "RUNNING" and "Drill" in e.state_machine_arn)
     surplus = booting - waited - replacing - ACTIVE_DRILL_SLACK * drills
     obs.over_ticks = obs.over_ticks + 1 if surplus > 0 else 0

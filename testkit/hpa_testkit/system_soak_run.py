@@ -23,6 +23,8 @@ class PodSeen:
     node: str | None
     protected: bool
     pending_since: float
+    own_grace: float = 30.0
+    """Its terminationGracePeriodSeconds (the API server's default 30 s when unset)."""
 
 
 @dataclass
@@ -35,6 +37,8 @@ class NodeSeen:
     idle_wait: float = 0.0
     """Seconds idle, after the last fault, while its NodePool's disruption budget had room."""
     removed_at: float | None = None
+    busy_at: float | None = None
+    """When it last ran an active pod."""
 
 
 @dataclass
@@ -62,15 +66,16 @@ class Observer:
         self.flagged.add((invariant, key))  # type: ignore[arg-type]
         self.violations.setdefault(invariant, []).append(detail)
 
-    def grace_passed(self, node: str | None, t: float) -> bool:
-        """A forceful expiry may take protected and PDB-blocked pods once the pool's terminationGracePeriod has passed
-        since the node's disruption began (Karpenter's rule)."""
+    def grace_passed(self, node: str | None, t: float, own_grace: float) -> bool:
+        """A forceful expiry may take protected and PDB-blocked pods once the pool's terminationGracePeriod is about to
+        end since the node's disruption began: from the pod's own terminationGracePeriodSeconds before its end, so the
+        pod is gone by then (Karpenter's terminator, ``DeleteExpiringPods``)."""
         seen = self.nodes.get(node or "")
         if seen is None or seen.disrupted_since is None:
             return False
         grace = self.plan.pools.get(seen.pool, {}).get("grace", 0.0)
         # the taint is seen up to a tick after it was set, the deletion up to a tick after it happened
-        return bool(grace) and t - seen.disrupted_since >= grace - TICK
+        return bool(grace) and t - seen.disrupted_since >= grace - own_grace - TICK
 
 
 class SoakSandbox(Sandbox):

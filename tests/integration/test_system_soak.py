@@ -72,11 +72,8 @@ def test_a_short_whole_system_soak_injects_faults_and_runs_the_loop(short_soak: 
     assert sum(short_soak["faultsInjected"].values()) > 0
 
 
-KNOWN_OPEN = {
-    "idleNodeKept": "(seed 2030 on main after the defect 1-3 fixes): provision's NodePool/initialized label write fails "
-    "on a Kubernetes 409/410 and is only logged; disruption never picks the node again, it stays idle",
-    "notScaledToZero": "as idleNodeKept",
-}
+KNOWN_OPEN: dict[str, str] = {}
+"""Invariant -> the open product defect that still breaks it on main (none now)."""
 
 
 def _invariant_param(name: str) -> Any:
@@ -213,3 +210,17 @@ def test_a_nodepool_budget_with_no_room_protects_its_idle_nodes_in_the_checks() 
     obs.nodes["b"] = NodeSeen("gpunodepool", 0.0, removed_at=90.0)  # its slot is used by the next pass only
     assert _budget_room(obs, nodes, 100.0) == {"gpunodepool": 0}
     assert _budget_room(obs, nodes, 151.0) == {"gpunodepool": 1}
+
+
+def test_an_expiring_pod_may_go_its_own_grace_period_before_the_node_grace_ends_in_the_checks() -> None:
+    """Karpenter's terminator deletes a protected pod of an expiring node at the node's deadline minus the pod's own
+    terminationGracePeriodSeconds, so that it has ended by then (seed 2113: a 30 s pod went 30 s early and was flagged)."""
+    from hpa_testkit.system_soak_run import NodeSeen, Observer
+
+    plan = random_scenario(1)
+    plan.pools["gpunodepool"]["grace"] = 120.0
+    obs = Observer(plan)
+    obs.nodes["n"] = NodeSeen("gpunodepool", 0.0, disrupted_since=500.0)
+    assert obs.grace_passed("n", 500.0 + 120 - 30 - 15, own_grace=30.0)  # seen a tick late at most
+    assert not obs.grace_passed("n", 500.0 + 120 - 30 - 16, own_grace=30.0)
+    assert not obs.grace_passed("n", 500.0 + 60, own_grace=0.0)
