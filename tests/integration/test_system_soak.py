@@ -224,3 +224,14 @@ def test_an_expiring_pod_may_go_its_own_grace_period_before_the_node_grace_ends_
     assert obs.grace_passed("n", 500.0 + 120 - 30 - 15, own_grace=30.0)  # seen a tick late at most
     assert not obs.grace_passed("n", 500.0 + 120 - 30 - 16, own_grace=30.0)
     assert not obs.grace_passed("n", 500.0 + 60, own_grace=0.0)
+
+
+def test_the_harness_reads_the_cluster_through_injected_sagemaker_faults() -> None:
+    """The report's DescribeCluster went through the faults injected for the autoscaler (seeds 2089, 2092, 2106: the
+    run ended as a harness error, counted as neither a pass nor a violation)."""
+    plan = random_scenario(1)
+    with SoakSandbox(plan, SandboxOptions(speed=1e9, live=False, workers=2)) as sb:
+        sb.aws.hyperpod.server_errors(rate=1.0)
+        _objects, view = sb._engine_view()
+        assert {g.name for g in view.instance_groups} >= {"auto-g6-az1", "auto-g6-4xaz2"}
+        assert not any(op == "DescribeCluster" for _t, op, _p, _e in sb.aws.hyperpod.call_log[-1:])

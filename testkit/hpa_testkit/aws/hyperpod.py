@@ -377,6 +377,13 @@ class HyperPodEmulator:
         finally:
             self.call_log.append((self.now(), op, params, error))
 
+    def observe(self, op: str, params: dict[str, Any]) -> dict[str, Any]:
+        """A read by the test harness itself (an observer, a report): no injected fault, hang or call-log entry, so
+        that what a test injects for the autoscaler never breaks the harness that watches it."""
+        self.tick()
+        with self.lock:
+            return getattr(self, f"_op_{op}")(params)
+
     def _group_view(self, cluster: Cluster, group: Group) -> dict[str, Any]:
         insts = [i for i in cluster.instances.values() if i.group == group.name and i.status != "ShuttingDown"]
         running = sum(1 for i in insts if i.status == "Running")

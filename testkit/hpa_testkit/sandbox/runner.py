@@ -1114,7 +1114,7 @@ class Sandbox:
             *self.kube.list("karpenter.sagemaker.amazonaws.com/v1", "HyperpodNodeClass"),
         ]
         objects = parse_objects(docs, strict=False, ignore_unknown_kinds=True)
-        raw = self._client("sagemaker").describe_cluster(ClusterName=self.cluster_name)
+        raw = self.aws.hyperpod.observe("DescribeCluster", {"ClusterName": self.cluster_name})  # faults are not ours
         view = ClusterView.from_describe_cluster(raw)
         emulated = self.aws.hyperpod.clusters.get(self.cluster_name)
         for group in view.instance_groups:
