@@ -593,7 +593,7 @@ class Sandbox:
             physical[logical_id] = str(resolve(spec.properties.get("AlarmName", logical_id), context))
         context = stack_context(wiring, physical)
 
-        ddb = self.aws.client("dynamodb")
+        ddb = self._client("dynamodb")
         props = resolve(wiring.resources["StateTable"]["Properties"], context)
         ddb.create_table(
             TableName=table,
@@ -601,7 +601,7 @@ class Sandbox:
             AttributeDefinitions=props["AttributeDefinitions"],
             KeySchema=props["KeySchema"],
         )
-        sqs = self.aws.client("sqs")
+        sqs = self._client("sqs")
         physical["FailureQueue"] = sqs.create_queue(QueueName=f"{STACK}-failures")["QueueUrl"]
         for name in sorted({t.queue for t in self.scenario.traffic if t.kind == "sqs" and t.queue}):
             self.queues[name] = sqs.create_queue(QueueName=name)["QueueUrl"]
@@ -611,7 +611,7 @@ class Sandbox:
             context = stack_context(wiring, physical)  # the machines created so far (the drill starts the others)
             substitutions = {k: str(resolve(v, context)) for k, v in spec.substitutions.items()}
             arn = sfn.create_state_machine(
-                self.aws.client("stepfunctions"), f"{STACK}-{logical_id}", PROJECT / spec.definition_uri, substitutions
+                self._client("stepfunctions"), f"{STACK}-{logical_id}", PROJECT / spec.definition_uri, substitutions
             )
             physical[logical_id] = arn
             physical[f"{logical_id}.Arn"] = arn
@@ -838,7 +838,7 @@ class Sandbox:
                         self._decision(t, "drill", "drill replace-node skipped: no node to replace")
                         continue
                     body["node"] = nodes[0]["metadata"]["name"]  # the oldest node, as an operator would pick
-                started = self.aws.client("stepfunctions").start_execution(
+                started = self._client("stepfunctions").start_execution(
                     stateMachineArn=arn, name=f"drill-{drill.name}-{int(t)}", input=json.dumps(body)
                 )
                 self.drill_runs.append({"name": drill.name, "arn": started["executionArn"], "at": t, "seconds": None})
@@ -1240,7 +1240,7 @@ class Sandbox:
 
     def _follow_drills(self, t: float) -> None:
         """Note the cluster time at which each drill ended (moto stamps executions with wall time)."""
-        client = self.aws.client("stepfunctions")
+        client = self._client("stepfunctions")
         for run in self.drill_runs:
             if run["seconds"] is None and client.describe_execution(executionArn=run["arn"])["status"] != "RUNNING":
                 run["seconds"] = t - run["at"]
@@ -1248,7 +1248,7 @@ class Sandbox:
     def _drill_outcomes(self) -> list[dict[str, Any]]:
         """Each drill the scenario started: its name, the execution's status, and how long it ran in cluster seconds
         (None: still running at the end)."""
-        client = self.aws.client("stepfunctions")
+        client = self._client("stepfunctions")
         return [
             {
                 "name": r["name"],
