@@ -3,6 +3,7 @@ HyperPod and Kubernetes emulators on a simulated clock."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from hpa_testkit.pods import pdb, pending_pod, running_pod
@@ -10,6 +11,7 @@ from hpa_testkit.pytest_aws import Stack
 
 CLUSTER = "hyperpod-eks-demo"
 GROUP = "auto-g6-az1"
+TERMINATION = "karpenter.sh/nodeclaim-termination-timestamp"
 
 
 def up(stack: Stack, count: int = 2) -> list[str]:
@@ -132,6 +134,40 @@ def test_expiry_never_evicts_a_do_not_disrupt_pod_it_deletes_it_when_the_grace_p
     assert seen[60] == ["train-0"] and seen[470] == ["train-0"], "train-0 runs until 600 - 120 s into the drain"
     assert took >= 480 and node(stack, a) is None
     assert stack.kube.store.pdb_violations == []
+
+
+def test_expiry_keeps_the_grace_period_deadline_of_an_earlier_execution(stack: Stack) -> None:
+    """A drain is handed back after DRAIN_BOUND_SECONDS and decided again: the node's terminationGracePeriod counts
+    from the first drain (written on the node as Karpenter's ``karpenter.sh/nodeclaim-termination-timestamp``), or a
+    grace period longer than one execution's bound could never end. Here an earlier execution began 500 s ago."""
+    (a,) = up(stack, 1)
+    protected = running_pod("train-0", a, {"job": "t"}, annotations={"karpenter.sh/do-not-disrupt": "true"})
+    stack.kube.apply(with_grace(protected, 30))
+    deadline = datetime.fromtimestamp(stack.clock.now() + 100, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    raw = node(stack, a)
+    assert raw is not None
+    meta = {k: v for k, v in raw["metadata"].items() if k != "resourceVersion"}
+    annotations = {**meta.get("annotations", {}), "karpenter.sh/nodeclaim-termination-timestamp": deadline}
+    stack.kube.apply({**raw, "metadata": {**meta, "annotations": annotations}})
+    _out, seen, took = expire(stack, a, (30,))
+    assert seen[30] == ["train-0"]
+    assert 70 <= took < 200, "deleted at the first drain's deadline less 30 s (70 s in), not 570 s in"
+    assert node(stack, a) is None
+
+
+def test_expiry_writes_its_deadline_on_the_node(stack: Stack) -> None:
+    (a,) = up(stack, 1)
+    stack.kube.apply(running_pod("train-0", a, {"job": "t"}, annotations={"karpenter.sh/do-not-disrupt": "true"}))
+    written: list[str] = []
+
+    def look() -> None:
+        raw = node(stack, a) or {}
+        written.append((raw.get("metadata", {}).get("annotations") or {}).get(TERMINATION, ""))
+
+    stack.clock.call_at(60, look)
+    started = stack.clock.now()
+    expire(stack, a, ())
+    assert written and datetime.fromisoformat(written[0].replace("Z", "+00:00")).timestamp() == int(started) + 600
 
 
 def test_expiry_deletes_a_pdb_blocked_pod_only_when_the_grace_period_ends(stack: Stack) -> None:

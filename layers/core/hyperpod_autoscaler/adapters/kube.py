@@ -334,6 +334,21 @@ class KubeCluster:
 
         self._update_node(node_name, merge)
 
+    def annotate_node_once(self, node_name: str, key: str, value: str) -> str | None:
+        kept: list[str] = []
+
+        def add(raw: dict[str, Any]) -> bool:
+            current = raw.setdefault("metadata", {}).setdefault("annotations", {}) or {}
+            if key in current:
+                kept[:] = [str(current[key])]
+                return False
+            raw["metadata"]["annotations"] = {**current, key: value}
+            kept[:] = [value]
+            return True
+
+        self._update_node(node_name, add)
+        return kept[0] if kept else None
+
     def cordon(self, node_name: str) -> None:
         self._set_unschedulable(node_name, True)
 

@@ -75,6 +75,10 @@ class ClusterPort(Protocol):
         """Merge ``labels`` into a node's labels (idempotent; a missing node is ignored)."""
         ...
 
+    def annotate_node_once(self, node_name: str, key: str, value: str) -> str | None:
+        """Set annotation ``key`` on a node unless it has one; the value in effect afterwards (None: no such node)."""
+        ...
+
     def get_scale(self, kind: str, namespace: str, name: str) -> tuple[int, int]:
         """(spec.replicas, status.replicas) of a Deployment or StatefulSet's scale subresource."""
         ...

@@ -26,6 +26,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from ..adapters import metrics as m
@@ -41,6 +42,7 @@ from ..ports.hyperpod import HyperPodPort
 log = logging.getLogger(__name__)
 
 FORCEFUL_REASONS = {"Expired"}
+TERMINATION_TIMESTAMP = "karpenter.sh/nodeclaim-termination-timestamp"
 REVALIDATED_REASONS = {"Empty", "ScaleToZero"}
 """Scale to zero: the node is re-checked before the cordon and before the delete, and given back if needed again."""
 HYPERPOD_NODE_PREFIX = "hyperpod-i-"
@@ -171,7 +173,29 @@ def cordon(deps: DeprovisionDeps, event: dict[str, Any]) -> dict[str, Any]:
         kept.append(name)
     deps.metrics.count(m.DEPROVISION_STEPS, 1, Step="Cordon")
     log.info("cordoned %s (reason %s); aborted %s; already gone %s", kept, reason, aborted, gone)
-    return {"nodes": kept, "aborted": aborted, "gone": gone, "drainStartedAt": deps.clock(), "rounds": 0}
+    out: dict[str, Any] = {"nodes": kept, "aborted": aborted, "gone": gone, "drainStartedAt": deps.clock(), "rounds": 0}
+    grace = event.get("terminationGracePeriodSeconds")
+    if reason in FORCEFUL_REASONS and grace is not None:
+        out["deadlines"] = {name: _termination_deadline(deps, name, float(grace)) for name in kept}
+    return out
+
+
+def _termination_deadline(deps: DeprovisionDeps, name: str, grace: float) -> float:
+    """When the node's terminationGracePeriod ends: written on the node the first time its expiry drains (Karpenter's
+    ``karpenter.sh/nodeclaim-termination-timestamp``) and read back by every later execution, so a drain handed back
+    after ``DRAIN_BOUND_SECONDS`` and decided again does not start the grace period over (it could never end)."""
+    wanted = datetime.fromtimestamp(deps.clock() + grace, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    value = deps.cluster.annotate_node_once(name, TERMINATION_TIMESTAMP, wanted) or wanted
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        log.warning(
+            "node %s: annotation %s=%r is not an RFC 3339 time: the grace period starts now",
+            name,
+            TERMINATION_TIMESTAMP,
+            value,
+        )
+        return deps.clock() + grace
 
 
 def _drain_pod(deps: DeprovisionDeps, pod: Pod, deadline: float | None) -> str:
@@ -200,6 +224,7 @@ def drain(deps: DeprovisionDeps, event: dict[str, Any]) -> dict[str, Any]:
     waited = deps.clock() - started
     past_limit = limit is not None and waited >= limit
     deadline = started + limit if forceful and limit is not None else None  # the node's terminationGracePeriod ends
+    deadlines = {str(k): float(v) for k, v in (state.get("deadlines") or {}).items()}
     remaining = 0
     blocked = 0
     aborted: dict[str, str] = dict(state.get("aborted") or {})
@@ -213,7 +238,7 @@ def drain(deps: DeprovisionDeps, event: dict[str, Any]) -> dict[str, Any]:
             continue
         left_here = blocked_here = 0
         for pod in pods:
-            result = _drain_pod(deps, pod, deadline)
+            result = _drain_pod(deps, pod, deadlines.get(name, deadline))
             deps.metrics.count(m.EVICTIONS, 1, Result=result)
             if result == "blocked":
                 blocked_here += 1
@@ -241,6 +266,7 @@ def drain(deps: DeprovisionDeps, event: dict[str, Any]) -> dict[str, Any]:
         "nodes": still,
         "aborted": aborted,
         "drainStartedAt": started,
+        **({"deadlines": deadlines} if deadlines else {}),
         "remaining": remaining,
         "blocked": blocked,
         "drained": remaining == 0,
