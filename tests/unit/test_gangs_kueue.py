@@ -131,3 +131,16 @@ def test_atomic_class_example_provisions_one_group(tmp_path: Path, capsys: pytes
     assert doc["provisioningRequests"][0]["decision"] == "provision"
     assert doc["scaleUp"] == {"auto-g6-az1": 3}
     assert sorted(p for c in doc["nodeClaims"] for p in c["pods"]) == PODS
+
+
+def test_text_output_says_what_each_request_gets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    extra = tmp_path / "kueue-created.yaml"
+    extra.write_text(yaml.safe_dump_all(kueue_request()))
+    args = ["plan", "--cluster", CLUSTER, "-o", "text"]
+    for f in [*EXAMPLES, *SEED, str(extra)]:
+        args += ["-f", f]
+    assert main(args) == 3
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.startswith(f"  ProvisioningRequest default/{NAME}"))
+    assert "(check-capacity.autoscaling.x-k8s.io): blocked, 3 pods: 3 of 3 pods cannot be placed" in line
+    assert f"3 pods like default/{NAME}-0-*: ProvisioningRequest default/{NAME} is blocked" in out
