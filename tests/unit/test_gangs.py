@@ -78,11 +78,13 @@ def g6_cluster(limits: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     return [nodeclass(), nodepool(requirements=G6, limits=limits)]
 
 
-def gang_plan(objects: list[dict[str, Any]], unavailable: dict[str, str] | None = None) -> Plan:
+def gang_plan(
+    objects: list[dict[str, Any]], unavailable: dict[str, str] | None = None, max_new: int | None = None
+) -> Plan:
     parsed = parse_objects(copy.deepcopy(objects))
     inp = PlanInput.from_objects(parsed, cluster(), Catalog.builtin())
     inp.unavailable_groups = unavailable or {}
-    return schedule(inp, PlanOptions(time_budget_seconds=0.2))
+    return schedule(inp, PlanOptions(time_budget_seconds=0.2, max_new_nodes=max_new))
 
 
 def decision(p: Plan, name: str) -> dict[str, Any]:
@@ -132,6 +134,29 @@ def test_a_group_in_backoff_blocks_a_gang_that_needs_it() -> None:
     d = decision(p, "train")
     assert d["decision"] == "blocked" and "capacity backoff for 300 s" in d["reason"]
     assert p.node_claims == []
+
+
+def test_the_cap_on_new_nodes_per_decision_blocks_a_gang_that_needs_more() -> None:
+    # At most 3 new nodes: the 4-pod gang gets none, the lone pod gets one of the 3.
+    p = gang_plan([*g6_cluster(), template("worker"), request("train"), pod("solo-0", gpu=1)], max_new=3)
+    assert decision(p, "train")["decision"] == "blocked"
+    assert [c.pods for c in p.node_claims] == [["default/solo-0"]]
+
+
+def test_a_gang_uses_existing_room_first_and_new_nodes_for_the_rest() -> None:
+    # n1 (one GPU) takes one pod; the other three get an ml.g6.xlarge each.
+    objects = [*g6_cluster(), node("n1", group="auto-g6-az1", cpu="4", memory="16Gi", gpu=1)]
+    p = gang_plan([*objects, template("worker"), request("train")])
+    assert decision(p, "train")["decision"] == "provision"
+    assert len(p.existing_nodes["n1"]) == 1 and p.scale_up == {"auto-g6-az1": 3}
+    assert sorted(p.existing_nodes["n1"] + sorted(claimed(p))) == TRAIN
+
+
+def test_another_pod_may_use_the_room_a_gang_node_leaves() -> None:
+    # An ml.g6.xlarge (3.92 allocatable CPUs) holds the gang's 1-CPU 1-GPU pod and the lone 1-CPU pod: one node.
+    p = gang_plan([*g6_cluster(), template("worker"), request("train", 1), pod("solo-0")])
+    assert [sorted(c.pods) for c in p.node_claims] == [["default/solo-0", "default/train-0-0"]]
+    assert decision(p, "train")["decision"] == "provision"
 
 
 def test_the_older_gang_keeps_the_capacity_and_the_other_is_not_planned_in_part() -> None:
