@@ -15,6 +15,7 @@ import copy
 from typing import Any
 
 import pytest
+from hyperpod_autoscaler.domain import gangs
 from hyperpod_autoscaler.domain.catalog import Catalog
 from hyperpod_autoscaler.domain.gangs import BEST_EFFORT_ATOMIC, CHECK_CAPACITY
 from hyperpod_autoscaler.domain.objects import parse_objects
@@ -326,6 +327,12 @@ BAD_INPUTS = [
         "PodTemplate default/broken: field template.spec.containers[0].resources.requests",
     ),
     (
+        [request("bad", count=2**31 - 1)],
+        "bad",
+        "ProvisioningRequest default/bad: field spec.podSets: asks for 2147483647 pods; the requests of one decision may "
+        "ask for 100000 together, 100000 are left",
+    ),
+    (
         [group_pod("g-0", "grp", "three"), group_pod("g-1", "grp", "three")],
         "grp",
         "Pod default/g-0: field metadata.annotations[kueue.x-k8s.io/pod-group-total-count]: must be an integer >= 1, "
@@ -354,3 +361,18 @@ def test_finished_requests_are_not_planned() -> None:
     done["status"] = {"conditions": [{"type": "Failed", "status": "True", "reason": "CapacityIsNotFound"}]}
     p = gang_plan([*g6_cluster(), template("worker"), done])
     assert p.gangs == [] and p.node_claims == []
+
+
+def test_the_pods_all_requests_may_ask_for_are_bounded_together(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(gangs, "MAX_REQUEST_PODS", 6)
+    parsed = parse_objects([template("worker"), request("a"), request("b")])
+    split = gangs.split_gangs(parsed.pods, parsed.provisioning_requests, parsed.pod_templates)
+    assert [(g.name, len(g.pods), g.error) for g in split.gangs] == [
+        ("a", 4, None),
+        (
+            "b",
+            0,
+            "ProvisioningRequest default/b: field spec.podSets: asks for 4 pods; the requests of one decision may ask "
+            "for 6 together, 2 are left",
+        ),
+    ]

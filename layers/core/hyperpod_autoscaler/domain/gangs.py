@@ -47,6 +47,9 @@ MULTIPLE_GROUPS_PARAMETER = "allowMultipleInstanceGroups"
 zones). Without it they come from one group, as a distributed training job wants its nodes close together."""
 MAX_POD_SETS = 32
 MAX_PARAMETER_CHARS = 255
+MAX_REQUEST_PODS = 100_000
+"""At most this many pods made from all the requests of one decision together (a request's ``count`` is an int32): a
+request past it is blocked instead of costing memory and time, like the other input limits."""
 #: Request conditions after which the request wants no capacity any more (types.go's meanings).
 FINISHED_CONDITIONS = ("Failed", "BookingExpired", "CapacityRevoked")
 
@@ -254,8 +257,17 @@ def request_pods(
     return pods
 
 
-def request_gang(pr: ProvisioningRequest, templates: dict[str, PodTemplate]) -> Gang:
-    """The gang of one request; a bad request or template gives a gang blocked with the error."""
+def _within(pr: ProvisioningRequest, pod_sets: list[tuple[str, int]], budget: int) -> list[tuple[str, int]]:
+    total = sum(count for _, count in pod_sets)
+    if total > budget:
+        why = f"asks for {total} pods; the requests of one decision may ask for {MAX_REQUEST_PODS} together"
+        raise InvalidObject(PROVISIONING_REQUEST, pr.key, "spec.podSets", f"{why}, {budget} are left")
+    return pod_sets
+
+
+def request_gang(pr: ProvisioningRequest, templates: dict[str, PodTemplate], budget: int = MAX_REQUEST_PODS) -> Gang:
+    """The gang of one request; a bad request or template, or more pods than ``budget``, gives a gang blocked with the
+    error."""
     class_name = pr.spec.get("provisioningClassName") if isinstance(pr.spec, Mapping) else None
     gang = Gang(
         PROVISIONING_REQUEST,
@@ -269,7 +281,7 @@ def request_gang(pr: ProvisioningRequest, templates: dict[str, PodTemplate]) -> 
             raise InvalidObject(PROVISIONING_REQUEST, pr.key, "apiVersion", f"{pr.api_version} is not supported")
         gang.provisioning_class = _class_name(pr)
         gang.multiple_groups = _parameters(pr).get(MULTIPLE_GROUPS_PARAMETER) == "true"
-        gang.pods = request_pods(pr, _pod_sets(pr), templates)
+        gang.pods = request_pods(pr, _within(pr, _pod_sets(pr), budget), templates)
     except InvalidObject as exc:
         gang.error = str(exc)
     return gang
@@ -320,7 +332,7 @@ def group_gang(namespace: str, name: str, members: list[Pod]) -> Gang | None:
                 "all exist",
             )
     except InvalidObject as exc:
-        gang.pods, gang.error = pending, str(exc)
+        gang.error = str(exc)
     return gang
 
 
@@ -333,9 +345,11 @@ def split_gangs(pods: list[Pod], requests: list[ProvisioningRequest], templates:
     a group's size)."""
     split = GangSplit()
     by_template = {t.key: t for t in templates}
+    budget = MAX_REQUEST_PODS
     for pr in sorted(requests, key=lambda r: r.key):
         if not finished(pr):
-            split.gangs.append(request_gang(pr, by_template))
+            split.gangs.append(request_gang(pr, by_template, budget))
+            budget -= len(split.gangs[-1].pods)
     groups: dict[tuple[str, str], list[Pod]] = {}
     for pod in pods:
         if pod.is_terminal:
