@@ -29,7 +29,9 @@ from ..plan import GangDecision, InflightClaim, NodeClaim, Plan, PlanInput, Plan
 
 Engine = Callable[[PlanInput, PlanOptions], Plan]
 GANG_CLAIM_PREFIX = "gang:"
-#: The share of the time budget one trial may spend improving its claims.
+#: The share of the time budget all the gangs' trials together may spend improving their claims, per instance group
+#: tried: one trial gets this share divided by the number of gangs, so the gangs cost at most about the budget again
+#: when ten groups are tried for each.
 TRIAL_BUDGET_SHARE = 0.1
 
 
@@ -129,7 +131,7 @@ class GangPlanner:
             self.opts,
             allow_new_nodes=self.opts.allow_new_nodes and not gang.check_only,
             max_new_nodes=_remaining(self.opts, self.booked),
-            time_budget_seconds=self.opts.time_budget_seconds * TRIAL_BUDGET_SHARE,
+            time_budget_seconds=self.opts.time_budget_seconds * TRIAL_BUDGET_SHARE / max(1, len(self.inp.gangs)),
         )
 
     def trial(self, gang: Gang, unavailable: dict[str, str] | None = None) -> Plan:
