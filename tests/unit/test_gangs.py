@@ -160,6 +160,41 @@ def test_another_pod_may_use_the_room_a_gang_node_leaves() -> None:
     assert decision(p, "train")["decision"] == "provision"
 
 
+def cpu_template(name: str) -> dict[str, Any]:
+    t = template(name)
+    del t["template"]["spec"]["containers"][0]["resources"]["requests"]["nvidia.com/gpu"]
+    return t
+
+
+def test_check_capacity_does_not_count_the_new_nodes_of_other_gangs() -> None:
+    # "early" gets a new ml.g6.xlarge with room left for a 1-CPU pod; "late" asks only for existing capacity.
+    objects = [
+        *g6_cluster(),
+        template("worker"),
+        cpu_template("cpu"),
+        request("early", 1, created="2026-12-01T10:00:00Z"),
+        request("late", 1, template_name="cpu", cls=CHECK_CAPACITY, created="2026-12-02T10:00:00Z"),
+    ]
+    p = gang_plan(objects)
+    assert decision(p, "early")["decision"] == "provision"
+    assert decision(p, "late")["decision"] == "blocked"
+    assert [c.pods for c in p.node_claims] == [["default/early-0-0"]]
+
+
+def test_an_atomic_gang_may_share_a_node_another_gang_gets() -> None:
+    objects = [
+        *g6_cluster(),
+        template("worker"),
+        cpu_template("cpu"),
+        request("early", 1, created="2026-12-01T10:00:00Z"),
+        request("late", 1, template_name="cpu", created="2026-12-02T10:00:00Z"),
+    ]
+    p = gang_plan(objects)
+    late = decision(p, "late")
+    assert late["decision"] == "provision" and "room on 1 new nodes of earlier gangs" in late["reason"]
+    assert [sorted(c.pods) for c in p.node_claims] == [["default/early-0-0", "default/late-0-0"]]
+
+
 def test_the_older_gang_keeps_the_capacity_and_the_other_is_not_planned_in_part() -> None:
     # 6 GPUs for two gangs of 4: "late" comes first by name, but "early" is older and takes 4; 2 are left, so "late"
     # gets none rather than 2 nodes for half a job.

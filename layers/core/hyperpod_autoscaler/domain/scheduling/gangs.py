@@ -48,12 +48,18 @@ class Booked:
     claims: dict[str, NodeClaim] = field(default_factory=dict)
     """Synthetic in-flight claim id -> the gang's new node."""
 
-    def input_for(self, inp: PlanInput, pods: list[Pod], unavailable: dict[str, str] | None = None) -> PlanInput:
+    def input_for(
+        self, inp: PlanInput, pods: list[Pod], unavailable: dict[str, str] | None = None, planned: bool = True
+    ) -> PlanInput:
+        """The engine's input for ``pods`` with the booked capacity; ``planned=False`` leaves out the new nodes earlier
+        gangs of this plan get (a check-capacity request sees only existing and in-flight capacity)."""
+        inflight = self.inflight if planned else [c for c in self.inflight if not _synthetic(c.claim_id)]
+        kept = {k for c in inflight for k in c.pods}
         return replace(
             inp,
-            pods=[*self.carried, *pods],
+            pods=[*(p for p in self.carried if p.key in kept), *pods],
             bound_pods=[*inp.bound_pods, *self.bound],
-            inflight=list(self.inflight),
+            inflight=list(inflight),
             unavailable_groups=dict(inp.unavailable_groups if unavailable is None else unavailable),
             gangs=[],
             consumed={},
@@ -87,6 +93,21 @@ class Booked:
 
     def new_nodes(self) -> int:
         return len(self.claims)
+
+
+def _synthetic(claim_id: str) -> bool:
+    """Whether an in-flight claim stands for a new node an earlier gang of this plan gets."""
+    return claim_id.startswith(GANG_CLAIM_PREFIX)
+
+
+def _on_planned_nodes(trial: Plan, keys: list[str]) -> int:
+    """How many of the new nodes earlier gangs of this plan get hold some of ``keys``."""
+    mine = set(keys)
+    return sum(
+        1
+        for where, placed in trial.existing_nodes.items()
+        if _synthetic(where.removeprefix("inflight:")) and mine.intersection(placed)
+    )
 
 
 def _bound_to(pod: Pod, node: str) -> Pod:
@@ -135,7 +156,8 @@ class GangPlanner:
         )
 
     def trial(self, gang: Gang, unavailable: dict[str, str] | None = None) -> Plan:
-        return self.engine(self.booked.input_for(self.inp, gang.pods, unavailable), self.trial_options(gang))
+        inp = self.booked.input_for(self.inp, gang.pods, unavailable, planned=not gang.check_only)
+        return self.engine(inp, self.trial_options(gang))
 
     def decide(self, gang: Gang) -> GangDecision:
         keys = [p.key for p in gang.pods]
@@ -194,7 +216,8 @@ class GangPlanner:
 
     @staticmethod
     def accept(gang: Gang, keys: list[str], trial: Plan) -> GangDecision:
-        if not trial.node_claims:
+        shared = _on_planned_nodes(trial, keys)
+        if not trial.node_claims and not shared:
             return GangDecision(
                 gang.source,
                 gang.namespace,
@@ -204,9 +227,10 @@ class GangPlanner:
                 keys,
                 "existing and in-flight capacity holds every pod",
             )
-        groups = trial.scale_up
-        where = ", ".join(f"{g} +{n}" for g, n in groups.items())
-        why = f"{len(trial.node_claims)} new nodes for every pod that existing capacity cannot hold: {where}"
+        where = [f"{g} +{n}" for g, n in trial.scale_up.items()]
+        if shared:
+            where.append(f"room on {shared} new nodes of earlier gangs")
+        why = f"new nodes for every pod that existing capacity cannot hold: {', '.join(where)}"
         return GangDecision(gang.source, gang.namespace, gang.name, gang.provisioning_class, "provision", keys, why)
 
     # --- the plan ----------------------------------------------------------------------------------------------------
@@ -219,7 +243,7 @@ class GangPlanner:
             plan.node_claims.append(replace(claim, pods=list(pods)))
         plan.node_claims.extend(final.node_claims)
         for where, keys in final.existing_nodes.items():
-            if not where.startswith(f"inflight:{GANG_CLAIM_PREFIX}"):
+            if not _synthetic(where.removeprefix("inflight:")):
                 plan.existing_nodes[where] = list(keys)
         for node, keys in self.booked.on_nodes.items():
             plan.existing_nodes.setdefault(node, []).extend(keys)
