@@ -304,6 +304,22 @@ def _total(pod: Pod) -> int:
     return total
 
 
+def _group_total(members: list[Pod]) -> int:
+    """The total count the group's pods agree on; the first pod (by name) that disagrees is the error."""
+    totals = {p.key: _total(p) for p in members}
+    first_key = min(totals)
+    total = totals[first_key]
+    for key, value in sorted(totals.items()):
+        if value != total:
+            raise InvalidObject(
+                "Pod",
+                key,
+                f"metadata.annotations[{POD_GROUP_TOTAL}]",
+                f"is {value}, but {first_key} says {total}: the group's pods must agree",
+            )
+    return total
+
+
 def group_gang(namespace: str, name: str, members: list[Pod]) -> Gang | None:
     """The gang of one pod group (all its non-terminal pods, bound or not); None when none of them is pending."""
     pending = [p for p in members if p.is_pending]
@@ -312,25 +328,10 @@ def group_gang(namespace: str, name: str, members: list[Pod]) -> Gang | None:
     created = min((_stamp(p.metadata.creation_timestamp) for p in members), default="")
     gang = Gang(POD_GROUP, namespace, name, BEST_EFFORT_ATOMIC, pods=pending, created=created)
     try:
-        totals = {p.key: _total(p) for p in members}
-        first_key = min(totals)
-        total = totals[first_key]
-        for key, value in sorted(totals.items()):
-            if value != total:
-                raise InvalidObject(
-                    "Pod",
-                    key,
-                    f"metadata.annotations[{POD_GROUP_TOTAL}]",
-                    f"is {value}, but {first_key} says {total}: the group's pods must agree",
-                )
+        total = _group_total(members)
         if len(members) < total:
-            raise InvalidObject(
-                POD_GROUP,
-                gang.key,
-                "",
-                f"group has fewer runnable pods than expected ({len(members)} of {total}); Kueue admits it only when "
-                "all exist",
-            )
+            why = f"group has fewer runnable pods than expected ({len(members)} of {total}); Kueue admits it only when"
+            raise InvalidObject(POD_GROUP, gang.key, "", f"{why} all exist")
     except InvalidObject as exc:
         gang.error = str(exc)
     return gang
