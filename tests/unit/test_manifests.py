@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import yaml
+from hyperpod_autoscaler.domain import gangs
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,6 +35,9 @@ def test_rbac_binds_the_template_group_and_grants_no_wildcards() -> None:
         ("keda.sh", "scaledobjects", "list"),
         ("keda.sh", "scaledobjects", "get"),
         ("keda.sh", "scaledobjects/status", "patch"),
+        ("autoscaling.x-k8s.io", "provisioningrequests", "list"),
+        ("autoscaling.x-k8s.io", "provisioningrequests/status", "patch"),
+        ("", "podtemplates", "list"),
     ]:
         assert need in granted, need
     assert ("", "nodes", "delete") not in granted, (
@@ -53,4 +57,16 @@ def test_crds_cover_the_kinds_the_core_reads() -> None:
         ("karpenter.sh", "NodePool"),
         ("karpenter.sagemaker.amazonaws.com", "HyperpodNodeClass"),
         ("keda.sh", "ScaledObject"),
+        ("autoscaling.x-k8s.io", "ProvisioningRequest"),
     }
+
+
+def test_request_checks_match_the_provisioning_request_crd() -> None:
+    """The limits a bad request is blocked for are the CRD's (upstream's), not our own."""
+    crd = yaml.safe_load((ROOT / "manifests" / "crds" / "provisioningrequests.autoscaling.x-k8s.io.yaml").read_text())
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    pod_sets = spec["properties"]["podSets"]
+    assert (pod_sets["minItems"], pod_sets["maxItems"]) == (1, gangs.MAX_POD_SETS)
+    assert pod_sets["items"]["properties"]["count"]["minimum"] == 1
+    assert spec["properties"]["parameters"]["additionalProperties"]["maxLength"] == gangs.MAX_PARAMETER_CHARS
+    assert set(spec["required"]) == {"podSets", "provisioningClassName"}

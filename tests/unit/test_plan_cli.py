@@ -26,7 +26,16 @@ def test_json_contract(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, *args, "--output", "json")
     assert code == 0
     doc = json.loads(out)
-    assert list(doc) == ["nodeClaims", "existingNodes", "unschedulable", "scaleUp", "hourlyCost"]
+    assert list(doc) == [
+        "nodeClaims",
+        "existingNodes",
+        "unschedulable",
+        "scaleUp",
+        "hourlyCost",
+        "provisioningRequests",
+        "podGroups",
+    ]
+    assert doc["provisioningRequests"] == [] and doc["podGroups"] == []
     assert set(doc["nodeClaims"][0]) == {"nodePool", "instanceGroup", "instanceType", "zone", "pods"}
     assert doc["scaleUp"] == {"auto-g6-az1": 2}
     assert isinstance(doc["hourlyCost"], float) and doc["hourlyCost"] > 0

@@ -44,6 +44,7 @@ RESOURCES: list[ResourceType] = [
     ResourceType("", "v1", "events", "Event", True, status=False),
     ResourceType("", "v1", "configmaps", "ConfigMap", True, status=False),
     ResourceType("", "v1", "services", "Service", True),
+    ResourceType("", "v1", "podtemplates", "PodTemplate", True, status=False),
     ResourceType("events.k8s.io", "v1", "events", "Event", True, status=False),
     ResourceType("apps", "v1", "deployments", "Deployment", True),
     ResourceType("apps", "v1", "statefulsets", "StatefulSet", True),
@@ -56,6 +57,7 @@ RESOURCES: list[ResourceType] = [
     ResourceType("karpenter.sh", "v1", "nodeclaims", "NodeClaim", False),
     ResourceType("karpenter.sagemaker.amazonaws.com", "v1", "hyperpodnodeclasses", "HyperpodNodeClass", False),
     ResourceType("keda.sh", "v1alpha1", "scaledobjects", "ScaledObject", True),
+    ResourceType("autoscaling.x-k8s.io", "v1", "provisioningrequests", "ProvisioningRequest", True),
 ]
 
 

@@ -46,6 +46,7 @@ EVENT_SOURCE = "hyperpod-autoscaler"
 
 NODEPOOLS = ("karpenter.sh", "v1", "nodepools")
 NODECLASSES = ("karpenter.sagemaker.amazonaws.com", "v1", "hyperpodnodeclasses")
+PROVISIONING_REQUESTS = ("autoscaling.x-k8s.io", "v1", "provisioningrequests")
 SCALEDOBJECTS = ("keda.sh", "v1alpha1", "scaledobjects")
 SCALE_KINDS = {"Deployment": "deployments", "StatefulSet": "statefulsets"}
 
@@ -500,7 +501,8 @@ def _with_kind(raw: dict[str, Any], api_version: str, kind: str) -> dict[str, An
 
 def read_cluster_objects(kubeconfig: str, context: str | None) -> ClusterObjects:
     """Every object ``plan`` needs, from a live cluster: pending pods are all unbound unfinished pods here (the ``plan -f``
-    contract), not only those the scheduler has marked Unschedulable."""
+    contract), not only those the scheduler has marked Unschedulable; ProvisioningRequests (none when the CRD is not
+    installed) and PodTemplates for the gangs."""
     cluster = KubeCluster.from_kubeconfig(kubeconfig, context)
     objects = cluster.snapshot()
     bound = {p.key for p in objects.pods}
@@ -512,4 +514,10 @@ def read_cluster_objects(kubeconfig: str, context: str | None) -> ClusterObjects
             continue  # already recorded by snapshot()
         if isinstance(pod, Pod) and pod.key not in bound and pod.is_pending:
             objects.add(pod)
+    for raw in cluster._list_custom(*PROVISIONING_REQUESTS):
+        cluster._parse_into(
+            objects, _with_kind(raw, "autoscaling.x-k8s.io/v1", "ProvisioningRequest"), "ProvisioningRequest"
+        )
+    for raw in cluster._paged("/api/v1/podtemplates"):
+        cluster._parse_into(objects, _with_kind(raw, "v1", "PodTemplate"), "PodTemplate")
     return objects

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from ..domain.catalog import Catalog
 from ..domain.documents import MAX_INPUT_CHARS
 from ..domain.errors import InvalidObject
+from ..domain.gangs import POD_GROUP
 from ..domain.hyperpod import ClusterView
 from ..domain.objects import ClusterObjects, load_yaml_documents, parse_objects
 from ..domain.plan import Plan, PlanInput, PlanOptions
@@ -147,6 +148,7 @@ def print_text(plan: Plan, out: TextIO) -> None:
                 f"{c['nodePool']:<20} {c['instanceGroup']:<22} {c['instanceType']:<18} {c['zone']:<12} "
                 f"{len(c['pods'])}: {', '.join(c['pods'])}\n"
             )
+    print_gangs(plan, out)
     if contract["scaleUp"]:
         out.write("\nScale up: " + ", ".join(f"{g} +{n}" for g, n in contract["scaleUp"].items()) + "\n")
     if contract["existingNodes"]:
@@ -161,6 +163,18 @@ def print_text(plan: Plan, out: TextIO) -> None:
         out.write("\nNodePools not used:\n")
         for name, reason in sorted(plan.nodepool_errors.items()):
             out.write(f"  {name}: {reason}\n")
+
+
+def print_gangs(plan: Plan, out: TextIO) -> None:
+    """One line per ProvisioningRequest and pod group: what was decided for all its pods, and why."""
+    if not plan.gangs:
+        return
+    out.write("\nAll or nothing (ProvisioningRequests and pod groups):\n")
+    for g in plan.gangs:
+        what = f"{g.source} {g.namespace}/{g.name}"
+        if g.provisioning_class and g.source != POD_GROUP:
+            what += f" ({g.provisioning_class})"
+        out.write(f"  {what}: {g.decision}, {len(g.pods)} pods: {g.reason}\n")
 
 
 EXIT_UNSCHEDULABLE = 3

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from .documents import MAX_INPUT_CHARS, load_documents
 from .errors import InvalidObject
+from .gangs import PodTemplate, ProvisioningRequest
 from .k8s import DaemonSet, Node, Pod, PodDisruptionBudget
 from .karpenter import HyperpodNodeClass, NodePool
 
@@ -25,6 +26,8 @@ MODELS: dict[tuple[str, str], type[BaseModel]] = {
     ("policy", "PodDisruptionBudget"): PodDisruptionBudget,
     ("karpenter.sh", "NodePool"): NodePool,
     ("karpenter.sagemaker.amazonaws.com", "HyperpodNodeClass"): HyperpodNodeClass,
+    ("autoscaling.x-k8s.io", "ProvisioningRequest"): ProvisioningRequest,
+    ("", "PodTemplate"): PodTemplate,
 }
 
 
@@ -112,6 +115,8 @@ class ClusterObjects:
     pdbs: list[PodDisruptionBudget] = field(default_factory=list)
     nodepools: list[NodePool] = field(default_factory=list)
     nodeclasses: list[HyperpodNodeClass] = field(default_factory=list)
+    provisioning_requests: list[ProvisioningRequest] = field(default_factory=list)
+    pod_templates: list[PodTemplate] = field(default_factory=list)
     errors: list[InvalidObject] = field(default_factory=list)
 
     def add(self, obj: Any) -> None:
@@ -127,6 +132,10 @@ class ClusterObjects:
             self.nodepools.append(obj)
         elif isinstance(obj, HyperpodNodeClass):
             self.nodeclasses.append(obj)
+        elif isinstance(obj, ProvisioningRequest):
+            self.provisioning_requests.append(obj)
+        elif isinstance(obj, PodTemplate):
+            self.pod_templates.append(obj)
         else:
             raise TypeError(f"not a cluster object: {type(obj).__name__}")
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .catalog import Catalog
+from .gangs import POD_GROUP, Gang, split_gangs
 from .hyperpod import ClusterView
 from .k8s import DaemonSet, Node, Pod
 from .karpenter import HyperpodNodeClass, NodePool
@@ -45,14 +46,22 @@ class PlanInput:
     inflight: list[InflightClaim] = field(default_factory=list)
     unavailable_groups: dict[str, str] = field(default_factory=dict)
     """Instance groups not to launch into now (group -> reason), e.g. a capacity backoff."""
+    gangs: list[Gang] = field(default_factory=list)
+    """Pods placed all or nothing (ProvisioningRequests, pod groups); not in ``pods``."""
+    consumed: dict[str, str] = field(default_factory=dict)
+    """Pending pods not planned because a ProvisioningRequest stands for them (pod key -> why)."""
 
     @classmethod
     def from_objects(
         cls, objects: ClusterObjects, cluster: ClusterView, catalog: Catalog, pods: list[Pod] | None = None
     ) -> PlanInput:
-        """``pods`` (default: the pending pods of ``objects``) against the cluster ``objects`` describes."""
+        """``pods`` (default: the pending pods of ``objects``, with their ProvisioningRequests and pod groups as gangs)
+        against the cluster ``objects`` describes."""
+        split = None
+        if pods is None:
+            split = split_gangs(objects.pods, objects.provisioning_requests, objects.pod_templates)
         return cls(
-            pods=objects.pending_pods if pods is None else pods,
+            pods=split.individual if split is not None else list(pods or []),
             nodes=objects.nodes,
             bound_pods=objects.bound_pods,
             nodepools=objects.nodepools,
@@ -60,6 +69,8 @@ class PlanInput:
             cluster=cluster,
             catalog=catalog,
             daemonsets=objects.daemonsets,
+            gangs=split.gangs if split is not None else [],
+            consumed=split.consumed if split is not None else {},
         )
 
 
@@ -95,6 +106,27 @@ class NodeClaim:
 
 
 @dataclass
+class GangDecision:
+    """What a plan decides for one gang: ``provision`` (new nodes planned so every pod is placed), ``fits`` (existing
+    and in-flight capacity holds every pod) or ``blocked`` (not every pod can be placed: nothing is planned for it)."""
+
+    source: str
+    namespace: str
+    name: str
+    provisioning_class: str
+    decision: str
+    pods: list[str]
+    reason: str
+
+    def to_contract(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"namespace": self.namespace, "name": self.name}
+        if self.source != POD_GROUP:
+            out["class"] = self.provisioning_class
+        out.update(decision=self.decision, pods=list(self.pods), reason=self.reason)
+        return out
+
+
+@dataclass
 class Plan:
     node_claims: list[NodeClaim] = field(default_factory=list)
     existing_nodes: dict[str, list[str]] = field(default_factory=dict)
@@ -104,6 +136,8 @@ class Plan:
     nodepool_errors: dict[str, str] = field(default_factory=dict)
     """NodePools not used and why (invalid class, unknown group, ...)."""
     stats: dict[str, Any] = field(default_factory=dict)
+    gangs: list[GangDecision] = field(default_factory=list)
+    """One decision per ProvisioningRequest and pod group, in the order they were planned."""
 
     @property
     def scale_up(self) -> dict[str, int]:
@@ -124,4 +158,6 @@ class Plan:
             "unschedulable": [{"pod": k, "reason": r} for k, r in self.unschedulable.items()],
             "scaleUp": self.scale_up,
             "hourlyCost": self.hourly_cost,
+            "provisioningRequests": [g.to_contract() for g in self.gangs if g.source != POD_GROUP],
+            "podGroups": [g.to_contract() for g in self.gangs if g.source == POD_GROUP],
         }

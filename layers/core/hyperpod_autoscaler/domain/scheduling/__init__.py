@@ -13,8 +13,17 @@ from .packer import Packer
 
 def schedule(inp: PlanInput, opts: PlanOptions | None = None) -> Plan:
     """Place ``inp.pods`` on existing nodes, in-flight capacity and new node claims, Karpenter's semantics, GPU-first and
-    cost-aware; then improve the new claims within ``opts.time_budget_seconds``."""
+    cost-aware; then improve the new claims within ``opts.time_budget_seconds``. ``inp.gangs`` are planned first, each
+    all or nothing (``gangs.py``)."""
     opts = opts or PlanOptions()
+    if inp.gangs or inp.consumed:
+        from .gangs import schedule_gangs
+
+        return schedule_gangs(inp, opts, _schedule_pods)
+    return _schedule_pods(inp, opts)
+
+
+def _schedule_pods(inp: PlanInput, opts: PlanOptions) -> Plan:
     packer = Packer(inp, opts)
     packer.run()
     if opts.improve and packer.claims:
