@@ -4,6 +4,7 @@ machines in moto's interpreter against the HyperPod and Kubernetes emulators."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -255,3 +256,24 @@ def test_the_disruption_lease_ends_when_the_invocation_can_no_longer_run(stack: 
     monkeypatch.setattr(disruption, "disrupt_once", watched)
     stack.invoke("disruption", json.loads((ROOT / "events" / "disruption" / "schedule.json").read_text()))
     assert seen and 0 < seen[0] <= 60.0, seen
+
+
+def test_each_decision_is_one_structured_log_line_naming_its_execution(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 15: what an operator reads to learn why a node went or stayed: the decision, its nodes, why, and the
+    execution started for it; the nodes kept, each with its code and why."""
+    setup(stack)
+    (big,) = up(stack, "auto-g6-4xaz2", 1)
+    (small,) = up(stack, "auto-g6-az1", 1)
+    stack.kube.apply(running_pod("infer-0", big, {"app": "infer"}, cpu="2", gpu=1))
+    stack.kube.apply(running_pod("train-0", small, gpu=1, annotations={"karpenter.sh/do-not-disrupt": "true"}))
+    with caplog.at_level(logging.INFO, logger="hyperpod_autoscaler.services.disruption"):
+        out = stack.invoke("disruption", {"source": "manual", "reason": "t", "id": "pass-1"})
+    lines = [r.msg for r in caplog.records if isinstance(r.msg, dict) and r.msg.get("decision", "").startswith("disr")]
+    decided = [m for m in lines if m["decision"] == "disruption"]
+    kept = [m for m in lines if m["decision"] == "disruption-kept"]
+    assert len(decided) == 1 and decided[0]["nodes"] == [big] and decided[0]["reason"] == "Underutilized"
+    assert decided[0]["execution"] == out["result"]["replacementsStarted"][0]
+    assert decided[0]["replacement"]["instanceType"] == "ml.g6.xlarge" and "saves" in decided[0]["why"]
+    assert kept[0]["kept"][small]["code"] == "DoNotDisrupt" and "do-not-disrupt" in kept[0]["kept"][small]["why"]

@@ -422,6 +422,7 @@ class Sandbox:
         self._env_before: dict[str, str | None] = {}
         self._core_log_handler: logging.Handler | None = None
         self._core_log_propagate = True
+        self._core_log_level = logging.NOTSET
 
     # --- set-up ----------------------------------------------------------------------------------------------------------
 
@@ -449,8 +450,10 @@ class Sandbox:
         self._core_log_handler = logging.StreamHandler(self.functions.log_stream)
         self._core_log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         self._core_log_propagate = core_log.propagate
+        self._core_log_level = core_log.level
         core_log.addHandler(self._core_log_handler)
         core_log.propagate = False
+        core_log.setLevel(logging.INFO)  # the decisions (one structured line each) are INFO, as in CloudWatch Logs
         # moto's interpreter logs an error for every IsPresent Choice on an absent path: the definitions rely on it
         logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
         self.kube = KubeEmulator()
@@ -553,6 +556,7 @@ class Sandbox:
             core_log = logging.getLogger("hyperpod_autoscaler")
             core_log.removeHandler(self._core_log_handler)
             core_log.propagate = self._core_log_propagate
+            core_log.setLevel(self._core_log_level)
         if self.functions.log_stream is not None:
             self.functions.release_log_stream()
             self.functions.log_stream.close()

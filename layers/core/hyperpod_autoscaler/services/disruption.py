@@ -270,6 +270,8 @@ class DisruptionResult:
     seconds: float = 0.0
     restored: list[str] = field(default_factory=list)
     adopted: list[str] = field(default_factory=list)
+    executions: dict[str, str] = field(default_factory=dict)
+    """Decision key -> the execution this pass started for it (the provision first, for a replacement)."""
     conflict: str | None = None
     """Why this pass changed nothing: HyperPod's own autoscaler is enabled (``services.conflict``)."""
 
@@ -284,6 +286,34 @@ class DisruptionResult:
             "conflict": self.conflict,
             "seconds": round(self.seconds, 3),
         }
+
+
+def _log_decisions(result: DisruptionResult, now: float) -> None:
+    """One structured line per decision and one for the nodes kept (with why), at the cluster's time: what an operator
+    reads in CloudWatch Logs (and the sandbox's functions.log) to learn why a node went or stayed."""
+    for d in result.plan.decisions:
+        log.info(
+            {
+                "decision": "disruption",
+                "at": now,
+                "reason": d.reason,
+                "nodePool": d.nodepool,
+                "nodes": d.nodes,
+                "replacement": d.replacement.to_contract() | {"count": d.replacement_count} if d.replacement else None,
+                "why": d.message,
+                "execution": result.executions.get(d.key),
+            }
+        )
+    if result.plan.kept or result.adopted or result.restored:
+        log.info(
+            {
+                "decision": "disruption-kept",
+                "at": now,
+                "kept": {n: {"code": result.plan.kept_codes.get(n), "why": w} for n, w in result.plan.kept.items()},
+                "adopted": result.adopted,
+                "restored": result.restored,
+            }
+        )
 
 
 def disrupt_once(deps: DisruptionDeps, cfg: DisruptionConfig, dry_run: bool = False) -> DisruptionResult:
@@ -337,6 +367,7 @@ def disrupt_once(deps: DisruptionDeps, cfg: DisruptionConfig, dry_run: bool = Fa
             deprovision_name = names["deprovision"]
             deps.workflows.start(cfg.deprovision_state_machine_arn, deprovision_name, deprovision)
             result.deprovisions.append(deprovision_name)
+            result.executions[d.key] = deprovision_name
             for n in d.nodes:
                 _event(deps, n, "DisruptionTerminating", d.message, "Normal", now)
             continue
@@ -372,8 +403,10 @@ def disrupt_once(deps: DisruptionDeps, cfg: DisruptionConfig, dry_run: bool = Fa
             },
         )
         result.replacements.append(provision_name)
+        result.executions[d.key] = provision_name
         for n in d.nodes:
             _event(deps, n, "DisruptionLaunching", d.message, "Normal", now)
+    _log_decisions(result, now)
     if not dry_run:
         for node, why in plan.kept.items():
             if plan.kept_codes.get(node) in ("Busy", "Protected"):
