@@ -12,7 +12,8 @@ executions), never from what the autoscaler says about itself:
 * liveness: ``podNotRunning`` (a pod some group can hold is not running ``POD_BOUND`` after its creation or the last
   fault's end), ``idleNodeKept`` (a node idle past consolidateAfter + ``NODE_BOUND`` after the faults), ``notScaledToZero``
   (instances left when the work has been over for longer than that);
-* safety: ``overProvisioned`` (more instances than pods that need one, over a window for consolidation), ``doNotDisruptEvicted``
+* safety: ``overProvisioned`` (a pod claimed by two running provisions, or instances booting beyond what the running
+  provisions asked for), ``doNotDisruptEvicted``
   (a do-not-disrupt pod deleted, evicted or lost with its node by the autoscaler before its NodePool's grace period),
   ``pdbViolated`` (a pod taken while its PDB allowed no disruption, outside a forceful expiry past the grace period),
   ``strandedNode`` (cordoned or tainted disrupted with no running execution, for ``STRANDED_BOUND``),
@@ -140,6 +141,49 @@ def _deployments(rng: random.Random) -> list[dict[str, Any]]:
     return [{"name": "svc", "replicas": replicas, "cpu": "1", "memory": "4Gi", "gpus": 1, "pdbMinAvailable": pdb}]
 
 
+def _scaled_service(seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Half the runs: an inference Deployment at 0 replicas behind a KEDA ScaledObject on an SQS queue, fed constant
+    traffic for a while, so the pod scaler (its polling, state, announcements and scale to zero) runs in the loop too.
+    Returns (objects, deployments, traffic). Drawn from a generator of its own: the other draws of a seed stay as
+    they were before the service existed."""
+    rng = random.Random(seed * 31 + 17)
+    if rng.random() < 0.5:
+        return [], [], []
+    start = float(rng.randrange(0, int(WORK_END) - 300, 15))
+    end = min(WORK_END, start + rng.randrange(120, 421, 30))
+    scaled_object = {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": "llm-scaler", "namespace": "default"},
+        "spec": {
+            "scaleTargetRef": {"name": "llm"},
+            "minReplicaCount": 0,
+            "maxReplicaCount": rng.randint(1, 3),
+            "pollingInterval": 30,
+            "cooldownPeriod": rng.choice([60, 120]),
+            "triggers": [
+                {
+                    "type": "aws-sqs-queue",
+                    "metadata": {"queueURL": "{{queue:soak-requests}}", "queueLength": "10", "awsRegion": "us-west-2"},
+                }
+            ],
+        },
+    }
+    deployment = {"name": "llm", "replicas": 0, "cpu": "2", "memory": "8Gi", "gpus": 1, "labels": {"app": "llm"}}
+    deployment["pdbMinAvailable"] = rng.choice([None, 1])
+    traffic = {
+        "source": "constant",
+        "as": "sqs",
+        "queue": "soak-requests",
+        "deployment": "llm",
+        "start": start,
+        "end": end,
+        "rate": float(rng.choice([2, 4, 6])),
+        "perReplicaPerSecond": 3.0,
+    }
+    return [scaled_object], [deployment], [traffic]
+
+
 def _faults(rng: random.Random) -> list[dict[str, Any]]:
     out = []
     for kind in rng.sample(FAULT_KINDS, rng.randint(2, 5)):
@@ -192,6 +236,7 @@ def random_scenario(seed: int) -> SoakPlan:
     rng = random.Random(seed)
     objects, pools = _nodepools(rng)
     faults = _faults(rng)
+    service_objects, service, traffic = _scaled_service(seed)
     scenario = Scenario.model_validate(
         {
             "name": f"system-soak-{seed}",
@@ -200,8 +245,9 @@ def random_scenario(seed: int) -> SoakPlan:
             "speed": 1e9,
             "provisioningDelay": float(rng.choice([45, 60, 90])),
             "seed": False,
-            "objects": objects,
-            "deployments": _deployments(rng),
+            "objects": objects + service_objects,
+            "deployments": _deployments(rng) + service,
+            "traffic": traffic,
             "jobs": _jobs(rng),
             "faults": faults,
             "drills": _drills(rng),

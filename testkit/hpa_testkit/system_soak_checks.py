@@ -3,6 +3,7 @@ its eviction, API-deletion and PDB records; the HyperPod emulator's instances; m
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -102,8 +103,6 @@ def _pending_pods(obs: Any, pods: dict[str, Any], t: float) -> None:
             seen = obs.pods[uid] = PodSeen(
                 (meta["namespace"], meta["name"]), node, protected, t, float(own) if own is not None else 30.0
             )
-        if node is None:
-            obs.last_pending[uid] = t
         seen.node = node or seen.node
         if node is None and meta.get("deletionTimestamp") is None and t - max(seen.pending_since, start) > POD_BOUND:
             obs.flag("podNotRunning", uid, f"t={t:.0f} pod {meta['name']} pending since {seen.pending_since:.0f}")
@@ -158,8 +157,6 @@ def _nodes(sb: Any, obs: Any, pods: dict[str, Any], nodes: dict[str, Any], t: fl
         seen.held_since = (seen.held_since if seen.held_since is not None else t) if held else None
         if disrupted and seen.disrupted_since is None:
             seen.disrupted_since = t
-        if name in busy:
-            seen.busy_at = t
         idle = name not in busy and _ready(node)  # a failed node is HyperPod's to recover (NodeRecovery), not idle
         seen.idle_since = (seen.idle_since if seen.idle_since is not None else t) if idle else None
         counts = t > obs.plan.last_fault_end and room.get(seen.pool, 1) > 0  # else a fault or its budget holds it
@@ -180,10 +177,12 @@ def _running(sb: Any, t: float) -> bool:
 
 
 def _over_provisioning(sb: Any, obs: Any, pods: dict[str, Any], nodes: dict[str, Any], t: float) -> None:
-    """Instances still booting beyond what can need one, two ticks in a row: double provisioning. What can need one: a
-    pod pending now or within the last boot time (a booting node may have been launched for a pod that has since been
-    bound elsewhere or deleted), a node leaving (disrupted or expired) that ran pods within the last boot time: its
-    replacement (its pods may have ended since), a running drill."""
+    """Double provisioning, two ticks in a row (a launch and its execution's start are seen a moment apart): one pod
+    claimed by two running provisions at once, or instances booting beyond what the running provisions asked for (a
+    launch repeated, or one that no live execution owns). A running drill may add ``ACTIVE_DRILL_SLACK`` instances.
+
+    A launch a fault delayed until its pods found room elsewhere is not double provisioning (Karpenter too launches
+    for the pods it saw, and consolidates the node later); nor is a replacement whose old node's pods ended meanwhile."""
     instances = _instances(sb)
     obs.max_instances = max(obs.max_instances, len(instances))
     booting = sum(
@@ -191,30 +190,32 @@ def _over_provisioning(sb: Any, obs: Any, pods: dict[str, Any], nodes: dict[str,
         for i in instances
         if i.status == "Pending" or (i.status == "Failure" and i.message.startswith(LAUNCH_FAILURE))
     )
-    window = sb.scenario.delay_for("default") + 2 * TICK
-    waited = sum(1 for at in obs.last_pending.values() if t - at <= window)
-    replacing = sum(
-        1
-        for name, seen in obs.nodes.items()
-        if name in nodes and seen.busy_at is not None and t - seen.busy_at <= window and _leaving(obs, seen, t)
-    )
-    drills = sum(1 for e in executions(sb) if e.status == "RUNNING" and "Drill" in e.state_machine_arn)
-    surplus = booting - waited - replacing - ACTIVE_DRILL_SLACK * drills
-    obs.over_ticks = obs.over_ticks + 1 if surplus > 0 else 0
+    running = [e for e in executions(sb) if e.status == "RUNNING"]
+    asked = 0
+    owner: dict[str, str] = {}
+    twice: list[str] = []
+    for e in running:
+        if "Provision" not in e.state_machine_arn:
+            continue
+        try:
+            body = json.loads(e.execution_input or "{}")
+        except ValueError:
+            continue
+        asked += int(body.get("count") or 0)
+        for key in body.get("pods") or []:
+            if key in owner:
+                twice.append(f"{key} ({owner[key]}, {e.name})")
+            owner[key] = e.name
+    drills = sum(1 for e in running if "Drill" in e.state_machine_arn)
+    surplus = booting - asked - ACTIVE_DRILL_SLACK * drills
+    obs.over_ticks = obs.over_ticks + 1 if surplus > 0 or twice else 0
     if obs.over_ticks >= 2:
         obs.flag(
             "overProvisioned",
             f"t{int(t // 300)}",
-            f"t={t:.0f} {booting} instances booting for {waited} pods that waited ({replacing} replacements, "
-            f"{drills} drills)",
+            f"t={t:.0f} {booting} instances booting, {asked} asked by running provisions ({drills} drills); "
+            f"pods claimed twice: {', '.join(twice) or 'none'}",
         )
-
-
-def _leaving(obs: Any, seen: Any, t: float) -> bool:
-    """A node whose pods will need a replacement: being disrupted, or past its pool's expireAfter (the autoscaler
-    launches the replacement before it cordons the expired node)."""
-    expire = obs.plan.pools.get(seen.pool, {}).get("expire", 0.0)
-    return seen.held_since is not None or bool(expire and t - seen.seen_at >= expire)
 
 
 def _running_executions(sb: Any, obs: Any, t: float) -> None:

@@ -37,8 +37,6 @@ class NodeSeen:
     idle_wait: float = 0.0
     """Seconds idle, after the last fault, while its NodePool's disruption budget had room."""
     removed_at: float | None = None
-    busy_at: float | None = None
-    """When it last ran an active pod."""
 
 
 @dataclass
@@ -49,7 +47,6 @@ class Observer:
     nodes: dict[str, NodeSeen] = field(default_factory=dict)
     flagged: set[str] = field(default_factory=set)
     over_ticks: int = 0
-    last_pending: dict[str, float] = field(default_factory=dict)
     last_busy: float = 0.0
     seen_evictions: int = 0
     seen_deletes: int = 0
@@ -129,7 +126,8 @@ class SoakSandbox(Sandbox):
     def _jobs(self, t: float) -> None:
         super()._jobs(t)
         if WORK_END <= t < WORK_END + self.scenario.tick:
-            for d in self.scenario.deployments:  # the service's work ends: its replicas go to zero
+            scaled = {t.deployment for t in self.scenario.traffic}  # the pod scaler takes those to zero itself
+            for d in (d for d in self.scenario.deployments if d.name not in scaled):  # the work ends: zero replicas
                 obj = self.kube.get("apps/v1", "Deployment", d.name, d.namespace)
                 if obj is not None:
                     meta = {k: v for k, v in obj["metadata"].items() if k != "resourceVersion"}

@@ -10,6 +10,7 @@ lands (then remove the mark, and the invariant's entry in ``KNOWN_OPEN``).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -235,3 +236,17 @@ def test_the_harness_reads_the_cluster_through_injected_sagemaker_faults() -> No
         _objects, view = sb._engine_view()
         assert {g.name for g in view.instance_groups} >= {"auto-g6-az1", "auto-g6-4xaz2"}
         assert not any(op == "DescribeCluster" for _t, op, _p, _e in sb.aws.hyperpod.call_log[-1:])
+
+
+def test_a_pod_claimed_by_two_running_provisions_is_double_provisioning() -> None:
+    plan = random_scenario(1)
+    with SoakSandbox(plan, SandboxOptions(speed=1e9, live=False, workers=2)) as sb:
+        arn = sb.physical["ProvisionStateMachine"]
+        claim = {"cluster": sb.cluster_name, "instanceGroup": "auto-g6-az1", "count": 1, "pods": ["default/x"]}
+        for name in ("first", "second"):
+            body = {**claim, "claimId": name}
+            sb._client("stepfunctions").start_execution(stateMachineArn=arn, name=name, input=json.dumps(body))
+        check_tick(sb, 0.0)
+        check_tick(sb, 15.0)
+        found = sb.observer.violations.get("overProvisioned", [])
+    assert found and "default/x (first, second)" in found[0], found
