@@ -2,8 +2,7 @@
 drill_plan, drill_scale_back). Errors are the project's own types, so Retry/Catch match them by name."""
 
 from aws_lambda_powertools import Logger, Tracer
-from hyperpod_autoscaler import runtime
-from hyperpod_autoscaler.services.provision import run_action
+from hyperpod_autoscaler import entrypoints
 
 logger = Logger()
 tracer = Tracer()
@@ -12,8 +11,4 @@ tracer = Tracer()
 @logger.inject_lambda_context(log_event=True)
 @tracer.capture_lambda_handler
 def handler(event, context):
-    deps = runtime.provision_deps()
-    try:
-        return run_action(deps, event)
-    finally:
-        deps.metrics.flush()
+    return entrypoints.provision_task(event, context)

@@ -186,7 +186,7 @@ def test_a_large_answer_is_recorded_small_and_the_work_runs_once(stack: Stack) -
     """Issue 11, defect 10: the idempotency record used to hold the whole answer; one over DynamoDB's 400 KB failed the
     invocation after its work had run (and the redelivery ran it again)."""
     from hyperpod_autoscaler import entrypoints
-    from hyperpod_autoscaler.services.triggers import parse_trigger
+    from hyperpod_autoscaler.adapters.lambda_events import parse_trigger
 
     trigger = parse_trigger({**sample("schedule.json"), "id": "a-large-answer"})
     runs: list[int] = []

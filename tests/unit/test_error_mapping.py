@@ -141,3 +141,24 @@ def test_a_task_boundary_raises_sdk_errors_by_their_project_name() -> None:
         raising_project_errors("bug", lambda: {}["missing"])
     with pytest.raises(errors.InvalidRequest, match="field action"):
         run_action(None, {"action": "nope"})  # type: ignore[arg-type]
+
+
+def test_a_task_entry_point_maps_what_its_service_raised_and_still_flushes_metrics() -> None:
+    """The services raise what the SDKs raise; the task's entry point names it for Step Functions."""
+    import io
+    import json
+    from types import SimpleNamespace
+
+    from hyperpod_autoscaler.adapters.metrics import AutoscalerMetrics
+    from hyperpod_autoscaler.entrypoints import _task
+
+    out = io.StringIO()
+    deps = SimpleNamespace(metrics=AutoscalerMetrics("c1", out=out))
+
+    def dynamo_down(deps: SimpleNamespace, event: dict[str, str]) -> dict[str, str]:
+        deps.metrics.count("ProvisionSteps", Step="Scale")
+        raise client_error("InternalServerError", 500)
+
+    with pytest.raises(errors.Unavailable, match="provision scale: InternalServerError"):
+        _task("provision", deps, dynamo_down, {"action": "scale"})
+    assert [json.loads(line)["ProvisionSteps"] for line in out.getvalue().splitlines()] == [[1.0]]

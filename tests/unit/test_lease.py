@@ -211,8 +211,8 @@ def test_holder_ids_are_unique_per_invocation() -> None:
 def test_an_empty_event_is_an_error_naming_the_field() -> None:
     """Issue 11, defect 10: ``{}`` is not a manual invoke."""
     import pytest
+    from hyperpod_autoscaler.adapters.lambda_events import parse_trigger
     from hyperpod_autoscaler.domain.errors import InvalidObject
-    from hyperpod_autoscaler.services.triggers import parse_trigger
 
     for event in ({}, {"reason": "x"}, {"dryRun": False}):
         with pytest.raises(InvalidObject, match=r"manual invoke: field source: required field is missing"):

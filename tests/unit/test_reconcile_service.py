@@ -13,6 +13,7 @@ import boto3
 import pytest
 from hyperpod_autoscaler.adapters.dynamo_claims import DynamoClaimStore
 from hyperpod_autoscaler.adapters.dynamo_lease import DynamoLease
+from hyperpod_autoscaler.adapters.lambda_events import parse_trigger
 from hyperpod_autoscaler.adapters.metrics import AutoscalerMetrics
 from hyperpod_autoscaler.domain.catalog import Catalog
 from hyperpod_autoscaler.domain.hyperpod import ClusterView
@@ -26,7 +27,6 @@ from hyperpod_autoscaler.services.reconcile import (
     reconcile_once,
     run_reconcile,
 )
-from hyperpod_autoscaler.services.triggers import parse_trigger
 from moto import mock_aws
 
 ROOT = Path(__file__).resolve().parents[2]

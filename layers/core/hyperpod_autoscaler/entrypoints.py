@@ -13,7 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 from . import runtime
-from .services.triggers import Trigger, parse_trigger
+from .adapters.errors import raising_project_errors
+from .adapters.lambda_events import parse_trigger
+from .domain.triggers import Trigger
 
 log = logging.getLogger(__name__)
 
@@ -186,3 +188,27 @@ def disruption(event: Any, context: Any) -> dict[str, Any]:
             deps.metrics.flush()
 
     return idempotent(trigger, context, work)
+
+
+def provision_task(event: Any, context: Any) -> dict[str, Any]:
+    """One Task state of the provision or drill state machine."""
+    from .services.provision import run_action as run_provision_action
+
+    return _task("provision", runtime.provision_deps(), run_provision_action, event)
+
+
+def deprovision_task(event: Any, context: Any) -> dict[str, Any]:
+    """One Task state of the deprovision state machine."""
+    from .services.deprovision import run_action as run_deprovision_action
+
+    return _task("deprovision", runtime.deprovision_deps(), run_deprovision_action, event)
+
+
+def _task(workflow: str, deps: Any, run_action: Callable[[Any, Any], dict[str, Any]], event: Any) -> dict[str, Any]:
+    """A task's boundary: an SDK error no adapter mapped (DynamoDB, Step Functions) reaches Step Functions by its
+    project name too, so the state machines' Retry and Catch match it."""
+    action = event.get("action") if isinstance(event, dict) else None
+    try:
+        return raising_project_errors(f"{workflow} {action}", lambda: run_action(deps, event))
+    finally:
+        deps.metrics.flush()

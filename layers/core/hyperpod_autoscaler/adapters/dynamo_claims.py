@@ -17,24 +17,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from ..domain.plan import InflightClaim
+from ..ports.claims import RecordedClaim
 
 PARTITION = "claim"
-
-
-@dataclass(frozen=True)
-class RecordedClaim:
-    claim: InflightClaim
-    execution_name: str
-    recorded_at: float
-    attempt: int = 1
-    closed_at: float | None = None
-    """When the attempt's workflow ended (it forgot the claim); None while it may still run."""
 
 
 def _conditional_failed(exc: ClientError) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..services.triggers import OWN_SOURCE, REPLICAS_INCREASED
+from ..domain.triggers import OWN_SOURCE, REPLICAS_INCREASED
 
 
 class EventBridgeAnnouncer:

@@ -24,37 +24,6 @@ from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import Ama
 
 DEFAULT_NAMESPACE = "HyperPodAutoscaler"
 
-# Karpenter's metric -> ours. Gauges are sampled at the end of a decision; counters are per decision.
-PENDING_PODS = "PendingPods"  # karpenter_pods_state{phase=Pending}; high resolution (an alarm may watch it every 10 s)
-UNSCHEDULABLE_PODS = "UnschedulablePods"  # karpenter_scheduler_unschedulable_pods_count
-NODECLAIMS_CREATED = "NodeClaimsCreated"  # karpenter_nodeclaims_created_total
-NODECLAIMS_TERMINATED = "NodeClaimsTerminated"  # karpenter_nodeclaims_terminated_total
-NODECLAIMS_DISRUPTED = "NodeClaimsDisrupted"  # karpenter_nodeclaims_disrupted_total
-SCHEDULING_DURATION = "SchedulingDuration"  # karpenter_scheduler_scheduling_duration_seconds
-CLOUDPROVIDER_ERRORS = "CloudProviderErrors"  # karpenter_cloudprovider_errors_total
-NODEPOOL_USAGE = "NodePoolUsage"  # karpenter_nodepools_usage
-NODEPOOL_LIMIT = "NodePoolLimit"  # karpenter_nodepools_limit
-NODEPOOL_ALLOWED_DISRUPTIONS = "NodePoolAllowedDisruptions"  # karpenter_nodepools_allowed_disruptions
-DISRUPTION_DECISIONS = "VoluntaryDisruptionDecisions"  # karpenter_voluntary_disruption_decisions_total
-DISRUPTION_ELIGIBLE_NODES = "DisruptionEligibleNodes"  # karpenter_voluntary_disruption_eligible_nodes
-NODES_TOTAL = "Nodes"  # karpenter_nodes_total (HyperPod nodes in managed instance groups)
-POD_STARTUP_DURATION = "PodsProvisioningStartupDuration"  # karpenter_pods_provisioning_startup_duration_seconds
-# The project's own.
-INFLIGHT_NODECLAIMS = "InflightNodeClaims"  # nodes asked for and not yet Ready
-DECISION_CAP_HIT = "DecisionCapHit"  # a global cap (per decision or in total) cut a plan: drives the cap alarm
-RECONCILE_PASSES = "ReconcilePasses"
-LEASE_CONTENDED = "LeaseContended"  # an invocation found the lease held and left a pass request
-PROVISION_EXECUTIONS_STARTED = "ProvisionExecutionsStarted"
-PROVISION_STEPS = "ProvisionSteps"  # one per step of a provision execution (Step=Scale|Check)
-NODECLAIMS_READY = "NodeClaimsReady"  # new nodes Running in HyperPod and Ready in Kubernetes
-DEPROVISION_STEPS = "DeprovisionSteps"  # one per step of a deprovision execution (Step=Cordon|Drain|Delete|...)
-EVICTIONS = "Evictions"  # by Result=evicted|blocked|gone|waiting-do-not-disrupt|deleted-after-grace
-POD_SCALER_DESIRED = "ScaledObjectDesiredReplicas"  # keda_scaler_metrics_value's consequence: the replicas decided
-POD_SCALER_CHANGES = "ScaledObjectScaleChanges"  # scale subresource writes, by Direction=up|down
-INVALID_OBJECTS = "InvalidObjects"  # objects skipped as malformed in the last snapshot, in total and by Kind
-AUTOSCALER_CONFLICT = "AutoscalerConflict"  # 1 while HyperPod's own autoscaler is enabled (this one changes nothing)
-POD_SCALER_ERRORS = "ScaledObjectErrors"  # keda_scaled_object_errors_total: bad objects and failed metric reads
-
 Unit = Literal["Count", "Seconds", "Milliseconds", "Percent", "None"]
 Sink = Literal["emf", "api"]
 
@@ -70,7 +39,7 @@ class _Point:
 
 
 class AutoscalerMetrics:
-    """Collects datapoints during an invocation; ``flush`` publishes them (call it once per invocation; the handlers do).
+    """The ``MetricsPort`` (``ports.metrics``, where the metric names are). Collects datapoints during an invocation; ``flush`` publishes them (call it once per invocation; the handlers do).
 
     Thread-safe: the reconcile loop records events from a small thread pool."""
 

@@ -40,6 +40,14 @@ class DeleteResult:
     """node id -> "Code: message" for the nodes HyperPod did not delete."""
 
 
+class HyperPodReader(Protocol):
+    """The read-only part reconcile needs (it decides; the provision workflow changes the cluster)."""
+
+    def describe_cluster(self) -> ClusterView:
+        """The instance-group view, zones filled in."""
+        ...
+
+
 class HyperPodPort(Protocol):
     def describe_cluster(self) -> ClusterView: ...
 

@@ -13,11 +13,11 @@ import logging
 from collections.abc import MutableMapping
 from typing import Any
 
-from ..adapters import metrics as m
-from ..adapters.metrics import AutoscalerMetrics
 from ..domain.hyperpod import ClusterView
 from ..domain.objects import ClusterObjects
+from ..ports import metrics as m
 from ..ports.cluster import ClusterPort, ObjectRef
+from ..ports.metrics import MetricsPort
 from .validation import NO_CONFLICT, validate_and_report
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def _marked(objects: ClusterObjects) -> bool:
 
 def hold_off(
     cluster: ClusterPort,
-    metrics: AutoscalerMetrics,
+    metrics: MetricsPort,
     objects: ClusterObjects,
     view: ClusterView,
     events_sent: MutableMapping[Any, float],

@@ -29,15 +29,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..adapters import metrics as m
-from ..adapters.errors import raising_project_errors
-from ..adapters.metrics import AutoscalerMetrics
 from ..domain.duration import parse_duration
 from ..domain.errors import AutoscalerError, DisruptionAborted, InvalidRequest, Unavailable
 from ..domain.k8s import DISRUPTED_TAINT_KEY, DO_NOT_DISRUPT, Node, Pod, Taint
 from ..domain.scheduling.fit import pod_fits_node
+from ..ports import metrics as m
 from ..ports.cluster import ClusterPort
 from ..ports.hyperpod import HyperPodPort
+from ..ports.metrics import MetricsPort
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +62,7 @@ the next decision, not to one execution."""
 class DeprovisionDeps:
     hyperpod: HyperPodPort
     cluster: ClusterPort
-    metrics: AutoscalerMetrics
+    metrics: MetricsPort
     clock: Callable[[], float] = field(default=time.time)
 
 
@@ -350,5 +349,4 @@ def run_action(deps: DeprovisionDeps, event: dict[str, Any]) -> dict[str, Any]:
     payload = event.get("input") if isinstance(event.get("input"), dict) else event
     step = ACTIONS[str(action)]
     args = {**(event.get("defaults") or {}), **payload}  # type: ignore[dict-item]
-    # an SDK error no adapter mapped (DynamoDB, Step Functions) reaches Step Functions by its project name too
-    return raising_project_errors(f"deprovision {action}", lambda: step(deps, args))  # type: ignore[arg-type]
+    return step(deps, args)  # type: ignore[arg-type]

@@ -28,10 +28,8 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from ..adapters import metrics as m
-from ..adapters.metrics import AutoscalerMetrics
 from ..domain.catalog import Catalog
 from ..domain.disruption import (
     INITIALIZED_LABEL,
@@ -44,7 +42,10 @@ from ..domain.disruption import (
 )
 from ..domain.k8s import DISRUPTED_TAINT_KEY, NODEPOOL_LABEL
 from ..domain.objects import ClusterObjects
+from ..ports import metrics as m
 from ..ports.cluster import ClusterPort, ObjectRef
+from ..ports.metrics import MetricsPort
+from ..ports.state import DisruptionState
 from ..ports.workflow import LIVE, WorkflowPort
 from .conflict import hold_off
 from .naming import attempt_name, new_token
@@ -53,24 +54,6 @@ from .reconcile import BackoffReader, HyperPodReader
 log = logging.getLogger(__name__)
 
 FAILED = ("FAILED", "TIMED_OUT", "ABORTED")
-
-
-class DisruptionState(Protocol):
-    def activity_versioned(self) -> tuple[dict[str, dict[str, Any]], int]: ...
-
-    def save_activity(self, nodes: dict[str, dict[str, Any]], version: int | None = None) -> bool: ...
-
-    def decision(self, decision_id: str) -> dict[str, Any] | None: ...
-
-    def record_decision(self, decision_id: str, record: dict[str, Any], replacing: str | None) -> bool: ...
-
-    def replacements(self) -> dict[str, dict[str, Any]]: ...
-
-    def put_replacement(self, decision_id: str, record: dict[str, Any]) -> bool: ...
-
-    def start_draining(self, decision_id: str, record: dict[str, Any]) -> bool: ...
-
-    def delete_replacement(self, decision_id: str, provision_name: str | None = None) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -91,7 +74,7 @@ class DisruptionDeps:
     hyperpod: HyperPodReader
     workflows: WorkflowPort
     state: DisruptionState
-    metrics: AutoscalerMetrics
+    metrics: MetricsPort
     catalog: Catalog
     clock: Callable[[], float] = time.time
     events_sent: dict[tuple[str, str], float] = field(default_factory=dict)

@@ -9,10 +9,10 @@ alarm can watch it.
 
 from __future__ import annotations
 
-from ..adapters import metrics as m
-from ..adapters.metrics import AutoscalerMetrics
 from ..domain.errors import InvalidObject
+from ..ports import metrics as m
 from ..ports.cluster import ClusterPort, ObjectRef
+from ..ports.metrics import MetricsPort
 
 REASON = "InvalidObject"
 API_VERSIONS = {
@@ -36,7 +36,7 @@ def object_ref(error: InvalidObject) -> ObjectRef | None:
 
 def warn_invalid_object(
     cluster: ClusterPort,
-    metrics: AutoscalerMetrics,
+    metrics: MetricsPort,
     error: InvalidObject,
     sent: dict[tuple[str, str, str], float],
     now: float,
@@ -57,7 +57,7 @@ def warn_invalid_object(
 
 def report_invalid_objects(
     cluster: ClusterPort,
-    metrics: AutoscalerMetrics,
+    metrics: MetricsPort,
     errors: list[InvalidObject],
     sent: dict[tuple[str, str, str], float],
     now: float,

@@ -15,25 +15,27 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from ..adapters import metrics as m
-from ..adapters.metrics import AutoscalerMetrics
 from ..domain.errors import InvalidObject
 from ..domain.keda_status import invalid_status, scale_events, scaled_object_status
 from ..domain.podscaling import (
     Reading,
     ScaledObjectSpec,
     ScalerState,
-    TriggerSpec,
     decide,
     parse_scaled_object,
     record_scale,
 )
+from ..domain.triggers import Trigger
+from ..ports import metrics as m
 from ..ports.cluster import ClusterPort, ObjectRef
+from ..ports.events import Announcer
 from ..ports.lease import LeasePort
+from ..ports.metrics import MetricsPort
+from ..ports.state import ScalerStates
+from ..ports.trigger_metrics import TriggerMetrics
 from .leased_loop import LoopOutcome, LoopSettings, run_leased_loop
-from .triggers import Trigger
 
 log = logging.getLogger(__name__)
 
@@ -41,28 +43,12 @@ LEASE_NAME = "pod-scaler"
 SCALED_OBJECT_API = "keda.sh/v1alpha1"
 
 
-class TriggerMetrics(Protocol):
-    def read(self, trigger: TriggerSpec) -> float: ...
-
-
-class Announcer(Protocol):
-    def replicas_increased(self, scaled_object: str, target: str, before: int, after: int) -> None:
-        """Tell the node tier that pods are coming (an EventBridge event the reconcile rule matches)."""
-        ...
-
-
-class ScalerStates(Protocol):
-    def get(self, key: str) -> dict[str, Any] | None: ...
-
-    def put(self, key: str, state: dict[str, Any]) -> None: ...
-
-
 @dataclass
 class PodScalerDeps:
     cluster: ClusterPort
     metrics_reader: TriggerMetrics
     states: ScalerStates
-    metrics: AutoscalerMetrics
+    metrics: MetricsPort
     clock: Callable[[], float] = time.time
     announcer: Announcer | None = None
 

@@ -11,16 +11,16 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from ..adapters import metrics as m
-from ..adapters.errors import raising_project_errors
-from ..adapters.metrics import AutoscalerMetrics
 from ..domain.disruption import INITIALIZED_LABEL
 from ..domain.errors import InsufficientCapacity, InvalidRequest, RegistrationTimeout
 from ..domain.k8s import NODEPOOL_LABEL
+from ..ports import metrics as m
+from ..ports.claims import ClaimForgetter
 from ..ports.cluster import ClusterPort
 from ..ports.hyperpod import ClusterNode, HyperPodPort
+from ..ports.metrics import MetricsPort
 from ..ports.state import BackoffPort
 
 log = logging.getLogger(__name__)
@@ -28,16 +28,12 @@ log = logging.getLogger(__name__)
 DEFAULT_REGISTRATION_TIMEOUT = 1200
 
 
-class ClaimForgetter(Protocol):
-    def forget(self, claim_id: str) -> None: ...
-
-
 @dataclass
 class ProvisionDeps:
     hyperpod: HyperPodPort
     cluster: ClusterPort
     backoff: BackoffPort
-    metrics: AutoscalerMetrics
+    metrics: MetricsPort
     claims: ClaimForgetter | None = None
     clock: Callable[[], float] = field(default=time.time)
     max_nodes_per_decision: int = 20
@@ -223,5 +219,4 @@ def run_action(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
     payload = event.get("input") if isinstance(event.get("input"), dict) else event
     step = ACTIONS[str(action)]
     args = {**(event.get("defaults") or {}), **payload}  # type: ignore[dict-item]
-    # an SDK error no adapter mapped (DynamoDB, Step Functions) reaches Step Functions by its project name too
-    return raising_project_errors(f"provision {action}", lambda: step(deps, args))  # type: ignore[arg-type]
+    return step(deps, args)  # type: ignore[arg-type]

@@ -32,66 +32,30 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from ..adapters import metrics as m
-from ..adapters.dynamo_claims import RecordedClaim
-from ..adapters.metrics import AutoscalerMetrics
 from ..domain.catalog import Catalog
 from ..domain.hyperpod import ClusterView
 from ..domain.k8s import Pod
 from ..domain.objects import ClusterObjects
 from ..domain.plan import InflightClaim, NodeClaim, Plan, PlanInput, PlanOptions
+from ..domain.triggers import Trigger
+from ..ports import metrics as m
+from ..ports.claims import ClaimStore, RecordedClaim
 from ..ports.cluster import ClusterPort, ObjectRef
+from ..ports.hyperpod import HyperPodReader
 from ..ports.lease import LeasePort
+from ..ports.metrics import MetricsPort
+from ..ports.state import BackoffReader
 from ..ports.workflow import LIVE, Execution, WorkflowPort
 from .conflict import hold_off
 from .invalid_objects import report_invalid_objects
 from .leased_loop import LoopOutcome, LoopSettings, run_leased_loop
 from .naming import attempt_name, new_token
-from .triggers import Trigger
 
 LEASE_NAME = "reconcile"
 ANNOUNCED_PODS_GRACE_SECONDS = 30.0
 EXECUTION_NAME_MAX = 80
-
-
-# --- what reconcile needs from the outside (structural: the adapters satisfy these by shape) -----------------------------
-
-
-class HyperPodReader(Protocol):
-    def describe_cluster(self) -> ClusterView:
-        """The instance-group view, zones filled in."""
-        ...
-
-
-class ClaimStore(Protocol):
-    def recorded_claims(self) -> list[RecordedClaim]:
-        """Claims recorded and not yet forgotten (the adapter is ``adapters.dynamo_claims``)."""
-        ...
-
-    def record_claim(
-        self,
-        claim: InflightClaim,
-        execution_name: str,
-        ttl_seconds: int,
-        *,
-        attempt: int = 1,
-        replacing: str | None = None,
-    ) -> bool:
-        """Record an attempt of a claim before its execution starts (conditional: over no record, or over exactly the
-        attempt named ``replacing``); False when another decider recorded one first."""
-        ...
-
-    def get(self, claim_id: str) -> RecordedClaim | None:
-        """The claim's current attempt, read consistently."""
-        ...
-
-
-class BackoffReader(Protocol):
-    def unavailable_groups(self) -> dict[str, str]:
-        """Instance group -> why it must not be launched into now (capacity backoff, kept by the provision workflow)."""
-        ...
 
 
 Scheduler = Callable[[PlanInput, PlanOptions], Plan]
@@ -146,7 +110,7 @@ class ReconcileDeps:
     claims: ClaimStore
     backoffs: BackoffReader
     workflows: WorkflowPort
-    metrics: AutoscalerMetrics
+    metrics: MetricsPort
     catalog: Catalog
     scheduler: Scheduler = default_scheduler
     events_sent: dict[tuple[str, str, str], float] = field(default_factory=dict)

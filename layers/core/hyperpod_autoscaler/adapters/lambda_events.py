@@ -1,4 +1,6 @@
-"""What woke a function: the events EventBridge delivers (and a manual invoke), parsed into typed models.
+"""What woke a function: the events EventBridge delivers (and a manual invoke), parsed into the domain's ``Trigger``.
+
+An inbound adapter: it knows Lambda's event shapes (through Powertools' models), the services only the ``Trigger``.
 
 Parsing uses Powertools' EventBridge envelope model with a typed ``detail`` per source, so a malformed event fails with an
 error that names the event and the field instead of a KeyError deep in a service. Unknown EventBridge sources are accepted
@@ -8,23 +10,17 @@ as generic triggers (a rule added by an operator should still cause a decision, 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..domain.errors import InvalidObject
+from ..domain.triggers import Trigger, TriggerKind
 
 ALARM_DETAIL_TYPE = "CloudWatch Alarm State Change"
 HYPERPOD_DETAIL_TYPE = "SageMaker HyperPod Cluster Event"
 SCHEDULE_DETAIL_TYPE = "Scheduled Event"
-OWN_SOURCE = "hyperpod-autoscaler"
-REPLICAS_INCREASED = "Replicas Increased"
-"""What the pod scaler puts on the default event bus after it raises a Deployment's replicas: pods are about to go
-pending, and reconcile (a rule on this detail-type) should be looking when they do."""
-
-TriggerKind = Literal["alarm", "schedule", "hyperpod", "manual", "event"]
 
 
 class AlarmState(BaseModel):
@@ -78,31 +74,6 @@ class ManualInvoke(BaseModel):
     id: str | None = None
     reason: str = "manual invoke"
     dry_run: bool = Field(default=False, alias="dryRun")
-
-
-@dataclass(frozen=True)
-class Trigger:
-    kind: TriggerKind
-    event_id: str | None
-    """The EventBridge event id (deduplication key), or None when the event carries none."""
-    source: str
-    description: str
-    alarm_name: str | None = None
-    alarm_state: str | None = None
-    instance_group: str | None = None
-    dry_run: bool = False
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-
-    @property
-    def announces_pods(self) -> bool:
-        """Pods are about to be created (not pending yet): keep looking for a short while even if none are pending."""
-        return self.kind == "event" and self.source == OWN_SOURCE
-
-    @property
-    def wants_recheck(self) -> bool:
-        """Whether the invocation should keep re-checking while pods are pending. Every trigger does except an alarm going
-        back to OK (nothing is pending any more by the alarm's own reckoning)."""
-        return not (self.kind == "alarm" and self.alarm_state != "ALARM")
 
 
 def _fail(exc: ValidationError, what: str) -> InvalidObject:
