@@ -1,8 +1,9 @@
 """``hyperpod-autoscaler sandbox [--scenario FILE] [--speed X] [--report DIR]``: the whole autoscaler on an embedded
 HyperPod + EKS sandbox (the test kit's emulators), playing a scenario on a simulated clock, with a live view and a report.
 
-The sandbox lives in the test kit (``hpa_testkit``), installed with the project's development dependencies; the Lambda
-layer does not ship it."""
+The command lives in the test kit, which registers it with the product's CLI as a plugin (the entry point
+``sandbox`` in the ``hyperpod_autoscaler.commands`` group, pyproject.toml): the product never imports the test kit, and
+an install without the test kit has no ``sandbox`` command rather than one that fails."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+from hyperpod_autoscaler.cli.connect import sandbox_file
+
+HELP = "run the autoscaler on an embedded HyperPod + EKS sandbox"
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -25,29 +30,19 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        from hpa_testkit.sandbox.live import LiveView
-        from hpa_testkit.sandbox.report import write_report
-        from hpa_testkit.sandbox.runner import Sandbox, SandboxOptions
-        from hpa_testkit.sandbox.scenario import load_scenario
-    except ModuleNotFoundError as exc:
-        print(
-            f"sandbox: the test kit is not installed ({exc}); run `make demo` or pip install -e '.[dev]'",
-            file=sys.stderr,
-        )
-        return 2
+    from .live import LiveView
+    from .report import write_report
+    from .runner import Sandbox, SandboxOptions
+    from .scenario import load_scenario
+
     path = Path(args.scenario)
     if not path.exists():
-        import hpa_testkit
-
-        bundled = Path(hpa_testkit.__file__).parent / "scenarios" / f"{args.scenario}.yaml"
+        bundled = Path(__file__).resolve().parents[1] / "scenarios" / f"{args.scenario}.yaml"
         if not bundled.exists():
             print(f"sandbox: no scenario file {args.scenario} and no bundled scenario of that name", file=sys.stderr)
             return 2
         path = bundled
     scenario = load_scenario(path)
-    from .connect import sandbox_file
-
     options = SandboxOptions(
         speed=args.speed,
         function_log=Path(args.report) / "functions.log",
