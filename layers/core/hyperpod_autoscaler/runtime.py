@@ -13,10 +13,27 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .domain.errors import InvalidObject
+
+if TYPE_CHECKING:  # the adapters and services are imported where they are built: a handler imports only what it uses
+    from .domain.catalog import Catalog
+    from .ports.claims import ClaimsPort
+    from .ports.cluster import ClusterPort
+    from .ports.hyperpod import HyperPodPort
+    from .ports.lease import LeasePort
+    from .ports.metrics import MetricsPort
+    from .ports.state import BackoffPort
+    from .ports.workflow import WorkflowPort
+    from .services.deprovision import DeprovisionDeps
+    from .services.disruption import DisruptionConfig, DisruptionDeps
+    from .services.leased_loop import LoopSettings
+    from .services.pod_scaler import PodScalerDeps
+    from .services.provision import ProvisionDeps
+    from .services.reconcile import ReconcileDeps, ReconcileSettings
+
+T = TypeVar("T")
 
 
 class _Clock:
@@ -83,12 +100,38 @@ class Config:
             hyperpod_cluster=env("HYPERPOD_CLUSTER_NAME"),
             eks_cluster=env("EKS_CLUSTER_NAME"),
             table=env("TABLE_NAME"),
-            region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+            region=region(),
         )
 
 
 _lock = threading.Lock()
-_clients: dict[tuple[str, str, str], Any] = {}
+_built: dict[tuple[str, ...], Any] = {}
+
+
+def once(key: tuple[str, ...], build: Callable[[], T]) -> T:
+    """What ``build`` returns, built once per container for ``key`` and reused by its warm invocations. The key names
+    the configuration it was built from (service, region, endpoint, table, ...): tests and the sandbox switch endpoints
+    between runs and get new clients, and ``reset`` forgets them all."""
+    with _lock:
+        if key in _built:
+            return _built[key]  # type: ignore[no-any-return]
+    made = build()  # outside the lock: a builder asks for the clients it needs through ``once`` too
+    with _lock:
+        return _built.setdefault(key, made)  # type: ignore[no-any-return]
+
+
+def reset() -> None:
+    """Forget every cached client, adapter and dependency set (tests and the sandbox switch endpoints between runs)."""
+    with _lock:
+        _built.clear()
+
+
+def region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+def _endpoint() -> str:
+    return os.environ.get("AWS_ENDPOINT_URL", "")
 
 
 CONNECT_TIMEOUT_SECONDS = 3.0
@@ -101,46 +144,63 @@ def client(service: str) -> Any:
     import boto3
     from botocore.config import Config
 
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    key = (service, region, os.environ.get("AWS_ENDPOINT_URL", ""))
-    with _lock:
-        if key not in _clients:
-            _clients[key] = boto3.session.Session().client(
-                service,
-                region_name=region,
-                config=Config(connect_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=READ_TIMEOUT_SECONDS),
-            )
-        return _clients[key]
+    config = Config(connect_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=READ_TIMEOUT_SECONDS)
+    return once(
+        ("client", service, region(), _endpoint()),
+        lambda: boto3.session.Session().client(service, region_name=region(), config=config),
+    )
 
 
-_cluster_cache: dict[tuple[str, str], Any] = {}
+def regional_client(service: str, region_name: str | None = None) -> Any:
+    """A client in ``region_name`` (a ScaledObject trigger's awsRegion), else the function's region."""
+    import boto3
+
+    if not region_name:
+        return client(service)
+    return once(
+        ("client", service, region_name, _endpoint()),
+        lambda: boto3.session.Session().client(service, region_name=region_name),
+    )
 
 
-def kubernetes() -> Any:
+def _sagemaker() -> Any:
+    """SageMaker's client makes one attempt per call: the HyperPod adapter retries what it can safely retry itself."""
+    import boto3
+
+    from .adapters.hyperpod import sagemaker_config
+
+    return once(
+        ("sagemaker-1attempt", region(), _endpoint()),
+        lambda: boto3.session.Session().client("sagemaker", region_name=region(), config=sagemaker_config()),
+    )
+
+
+def kubernetes() -> ClusterPort:
     """The cluster port: from ``KUBECONFIG`` (+ ``KUBE_CONTEXT``) when set (the sandbox, a laptop), else from EKS with a
     token renewed before it expires."""
     from .adapters.kube import KubeCluster
 
     kubeconfig = os.environ.get("KUBECONFIG", "")
-    key = (kubeconfig, os.environ.get("KUBE_CONTEXT", ""))
-    with _lock:
-        if key not in _cluster_cache:
-            if kubeconfig:
-                _cluster_cache[key] = KubeCluster.from_kubeconfig(kubeconfig, os.environ.get("KUBE_CONTEXT") or None)
-            else:
-                cfg = Config.from_env()
-                _cluster_cache[key] = KubeCluster.from_eks(cfg.eks_cluster, cfg.region)
-        return _cluster_cache[key]
+    context = os.environ.get("KUBE_CONTEXT", "")
+
+    def build() -> KubeCluster:
+        if kubeconfig:
+            return KubeCluster.from_kubeconfig(kubeconfig, context or None)
+        cfg = Config.from_env()
+        return KubeCluster.from_eks(cfg.eks_cluster, cfg.region)
+
+    return once(("kubernetes", kubeconfig, context), build)
 
 
-@cache
-def catalog() -> Any:
+def catalog() -> Catalog:
     from .domain.catalog import Catalog
 
-    return Catalog.load(os.environ.get("CATALOG_FILE") or None)
+    path = os.environ.get("CATALOG_FILE") or ""
+    return once(("catalog", path), lambda: Catalog.load(path or None))
 
 
-def metrics(service: str) -> Any:
+def metrics(service: str) -> MetricsPort:
+    """New per call: a handler flushes the datapoints of its own invocation."""
     from .adapters.metrics import AutoscalerMetrics
 
     sink = os.environ.get("METRICS_SINK", "emf")
@@ -152,53 +212,51 @@ def metrics(service: str) -> Any:
     )
 
 
+# --- adapters, one per container -------------------------------------------------------------------------------------
+
+
+def hyperpod() -> HyperPodPort:
+    from .adapters.hyperpod import HyperPodAdapter
+
+    name = env("HYPERPOD_CLUSTER_NAME")
+    return once(
+        ("hyperpod", name, region(), _endpoint()),
+        lambda: HyperPodAdapter(_sagemaker(), client("ec2"), name, now=now, sleep=sleep),
+    )
+
+
+def _table() -> tuple[str, str, str]:
+    return env("TABLE_NAME"), region(), _endpoint()
+
+
+def backoff() -> BackoffPort:
+    from .adapters.dynamo_state import DynamoBackoff
+
+    return once(("backoff", *_table()), lambda: DynamoBackoff(client("dynamodb"), env("TABLE_NAME"), now=now))
+
+
+def claims() -> ClaimsPort:
+    from .adapters.dynamo_claims import DynamoClaimStore
+
+    return once(("claims", *_table()), lambda: DynamoClaimStore(client("dynamodb"), env("TABLE_NAME"), now=now))
+
+
+def workflows() -> WorkflowPort:
+    from .adapters.stepfunctions import StepFunctionsWorkflows
+
+    return once(("workflows", region(), _endpoint()), lambda: StepFunctionsWorkflows(client("stepfunctions")))
+
+
+def lease() -> LeasePort:
+    from .adapters.dynamo_lease import DynamoLease
+
+    return once(("lease", *_table()), lambda: DynamoLease(client("dynamodb"), env("TABLE_NAME"), now=now))
+
+
 # --- per-function dependencies ---------------------------------------------------------------------------------------
 
 
-def hyperpod() -> Any:
-    from .adapters.hyperpod import HyperPodAdapter
-
-    return HyperPodAdapter(_sagemaker(), client("ec2"), env("HYPERPOD_CLUSTER_NAME"), now=now, sleep=sleep)
-
-
-def _sagemaker() -> Any:
-    import boto3
-
-    from .adapters.hyperpod import sagemaker_config
-
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    key = ("sagemaker-1attempt", region, os.environ.get("AWS_ENDPOINT_URL", ""))
-    with _lock:
-        if key not in _clients:
-            _clients[key] = boto3.session.Session().client("sagemaker", region_name=region, config=sagemaker_config())
-        return _clients[key]
-
-
-def backoff() -> Any:
-    from .adapters.dynamo_state import DynamoBackoff
-
-    return DynamoBackoff(client("dynamodb"), env("TABLE_NAME"), now=now)
-
-
-def claims() -> Any:
-    from .adapters.dynamo_claims import DynamoClaimStore
-
-    return DynamoClaimStore(client("dynamodb"), env("TABLE_NAME"), now=now)
-
-
-def workflows() -> Any:
-    from .adapters.stepfunctions import StepFunctionsWorkflows
-
-    return StepFunctionsWorkflows(client("stepfunctions"))
-
-
-def lease() -> Any:
-    from .adapters.dynamo_lease import DynamoLease
-
-    return DynamoLease(client("dynamodb"), env("TABLE_NAME"), now=now)
-
-
-def provision_deps(service: str = "provision") -> Any:
+def provision_deps(service: str = "provision") -> ProvisionDeps:
     from .services.provision import ProvisionDeps
 
     return ProvisionDeps(
@@ -213,13 +271,13 @@ def provision_deps(service: str = "provision") -> Any:
     )
 
 
-def deprovision_deps(service: str = "deprovision") -> Any:
+def deprovision_deps(service: str = "deprovision") -> DeprovisionDeps:
     from .services.deprovision import DeprovisionDeps
 
     return DeprovisionDeps(hyperpod=hyperpod(), cluster=kubernetes(), metrics=metrics(service), clock=now)
 
 
-def reconcile_settings() -> Any:
+def reconcile_settings() -> ReconcileSettings:
     from .services.reconcile import ReconcileSettings
 
     return ReconcileSettings(
@@ -231,7 +289,7 @@ def reconcile_settings() -> Any:
     )
 
 
-def loop_settings() -> Any:
+def loop_settings() -> LoopSettings:
     from .services.leased_loop import LoopSettings
 
     return LoopSettings(
@@ -240,17 +298,13 @@ def loop_settings() -> Any:
     )
 
 
-_reconcile_deps: dict[str, Any] = {}
-
-
-def reconcile_deps(service: str = "reconcile") -> Any:
+def reconcile_deps(service: str = "reconcile") -> ReconcileDeps:
     """Built once per container: the engine's caches and the sent-events memory live across warm invocations."""
     from .services.reconcile import ReconcileDeps
 
-    with _lock:
-        deps = _reconcile_deps.get(service)
-    if deps is None:
-        deps = ReconcileDeps(
+    return once(
+        ("reconcile-deps", service),
+        lambda: ReconcileDeps(
             cluster=kubernetes(),
             hyperpod=hyperpod(),
             claims=claims(),
@@ -259,55 +313,31 @@ def reconcile_deps(service: str = "reconcile") -> Any:
             metrics=metrics(service),
             catalog=catalog(),
             clock=now,
-        )
-        with _lock:
-            _reconcile_deps[service] = deps
-    return deps
+        ),
+    )
 
 
-def reset() -> None:
-    """Forget every cached client and dependency set (tests and the sandbox switch endpoints between runs)."""
-    with _lock:
-        _clients.clear()
-        _cluster_cache.clear()
-        _reconcile_deps.clear()
-        _disruption_deps.clear()
-    catalog.cache_clear()
-
-
-def regional_client(service: str, region: str | None = None) -> Any:
-    """A client in ``region`` (a ScaledObject trigger's awsRegion), else the function's region."""
-    import boto3
-
-    if not region:
-        return client(service)
-    key = (service, region, os.environ.get("AWS_ENDPOINT_URL", ""))
-    with _lock:
-        if key not in _clients:
-            _clients[key] = boto3.session.Session().client(service, region_name=region)
-        return _clients[key]
-
-
-def pod_scaler_deps(service: str = "pod-scaler") -> Any:
+def pod_scaler_deps(service: str = "pod-scaler") -> PodScalerDeps:
     from .adapters.aws_metrics import AwsTriggerMetrics
     from .adapters.dynamo_state import DynamoScalerStates
     from .adapters.eventbridge import EventBridgeAnnouncer
     from .services.pod_scaler import PodScalerDeps
 
+    cluster_name = env("HYPERPOD_CLUSTER_NAME")
     return PodScalerDeps(
         cluster=kubernetes(),
-        metrics_reader=AwsTriggerMetrics(regional_client, now=now),
-        states=DynamoScalerStates(client("dynamodb"), env("TABLE_NAME")),
+        metrics_reader=once(("trigger-metrics",), lambda: AwsTriggerMetrics(regional_client, now=now)),
+        states=once(("scaler-states", *_table()), lambda: DynamoScalerStates(client("dynamodb"), env("TABLE_NAME"))),
         metrics=metrics(service),
         clock=now,
-        announcer=EventBridgeAnnouncer(client("events"), env("HYPERPOD_CLUSTER_NAME")),
+        announcer=once(
+            ("announcer", cluster_name, region(), _endpoint()),
+            lambda: EventBridgeAnnouncer(client("events"), cluster_name),
+        ),
     )
 
 
-_disruption_deps: dict[str, Any] = {}
-
-
-def disruption_config() -> Any:
+def disruption_config() -> DisruptionConfig:
     from .domain.disruption import DisruptionSettings
     from .services.disruption import DisruptionConfig
 
@@ -320,14 +350,14 @@ def disruption_config() -> Any:
     )
 
 
-def disruption_deps(service: str = "disruption") -> Any:
+def disruption_deps(service: str = "disruption") -> DisruptionDeps:
+    """Built once per container, as reconcile's."""
     from .adapters.dynamo_disruption import DynamoDisruptionState
     from .services.disruption import DisruptionDeps
 
-    with _lock:
-        deps = _disruption_deps.get(service)
-    if deps is None:
-        deps = DisruptionDeps(
+    return once(
+        ("disruption-deps", service),
+        lambda: DisruptionDeps(
             cluster=kubernetes(),
             hyperpod=hyperpod(),
             workflows=workflows(),
@@ -336,7 +366,5 @@ def disruption_deps(service: str = "disruption") -> Any:
             catalog=catalog(),
             clock=now,
             backoffs=backoff(),
-        )
-        with _lock:
-            _disruption_deps[service] = deps
-    return deps
+        ),
+    )

@@ -48,3 +48,7 @@ class ClaimForgetter(Protocol):
     """What the provision workflow needs: forget a claim once its nodes are Ready or given back."""
 
     def forget(self, claim_id: str) -> None: ...
+
+
+class ClaimsPort(ClaimStore, ClaimForgetter, Protocol):
+    """Both sides, as the state table's adapter implements them (the composition root builds one for both)."""
