@@ -171,8 +171,13 @@ def _check_lambda_retry(state: dict[str, Any], here: str) -> list[str]:
 
 
 def _cycles(states: dict[str, Any]) -> list[set[str]]:
-    """The strongly connected components that loop (Tarjan): every cycle of the state graph lies in one."""
-    edges = {n: set(_targets(st)) & set(states) for n, st in states.items()}
+    """The strongly connected components that loop: every cycle of the state graph lies in one."""
+    return loops({n: set(_targets(st)) & set(states) for n, st in states.items()})
+
+
+def loops(edges: dict[str, set[str]]) -> list[set[str]]:
+    """The strongly connected components of a graph that loop (more than one node, or a node that points at itself),
+    by Tarjan's algorithm. ``edges`` maps every node to the nodes it points at."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
@@ -197,7 +202,7 @@ def _cycles(states: dict[str, Any]) -> list[set[str]]:
             if len(comp) > 1 or v in edges[v]:
                 out.append(comp)
 
-    for v in states:
+    for v in edges:
         if v not in index:
             visit(v)
     return out

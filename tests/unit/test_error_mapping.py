@@ -130,7 +130,7 @@ def test_every_transient_project_error_is_listed() -> None:
 
 def test_a_task_boundary_raises_sdk_errors_by_their_project_name() -> None:
     from hyperpod_autoscaler.adapters.errors import raising_project_errors
-    from hyperpod_autoscaler.services.provision import run_action
+    from hyperpod_autoscaler.services.tasks import run_provision_action
 
     def dynamo_down() -> None:
         raise client_error("InternalServerError", 500)
@@ -140,7 +140,7 @@ def test_a_task_boundary_raises_sdk_errors_by_their_project_name() -> None:
     with pytest.raises(KeyError):
         raising_project_errors("bug", lambda: {}["missing"])
     with pytest.raises(errors.InvalidRequest, match="field action"):
-        run_action(None, {"action": "nope"})  # type: ignore[arg-type]
+        run_provision_action(None, {"action": "nope"})  # type: ignore[arg-type]
 
 
 def test_a_task_entry_point_maps_what_its_service_raised_and_still_flushes_metrics() -> None:
@@ -162,3 +162,12 @@ def test_a_task_entry_point_maps_what_its_service_raised_and_still_flushes_metri
     with pytest.raises(errors.Unavailable, match="provision scale: InternalServerError"):
         _task("provision", deps, dynamo_down, {"action": "scale"})
     assert [json.loads(line)["ProvisionSteps"] for line in out.getvalue().splitlines()] == [[1.0]]
+
+
+def test_the_task_tables_are_whole_when_loaded_and_read_only() -> None:
+    """The drill's steps run in the provision function: its table has them before the first task, and no call adds any."""
+    from hyperpod_autoscaler.services import tasks
+
+    assert {"drill_plan", "drill_scale_back", "scale", "check"} <= set(tasks.PROVISION_ACTIONS)
+    with pytest.raises(TypeError):
+        tasks.PROVISION_ACTIONS["scale"] = tasks.PROVISION_ACTIONS["check"]  # type: ignore[index]

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hpa_testkit.lint_asl import loops
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = "hyperpod_autoscaler"
@@ -134,6 +135,45 @@ def test_the_rule_catches_what_it_should(layer: str, source: str, module: str, e
     assert len(found) == len(expected), found
     for message, wanted in zip(found, expected, strict=True):
         assert wanted in message, found
+
+
+def dependencies(source: str, module: str, is_package: bool, modules: set[str]) -> set[str]:
+    """The package's modules ``module`` imports: ``from X import name`` depends on ``X.name`` when that is a module, else
+    on ``X`` (a package's ``__init__`` is a dependency only when something is taken from it)."""
+    found = set()
+    for _line, imported in imported_modules(ast.parse(source), module, is_package):
+        if imported in modules:
+            found.add(imported)
+    # ``from X import name`` yields X and X.name: keep X only when no X.name it yielded is a module
+    taken_from = {m.rpartition(".")[0] for m in found}
+    return {m for m in found if m not in taken_from or m == module} - {module}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    return sorted(sorted(component) for component in loops(graph))
+
+
+def test_no_module_depends_on_itself_through_others() -> None:
+    """A cycle broken only by a lazy import is still a cycle: the two modules can be neither read nor changed apart."""
+    found = list(package_modules())
+    names = {module for _, module, _, _ in found}
+    graph = {module: dependencies(path.read_text(), module, is_package, names) for path, module, _, is_package in found}
+    assert not cycles(graph), f"import cycles: {cycles(graph)}"
+
+
+def test_a_cycle_is_found_whatever_breaks_it() -> None:
+    names = {"hyperpod_autoscaler.services.a", "hyperpod_autoscaler.services.b", "hyperpod_autoscaler.services"}
+    graph = {
+        "hyperpod_autoscaler.services.a": dependencies(
+            "from .b import x\n", "hyperpod_autoscaler.services.a", False, names
+        ),
+        "hyperpod_autoscaler.services.b": dependencies(
+            "def f():\n    from . import a\n", "hyperpod_autoscaler.services.b", False, names
+        ),
+    }
+    assert cycles(graph) == [["hyperpod_autoscaler.services.a", "hyperpod_autoscaler.services.b"]]
+    graph["hyperpod_autoscaler.services.b"] = set()
+    assert cycles(graph) == []
 
 
 def test_the_sandbox_command_is_a_plugin_of_the_test_kit(capsys: pytest.CaptureFixture[str]) -> None:

@@ -192,14 +192,14 @@ def disruption(event: Any, context: Any) -> dict[str, Any]:
 
 def provision_task(event: Any, context: Any) -> dict[str, Any]:
     """One Task state of the provision or drill state machine."""
-    from .services.provision import run_action as run_provision_action
+    from .services.tasks import run_provision_action
 
     return _task("provision", runtime.provision_deps(), run_provision_action, event)
 
 
 def deprovision_task(event: Any, context: Any) -> dict[str, Any]:
     """One Task state of the deprovision state machine."""
-    from .services.deprovision import run_action as run_deprovision_action
+    from .services.tasks import run_deprovision_action
 
     return _task("deprovision", runtime.deprovision_deps(), run_deprovision_action, event)
 

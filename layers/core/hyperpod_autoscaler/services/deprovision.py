@@ -331,22 +331,3 @@ def rollback(deps: DeprovisionDeps, event: dict[str, Any]) -> dict[str, Any]:
             raise permanent[0]
         raise Unavailable(f"rollback: {len(failed)} of {len(nodes)} node(s) not restored: {failed}")
     return {"rolledBack": done}
-
-
-ACTIONS: dict[str, Callable[[DeprovisionDeps, dict[str, Any]], dict[str, Any]]] = {
-    "cordon": cordon,
-    "drain": drain,
-    "delete": delete,
-    "confirm": confirm,
-    "rollback": rollback,
-}
-
-
-def run_action(deps: DeprovisionDeps, event: dict[str, Any]) -> dict[str, Any]:
-    action = event.get("action")
-    if action not in ACTIONS:
-        raise InvalidRequest(f"deprovision task: field action is {action!r}, expected one of {sorted(ACTIONS)}")
-    payload = event.get("input") if isinstance(event.get("input"), dict) else event
-    step = ACTIONS[str(action)]
-    args = {**(event.get("defaults") or {}), **payload}  # type: ignore[dict-item]
-    return step(deps, args)  # type: ignore[arg-type]

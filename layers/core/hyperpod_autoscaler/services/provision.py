@@ -198,25 +198,3 @@ def finish(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
         deps.claims.forget(claim)
     deps.metrics.count(m.NODECLAIMS_READY, len(ready), InstanceGroup=group)
     return {"status": "ready", "nodes": ready}
-
-
-ACTIONS: dict[str, Callable[[ProvisionDeps, dict[str, Any]], dict[str, Any]]] = {
-    "scale": scale,
-    "check": check,
-    "give_back": give_back,
-    "finish": finish,
-}
-
-
-def run_action(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
-    from . import drill
-
-    ACTIONS.setdefault("drill_plan", drill.plan)
-    ACTIONS.setdefault("drill_scale_back", drill.scale_back)
-    action = event.get("action")
-    if action not in ACTIONS:
-        raise InvalidRequest(f"provision task: field action is {action!r}, expected one of {sorted(ACTIONS)}")
-    payload = event.get("input") if isinstance(event.get("input"), dict) else event
-    step = ACTIONS[str(action)]
-    args = {**(event.get("defaults") or {}), **payload}  # type: ignore[dict-item]
-    return step(deps, args)  # type: ignore[arg-type]

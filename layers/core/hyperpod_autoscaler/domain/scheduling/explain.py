@@ -8,18 +8,46 @@ topology), plus the NodePools that are not usable at all.
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ..k8s import HOSTNAME_LABEL
 from ..resources import Resources
+from .offerings import Bin, Offering, OfferingSet, Pool
 from .podclasses import PodClass, View
-from .vectors import first_excess, vsub
-
-if TYPE_CHECKING:
-    from .offerings import Bin, Offering
-    from .packer import Packer
+from .topology import Rule
+from .vectors import Space, first_excess, vsub
 
 MAX_ITEMS = 4
+
+
+class Packer(Protocol):
+    """What the explanation reads of the engine's state (the packer is one; the explanation does not depend on it)."""
+
+    @property
+    def space(self) -> Space: ...
+
+    @property
+    def bins(self) -> list[Bin]: ...
+
+    @property
+    def pools(self) -> list[Pool]: ...
+
+    @property
+    def offer(self) -> OfferingSet: ...
+
+    @property
+    def max_new(self) -> int | None: ...
+
+    @property
+    def live_claims(self) -> int: ...
+
+    def bin_mismatch(self, view: View, b: Bin) -> str | None: ...
+
+    def offering_mismatch(self, view: View, o: Offering) -> str | None: ...
+
+    def rules(self, cls: PodClass, level: int, view: View) -> list[Rule]: ...
+
+    def compat_offerings(self, view: View) -> list[Offering]: ...
 
 
 def _fmt(packer: Packer, index: int, amount: int) -> str:
@@ -28,7 +56,7 @@ def _fmt(packer: Packer, index: int, amount: int) -> str:
 
 
 def _bin_reason(packer: Packer, cls: PodClass, level: int, view: View, b: Bin) -> str:
-    why = packer._bin_mismatch(view, b)
+    why = packer.bin_mismatch(view, b)
     if why:
         return why
     free = vsub(b.alloc, b.used)
@@ -43,7 +71,7 @@ def _bin_reason(packer: Packer, cls: PodClass, level: int, view: View, b: Bin) -
 
 
 def _offering_reason(packer: Packer, cls: PodClass, level: int, view: View, o: Offering) -> str:
-    why = packer._offering_mismatch(view, o)
+    why = packer.offering_mismatch(view, o)
     if why:
         return why
     i = first_excess(cls.req, o.alloc)

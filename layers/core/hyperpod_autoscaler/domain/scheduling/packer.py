@@ -21,6 +21,7 @@ from collections.abc import Callable
 from ..k8s import HOSTNAME_LABEL, Pod
 from ..plan import NodeClaim, Plan, PlanInput, PlanOptions
 from ..resources import CPU, GPU, MEMORY, NEURON
+from .explain import explain
 from .fit import format_taint, untolerated_taint
 from .hostports import conflict, with_host_port_rules
 from .offerings import (
@@ -305,7 +306,7 @@ class Packer:
 
     # --- compatibility -----------------------------------------------------------------------------------------------
 
-    def _offering_mismatch(self, view: View, o: Offering) -> str | None:
+    def offering_mismatch(self, view: View, o: Offering) -> str | None:
         port = conflict(view.host_ports, o.ds_ports) if view.host_ports else None
         if port is not None:
             return f"host port {port[0]}/{port[1]} is held by a DaemonSet there"
@@ -324,7 +325,7 @@ class Packer:
             return "matchFields on metadata.name cannot match a new node"
         return None
 
-    def _bin_mismatch(self, view: View, b: Bin) -> str | None:
+    def bin_mismatch(self, view: View, b: Bin) -> str | None:
         if b.unusable:
             return b.unusable
         port = conflict(view.host_ports, b.ds_ports) if view.host_ports else None
@@ -344,7 +345,7 @@ class Packer:
         """Offerings a view accepts, sorted by (tier, price, index)."""
         found = self._compat_off.get(view.node_key)
         if found is None:
-            found = [o for o in self.offer.offerings if self._offering_mismatch(view, o) is None]
+            found = [o for o in self.offer.offerings if self.offering_mismatch(view, o) is None]
             found.sort(key=lambda o: (o.tier, o.price, o.idx))
             self._compat_off[view.node_key] = found
         return found
@@ -352,7 +353,7 @@ class Packer:
     def compat_bins(self, view: View) -> list[Bin]:
         found = self._compat_bins.get(view.node_key)
         if found is None:
-            found = [b for b in self.bins if self._bin_mismatch(view, b) is None]
+            found = [b for b in self.bins if self.bin_mismatch(view, b) is None]
             self._compat_bins[view.node_key] = found
         return found
 
@@ -999,8 +1000,6 @@ class Packer:
     # --- explanations ------------------------------------------------------------------------------------------------
 
     def explain(self, cls: PodClass, level: int, view: View) -> str:
-        from .explain import explain
-
         return explain(self, cls, level, view)
 
     # --- result ------------------------------------------------------------------------------------------------------
