@@ -202,6 +202,24 @@ def test_a_large_answer_is_recorded_small_and_the_work_runs_once(stack: Stack) -
     assert second["held"] is True and second["passes"] == 1 and "kept" not in second and "truncated" in second
 
 
+def test_redeliveries_share_one_idempotency_store(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 16: a persistence layer built per invocation registered one more user-agent handler on the container's
+    DynamoDB client each time; the store is the container's, so a warm invocation adds none."""
+    from hyperpod_autoscaler import entrypoints, runtime
+    from hyperpod_autoscaler.adapters.lambda_events import parse_trigger
+
+    events = runtime.client("dynamodb").meta.events
+    registered: list[str] = []
+    real_register = events.register
+    monkeypatch.setattr(
+        events, "register", lambda name, *a, **k: (registered.append(name), real_register(name, *a, **k))
+    )
+    for n in range(3):
+        trigger = parse_trigger({**sample("schedule.json"), "id": f"warm-{n}"})
+        assert entrypoints.idempotent(trigger, None, lambda: {"n": 1}) == {"n": 1}
+    assert len(registered) <= 1, registered
+
+
 def poison_pod(name: str, requests: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": "v1",

@@ -38,9 +38,9 @@ def container(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
 
 def test_warm_invocations_reuse_the_clients_and_adapters(container: None) -> None:
     first = [runtime.client("dynamodb"), runtime.lease(), runtime.backoff(), runtime.claims(), runtime.workflows()]
-    first += [runtime.hyperpod(), runtime.reconcile_deps(), runtime.disruption_deps()]
+    first += [runtime.hyperpod(), runtime.reconcile_deps(), runtime.disruption_deps(), runtime.idempotency_store("i")]
     again = [runtime.client("dynamodb"), runtime.lease(), runtime.backoff(), runtime.claims(), runtime.workflows()]
-    again += [runtime.hyperpod(), runtime.reconcile_deps(), runtime.disruption_deps()]
+    again += [runtime.hyperpod(), runtime.reconcile_deps(), runtime.disruption_deps(), runtime.idempotency_store("i")]
     assert all(a is b for a, b in zip(first, again, strict=True))
     provision, deprovision = runtime.provision_deps(), runtime.deprovision_deps()
     assert provision.hyperpod is deprovision.hyperpod is runtime.hyperpod()

@@ -64,20 +64,9 @@ def idempotent(trigger: Trigger, context: Any, work: Callable[[], dict[str, Any]
     invoke without one, a dry run) always run."""
     if not trigger.event_id or trigger.dry_run:
         return work()
-    from aws_lambda_powertools.utilities.idempotency import (
-        DynamoDBPersistenceLayer,
-        IdempotencyConfig,
-        idempotent_function,
-    )
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
 
-    store = DynamoDBPersistenceLayer(
-        table_name=runtime.env("TABLE_NAME"),
-        key_attr="pk",
-        sort_key_attr="sk",
-        static_pk_value=IDEMPOTENCY_PK,
-        expiry_attr="expiresAt",
-        boto3_client=runtime.client("dynamodb"),
-    )
+    store = runtime.idempotency_store(IDEMPOTENCY_PK)
     config = IdempotencyConfig(expires_after_seconds=3600)
     if context is not None and hasattr(context, "get_remaining_time_in_millis"):
         config.register_lambda_context(context)

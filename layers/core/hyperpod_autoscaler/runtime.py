@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .domain.errors import InvalidObject
 
 if TYPE_CHECKING:  # the adapters and services are imported where they are built: a handler imports only what it uses
+    from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
+
     from .domain.catalog import Catalog
     from .ports.claims import ClaimsPort
     from .ports.cluster import ClusterPort
@@ -251,6 +253,24 @@ def lease() -> LeasePort:
     from .adapters.dynamo_lease import DynamoLease
 
     return once(("lease", *_table()), lambda: DynamoLease(client("dynamodb"), env("TABLE_NAME"), now=now))
+
+
+def idempotency_store(partition: str) -> BasePersistenceLayer:
+    """Powertools Idempotency's records on the state table, under ``pk = partition``. One per container: each layer
+    registers its feature on the client it is given, so one per invocation would pile handlers onto the shared client."""
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    return once(
+        ("idempotency", partition, *_table()),
+        lambda: DynamoDBPersistenceLayer(
+            table_name=env("TABLE_NAME"),
+            key_attr="pk",
+            sort_key_attr="sk",
+            static_pk_value=partition,
+            expiry_attr="expiresAt",
+            boto3_client=client("dynamodb"),
+        ),
+    )
 
 
 # --- per-function dependencies ---------------------------------------------------------------------------------------
