@@ -44,12 +44,12 @@ from ..domain.k8s import DISRUPTED_TAINT_KEY, NODEPOOL_LABEL
 from ..domain.objects import ClusterObjects
 from ..ports import metrics as m
 from ..ports.cluster import ClusterPort, ObjectRef
+from ..ports.hyperpod import HyperPodReader
 from ..ports.metrics import MetricsPort
-from ..ports.state import DisruptionState
+from ..ports.state import BackoffReader, DisruptionState
 from ..ports.workflow import LIVE, WorkflowPort
 from .conflict import hold_off
 from .naming import attempt_name, new_token
-from .reconcile import BackoffReader, HyperPodReader
 
 log = logging.getLogger(__name__)
 
