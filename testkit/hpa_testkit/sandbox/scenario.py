@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import yaml
 from hyperpod_autoscaler.domain.errors import InvalidObject
-from hyperpod_autoscaler.domain.objects import validation_error
+from hyperpod_autoscaler.domain.parsing import validation_error
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 

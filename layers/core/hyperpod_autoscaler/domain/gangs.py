@@ -31,6 +31,7 @@ from typing import Any
 from .base import ObjectMeta, WireModel
 from .errors import InvalidObject
 from .k8s import Pod
+from .parsing import parse_as
 
 CHECK_CAPACITY = "check-capacity.autoscaling.x-k8s.io"
 BEST_EFFORT_ATOMIC = "best-effort-atomic-scale-up.autoscaling.x-k8s.io"
@@ -209,8 +210,6 @@ def finished(pr: ProvisioningRequest) -> bool:
 
 def template_pod(template: PodTemplate, name: str) -> Pod:
     """A pod of a PodTemplate, named ``name``; errors name the PodTemplate and the field under ``template``."""
-    from .objects import parse_as
-
     body = template.template if isinstance(template.template, Mapping) else None
     if body is None or not isinstance(body.get("spec"), Mapping):
         raise InvalidObject("PodTemplate", template.key, "template.spec", "required field is missing")

@@ -10,13 +10,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from .documents import MAX_INPUT_CHARS, load_documents
 from .errors import InvalidObject
 from .gangs import PodTemplate, ProvisioningRequest
 from .k8s import DaemonSet, Node, Pod, PodDisruptionBudget
 from .karpenter import HyperpodNodeClass, NodePool
+from .parsing import object_name, parse_as
 
 #: (api group, kind) -> model. The core group is "".
 MODELS: dict[tuple[str, str], type[BaseModel]] = {
@@ -29,54 +30,6 @@ MODELS: dict[tuple[str, str], type[BaseModel]] = {
     ("autoscaling.x-k8s.io", "ProvisioningRequest"): ProvisioningRequest,
     ("", "PodTemplate"): PodTemplate,
 }
-
-
-def object_name(doc: Mapping[str, Any]) -> str:
-    raw_meta = doc.get("metadata")
-    meta: Mapping[str, Any] = raw_meta if isinstance(raw_meta, Mapping) else {}
-    name = str(meta.get("name") or "")
-    namespace = meta.get("namespace")
-    return f"{namespace}/{name}" if namespace else name
-
-
-def _field_path(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif str(part).startswith(("function-", "tagged-union", "union[")):
-            continue
-        else:
-            out += ("." if out else "") + str(part)
-    return out
-
-
-def validation_error(kind: str, name: str, exc: ValidationError) -> InvalidObject:
-    """The first error of a pydantic ValidationError, as an InvalidObject naming the field."""
-    first = exc.errors()[0]
-    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-    if first.get("type") == "missing":
-        message = "required field is missing"
-    return InvalidObject(kind, name, _field_path(tuple(first.get("loc", ()))), message)
-
-
-def parse_as(model: type[BaseModel], doc: Mapping[str, Any], kind: str | None = None) -> Any:
-    """Validate ``doc`` as ``model``; raises InvalidObject naming the object and field."""
-    kind = kind or str(doc.get("kind") or model.__name__)
-    if not isinstance(doc, Mapping):
-        raise InvalidObject(kind, "", "", "is not a mapping")
-    meta = doc.get("metadata")
-    if not isinstance(meta, Mapping) or not meta.get("name"):
-        raise InvalidObject(kind, "", "metadata.name", "required field is missing")
-    try:
-        return model.model_validate(doc)
-    except ValidationError as exc:
-        error = validation_error(kind, object_name(doc), exc)
-    except ValueError as exc:  # a validator raised outside pydantic's wrapping
-        error = InvalidObject(kind, object_name(doc), "", str(exc))
-    uid = meta.get("uid")
-    error.uid = uid if isinstance(uid, str) else None
-    raise error
 
 
 def _group(api_version: str) -> str:
