@@ -22,7 +22,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ..domain.plan import InflightClaim
+from ..domain.plan import GangRef, InflightClaim
 
 PARTITION = "claim"
 
@@ -92,6 +92,7 @@ class DynamoClaimStore:
                         "zone": claim.zone,
                         "count": claim.count,
                         "pods": list(claim.pods),
+                        **({"gang": claim.gang.to_dict()} if claim.gang is not None else {}),
                     }
                 )
             },
@@ -129,6 +130,7 @@ class DynamoClaimStore:
                 zone=str(body["zone"]),
                 count=int(body["count"]),
                 pods=tuple(str(p) for p in body.get("pods", [])),
+                gang=GangRef.from_dict(body.get("gang")),
             )
             closed = item.get("closedAt", {}).get("N")
             return RecordedClaim(
