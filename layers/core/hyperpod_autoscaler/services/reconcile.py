@@ -51,6 +51,7 @@ from .gang_claims import batches
 from .invalid_objects import report_invalid_objects
 from .leased_loop import LoopOutcome, LoopSettings, run_leased_loop
 from .naming import attempt_name, new_token
+from .request_status import StatusDeps, after_plan, end_bookings
 from .triggers import Trigger
 
 LEASE_NAME = "reconcile"
@@ -338,6 +339,9 @@ def reconcile_once(deps: ReconcileDeps, settings: ReconcileSettings, dry_run: bo
     # a request (Kueue's admission check) asks for capacity before its pods exist: it is planned without pending pods
     split = split_gangs(snapshot.pods, snapshot.provisioning_requests, snapshot.pod_templates)
     result.gangs = len(split.gangs)
+    status = StatusDeps(deps.cluster, deps.metrics, deps.clock)
+    if not dry_run:
+        end_bookings(status, snapshot)
     deps.metrics.gauge_high_resolution(m.PENDING_PODS, len(pending))
     if not pending and not split.gangs:
         deps.metrics.gauge(m.UNSCHEDULABLE_PODS, 0)
@@ -424,6 +428,8 @@ def reconcile_once(deps: ReconcileDeps, settings: ReconcileSettings, dry_run: bo
                 )
             )
 
+    if not dry_run:
+        after_plan(status, snapshot, split.gangs, plan)
     _events(deps, settings, snapshot, plan, result, pods_by_key)
     _metrics(deps, snapshot, plan, result)
     result.seconds = deps.clock() - started
