@@ -57,11 +57,11 @@ def test_the_snapshot_reads_requests_and_status_goes_through_the_status_subresou
         return {c["type"]: c for c in (stored.get("status") or {}).get("conditions", [])}
 
     provisioning = {"type": "Provisioned", "status": "False", "reason": "Provisioning", "message": "booting"}
-    cluster.set_provisioning_request_conditions("default", "train", [provisioning])
+    cluster.set_provisioning_request_status("default", "train", [provisioning])
     first = written()["Provisioned"]
     assert (first["status"], first["reason"]) == ("False", "Provisioning") and first["lastTransitionTime"]
     accepted = {"type": "Accepted", "status": "True", "reason": "Accepted", "message": "ok"}
-    cluster.set_provisioning_request_conditions("default", "train", [accepted, {**provisioning, "message": "1 of 2"}])
+    cluster.set_provisioning_request_status("default", "train", [accepted, {**provisioning, "message": "1 of 2"}])
     after = written()
     assert set(after) == {"Accepted", "Provisioned"}, "conditions are merged by type"
     assert after["Provisioned"]["lastTransitionTime"] == first["lastTransitionTime"], "same status: same transition"

@@ -41,7 +41,9 @@ class StatusCluster(FakeCluster):
         self.writes: list[tuple[str, list[dict[str, Any]]]] = []
         self.fail_for: set[str] = set()
 
-    def set_provisioning_request_conditions(self, namespace: str, name: str, conditions: list[dict[str, Any]]) -> None:
+    def set_provisioning_request_status(
+        self, namespace: str, name: str, conditions: list[dict[str, Any]], details: dict[str, str] | None = None
+    ) -> None:
         if name in self.fail_for:
             raise RuntimeError("API server unavailable")
         self.writes.append((f"{namespace}/{name}", conditions))
@@ -54,6 +56,8 @@ class StatusCluster(FakeCluster):
             keep = old is not None and old["status"] == c["status"]
             have[c["type"]] = {**c, "lastTransitionTime": old["lastTransitionTime"] if keep else stamp}
         pr.status = {**status, "conditions": list(have.values())}
+        if details:
+            pr.status["provisioningClassDetails"] = {**status.get("provisioningClassDetails", {}), **details}
 
 
 def conditions(deps: Any, name: str = "train") -> dict[str, tuple[str, str]]:
@@ -107,6 +111,8 @@ def test_an_atomic_request_is_accepted_provisioning_then_provisioned_once_every_
     clock.t += SETTINGS.claim_grace_seconds
     reconcile_once(deps, SETTINGS)
     assert conditions(deps)["Provisioned"] == ("True", "CapacityIsProvisioned")
+    (pr,) = deps.cluster.objects.provisioning_requests
+    assert pr.status["provisioningClassDetails"] == {"bookedNodes": "hp-node-1,hp-node-2"}, "the nodes that hold it"
     assert request_events(deps)[-1] == ("train", "CapacityIsProvisioned", "Normal")
     assert len(executions(deps)) == 1, "the Ready nodes hold the request: nothing more is launched"
 
@@ -214,3 +220,21 @@ def test_check_capacity_is_provisioned_when_existing_capacity_fits_and_never_lau
     reconcile_once(deps2, SETTINGS)
     assert conditions(deps2, "short")["Provisioned"] == ("False", "CapacityIsNotFound")
     assert executions(deps) == [] and executions(deps2) == []
+
+
+def test_a_request_past_the_decisions_pod_budget_waits_and_one_past_it_alone_fails(
+    table: Any, monkeypatch: Any
+) -> None:
+    from hyperpod_autoscaler.domain import gangs
+
+    monkeypatch.setattr(gangs, "MAX_REQUEST_PODS", 2)  # requests are taken by name: a (2 pods), b (1), c (3)
+    deps = status_deps(
+        table,
+        Clock(),
+        objects(template("worker"), request("a", count=2), request("b", count=1), request("c", count=3)),
+    )
+    reconcile_once(deps, SETTINGS)
+    assert conditions(deps, "a")["Provisioned"] == ("False", "Provisioning")
+    assert conditions(deps, "b") == {"Accepted": ("True", "Accepted"), "Provisioned": ("False", "CapacityIsNotFound")}
+    assert "0 are left" in message(deps, "Provisioned", "b"), "b fits the budget on another pass: retried"
+    assert conditions(deps, "c") == {"Failed": ("True", "FailedToCreatePods")}, "c alone is past it: it never fits"

@@ -451,9 +451,18 @@ class KubeCluster:
     def set_nodeclass_status(self, name: str, status: dict[str, Any]) -> None:
         self._merge_status(self._custom_path(*NODECLASSES, name=name), _status_change(status))
 
-    def set_provisioning_request_conditions(self, namespace: str, name: str, conditions: list[dict[str, Any]]) -> None:
+    def set_provisioning_request_status(
+        self, namespace: str, name: str, conditions: list[dict[str, Any]], details: dict[str, str] | None = None
+    ) -> None:
         path = self._custom_path(*PROVISIONING_REQUESTS, name=name, namespace=namespace)
-        self._merge_status(path, lambda st: {**st, "conditions": merge_conditions(st, conditions)})
+
+        def change(st: dict[str, Any]) -> dict[str, Any]:
+            out = {**st, "conditions": merge_conditions(st, conditions)}
+            if details:
+                out["provisioningClassDetails"] = {**(st.get("provisioningClassDetails") or {}), **details}
+            return out
+
+        self._merge_status(path, change)
 
     def set_scaled_object_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         self._merge_status(self._custom_path(*SCALEDOBJECTS, name=name, namespace=namespace), _status_change(status))

@@ -143,3 +143,30 @@ def _parse_time(value: Any) -> datetime | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+BOOKED_NODES = "bookedNodes"
+"""Ours, in ``status.provisioningClassDetails`` (types.go: "values custom provisioning classes may want to pass to end
+users"): the comma-separated nodes that hold a Provisioned request's capacity, written with ``Provisioned=True``."""
+
+
+def booked_nodes(
+    requests: list[ProvisioningRequest], now: float, window: float = DEFAULT_BOOKING_SECONDS
+) -> dict[str, str]:
+    """Node -> the request whose booked capacity it holds: every node listed by a Provisioned request whose booking is
+    not over (no BookingExpired, Failed or CapacityRevoked, and within ``window`` of becoming Provisioned). Cluster
+    Autoscaler books such capacity against scale-down (``processor.go``, ``bookCapacity``); so does consolidation."""
+    out: dict[str, str] = {}
+    for pr in requests:
+        if not is_true(pr, PROVISIONED) or any(is_true(pr, k) for k in (BOOKING_EXPIRED, FAILED, "CapacityRevoked")):
+            continue
+        since = _parse_time(current(pr)[PROVISIONED].get("lastTransitionTime"))
+        if since is None or now - since.timestamp() > window:
+            continue
+        status = pr.status if isinstance(pr.status, Mapping) else {}
+        details = status.get("provisioningClassDetails")
+        listed = details.get(BOOKED_NODES) if isinstance(details, Mapping) else None
+        for name in str(listed or "").split(","):
+            if name.strip():
+                out.setdefault(name.strip(), pr.key)
+    return out

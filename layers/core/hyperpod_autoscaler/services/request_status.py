@@ -58,15 +58,21 @@ def after_plan(deps: StatusDeps, snapshot: ClusterObjects, gangs: list[Gang], pl
         if gang is None or finished(pr):
             continue
         decision = decisions.get(pr.key)
-        wanted = gs.after_decision(pr, decision, gang.error, not gang.retryable, _on_ready_nodes(plan, gang, ready))
-        written += _write(deps, pr, wanted)
+        nodes = _ready_nodes_of(plan, gang, ready)
+        wanted = gs.after_decision(pr, decision, gang.error, not gang.retryable, nodes is not None)
+        provisioned = any(c.type == gs.PROVISIONED and c.status == "True" for c in wanted)
+        details = {gs.BOOKED_NODES: ",".join(nodes or [])} if provisioned else None
+        written += _write(deps, pr, wanted, details)
     return written
 
 
-def _on_ready_nodes(plan: Plan, gang: Gang, ready: set[str]) -> bool:
-    """Every pod of the gang is placed on an existing node that is Ready (not on an in-flight claim or a new node)."""
+def _ready_nodes_of(plan: Plan, gang: Gang, ready: set[str]) -> list[str] | None:
+    """The nodes the plan puts the gang's pods on, when every pod is on an existing Ready node (not on an in-flight
+    claim or a new node): they hold the booked capacity. None when some pod is not."""
     where = {k: node for node, keys in plan.existing_nodes.items() for k in keys}
-    return bool(gang.pods) and all(where.get(p.key) in ready for p in gang.pods)
+    if not gang.pods or any(where.get(p.key) not in ready for p in gang.pods):
+        return None
+    return sorted({where[p.key] for p in gang.pods})
 
 
 def _bound(snapshot: ClusterObjects, pr: ProvisioningRequest) -> int:
@@ -75,13 +81,16 @@ def _bound(snapshot: ClusterObjects, pr: ProvisioningRequest) -> int:
     )
 
 
-def _write(deps: StatusDeps, pr: ProvisioningRequest, wanted: list[gs.Condition]) -> int:
+def _write(
+    deps: StatusDeps, pr: ProvisioningRequest, wanted: list[gs.Condition], details: dict[str, str] | None = None
+) -> int:
     writes = gs.changed(pr, wanted)
     if not writes:
         return 0
     events = gs.transitions(pr, writes)
     try:
-        deps.cluster.set_provisioning_request_conditions(pr.namespace, pr.metadata.name, [c.to_dict() for c in writes])
+        conditions = [c.to_dict() for c in writes]
+        deps.cluster.set_provisioning_request_status(pr.namespace, pr.metadata.name, conditions, details)
     except Exception as exc:  # the next pass writes it again; the other requests are written now
         log.warning("could not write the status of ProvisioningRequest %s: %s", pr.key, exc)
         deps.metrics.count(m.CLOUDPROVIDER_ERRORS, 1, Error="ProvisioningRequestStatus")
