@@ -36,3 +36,34 @@ def test_plan_reads_requests_and_pod_templates_from_the_cluster(
     assert [(r["name"], r["decision"], len(r["pods"])) for r in from_api["provisioningRequests"]] == [
         (created[1]["metadata"]["name"], "provision", 3)
     ]
+
+
+def test_the_snapshot_reads_requests_and_status_goes_through_the_status_subresource(
+    kube: KubeEmulator, kubeconfig: str
+) -> None:
+    from hyperpod_autoscaler.adapters.kube import KubeCluster
+
+    from tests.unit.test_gangs import request, template
+
+    kube.apply(template("worker"))
+    kube.apply(request("train", count=2))
+    cluster = KubeCluster.from_kubeconfig(kubeconfig)
+    snapshot = cluster.snapshot()
+    assert [r.key for r in snapshot.provisioning_requests] == ["default/train"]
+    assert [t.key for t in snapshot.pod_templates] == ["default/worker"]
+
+    def written() -> dict[str, dict[str, str]]:
+        stored = kube.get("autoscaling.x-k8s.io/v1", "ProvisioningRequest", "train", "default") or {}
+        return {c["type"]: c for c in (stored.get("status") or {}).get("conditions", [])}
+
+    provisioning = {"type": "Provisioned", "status": "False", "reason": "Provisioning", "message": "booting"}
+    cluster.set_provisioning_request_status("default", "train", [provisioning])
+    first = written()["Provisioned"]
+    assert (first["status"], first["reason"]) == ("False", "Provisioning") and first["lastTransitionTime"]
+    accepted = {"type": "Accepted", "status": "True", "reason": "Accepted", "message": "ok"}
+    cluster.set_provisioning_request_status("default", "train", [accepted, {**provisioning, "message": "1 of 2"}])
+    after = written()
+    assert set(after) == {"Accepted", "Provisioned"}, "conditions are merged by type"
+    assert after["Provisioned"]["lastTransitionTime"] == first["lastTransitionTime"], "same status: same transition"
+    stored = kube.get("autoscaling.x-k8s.io/v1", "ProvisioningRequest", "train", "default") or {}
+    assert stored["spec"]["podSets"][0]["count"] == 2, "the spec is untouched"

@@ -21,7 +21,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ..domain.plan import InflightClaim
+from ..domain.plan import GangRef, InflightClaim
 from ..ports.claims import RecordedClaim
 
 PARTITION = "claim"
@@ -82,6 +82,7 @@ class DynamoClaimStore:
                         "zone": claim.zone,
                         "count": claim.count,
                         "pods": list(claim.pods),
+                        **({"gang": claim.gang.to_dict()} if claim.gang is not None else {}),
                     }
                 )
             },
@@ -119,6 +120,7 @@ class DynamoClaimStore:
                 zone=str(body["zone"]),
                 count=int(body["count"]),
                 pods=tuple(str(p) for p in body.get("pods", [])),
+                gang=GangRef.from_dict(body.get("gang")),
             )
             closed = item.get("closedAt", {}).get("N")
             return RecordedClaim(

@@ -232,7 +232,19 @@ class KubeCluster:
                 _with_kind(raw, "karpenter.sagemaker.amazonaws.com/v1", "HyperpodNodeClass"),
                 "HyperpodNodeClass",
             )
+        self._read_gangs(objects)
         return objects
+
+    def _read_gangs(self, objects: ClusterObjects) -> None:
+        """ProvisioningRequests (none when the CRD is not installed) and the PodTemplates they name: the gangs."""
+        for raw in self._list_custom(*PROVISIONING_REQUESTS):
+            self._parse_into(
+                objects, _with_kind(raw, "autoscaling.x-k8s.io/v1", "ProvisioningRequest"), "ProvisioningRequest"
+            )
+        if not objects.provisioning_requests:
+            return  # no request names a template: no need to read them
+        for raw in self._paged("/api/v1/podtemplates"):
+            self._parse_into(objects, _with_kind(raw, "v1", "PodTemplate"), "PodTemplate")
 
     def _list_custom(self, group: str, version: str, plural: str) -> list[dict[str, Any]]:
         try:
@@ -439,6 +451,19 @@ class KubeCluster:
     def set_nodeclass_status(self, name: str, status: dict[str, Any]) -> None:
         self._merge_status(self._custom_path(*NODECLASSES, name=name), _status_change(status))
 
+    def set_provisioning_request_status(
+        self, namespace: str, name: str, conditions: list[dict[str, Any]], details: dict[str, str] | None = None
+    ) -> None:
+        path = self._custom_path(*PROVISIONING_REQUESTS, name=name, namespace=namespace)
+
+        def change(st: dict[str, Any]) -> dict[str, Any]:
+            out = {**st, "conditions": merge_conditions(st, conditions)}
+            if details:
+                out["provisioningClassDetails"] = {**(st.get("provisioningClassDetails") or {}), **details}
+            return out
+
+        self._merge_status(path, change)
+
     def set_scaled_object_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         self._merge_status(self._custom_path(*SCALEDOBJECTS, name=name, namespace=namespace), _status_change(status))
 
@@ -501,8 +526,8 @@ def _with_kind(raw: dict[str, Any], api_version: str, kind: str) -> dict[str, An
 
 def read_cluster_objects(kubeconfig: str, context: str | None) -> ClusterObjects:
     """Every object ``plan`` needs, from a live cluster: pending pods are all unbound unfinished pods here (the ``plan -f``
-    contract), not only those the scheduler has marked Unschedulable; ProvisioningRequests (none when the CRD is not
-    installed) and PodTemplates for the gangs."""
+    contract), not only those the scheduler has marked Unschedulable; ProvisioningRequests and PodTemplates come with the
+    snapshot."""
     cluster = KubeCluster.from_kubeconfig(kubeconfig, context)
     objects = cluster.snapshot()
     bound = {p.key for p in objects.pods}
@@ -514,10 +539,4 @@ def read_cluster_objects(kubeconfig: str, context: str | None) -> ClusterObjects
             continue  # already recorded by snapshot()
         if isinstance(pod, Pod) and pod.key not in bound and pod.is_pending:
             objects.add(pod)
-    for raw in cluster._list_custom(*PROVISIONING_REQUESTS):
-        cluster._parse_into(
-            objects, _with_kind(raw, "autoscaling.x-k8s.io/v1", "ProvisioningRequest"), "ProvisioningRequest"
-        )
-    for raw in cluster._paged("/api/v1/podtemplates"):
-        cluster._parse_into(objects, _with_kind(raw, "v1", "PodTemplate"), "PodTemplate")
     return objects

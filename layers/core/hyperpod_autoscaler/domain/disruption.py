@@ -676,7 +676,7 @@ class _Pass:
         if node.name in self.inp.busy or node.is_deleting:
             return "Busy", "already being disrupted"
         if node.name in self.inp.protected:
-            return "Protected", "a replacement for a pending decision"
+            return "Protected", "a replacement for a pending decision, or capacity a ProvisioningRequest has booked"
         if node.hyperpod_unhealthy:
             return "Repairing", f"HyperPod is repairing it ({node.hyperpod_unhealthy})"
         if not node.is_ready:

@@ -98,6 +98,9 @@ class Gang:
     pods: list[Pod] = field(default_factory=list)
     multiple_groups: bool = False
     error: str | None = None
+    retryable: bool = False
+    """The error is not the request's own (its pods would pass the decision's pod budget another time): it is blocked
+    for now, not failed."""
     created: str = ""
 
     @property
@@ -208,6 +211,25 @@ def finished(pr: ProvisioningRequest) -> bool:
     )
 
 
+def pod_count(pr: ProvisioningRequest) -> int:
+    """How many pods the request stands for (0 when its pod sets are invalid: such a request books nothing)."""
+    try:
+        return sum(count for _, count in _pod_sets(pr))
+    except InvalidObject:
+        return 0
+
+
+def provisioned(pr: ProvisioningRequest) -> bool:
+    """Whether the request is Provisioned: its capacity is there and booked, it is not planned again (Cluster
+    Autoscaler's ``ShouldCapacityBeBooked``, ``provisioningrequest/conditions/conditions.go``)."""
+    status = pr.status if isinstance(pr.status, Mapping) else {}
+    raw = status.get("conditions")
+    conditions: list[Any] = raw if isinstance(raw, list) else []
+    return any(
+        isinstance(c, Mapping) and c.get("type") == "Provisioned" and c.get("status") == "True" for c in conditions
+    )
+
+
 def template_pod(template: PodTemplate, name: str) -> Pod:
     """A pod of a PodTemplate, named ``name``; errors name the PodTemplate and the field under ``template``."""
     body = template.template if isinstance(template.template, Mapping) else None
@@ -280,7 +302,9 @@ def request_gang(pr: ProvisioningRequest, templates: dict[str, PodTemplate], bud
             raise InvalidObject(PROVISIONING_REQUEST, pr.key, "apiVersion", f"{pr.api_version} is not supported")
         gang.provisioning_class = _class_name(pr)
         gang.multiple_groups = _parameters(pr).get(MULTIPLE_GROUPS_PARAMETER) == "true"
-        gang.pods = request_pods(pr, _within(pr, _pod_sets(pr), budget), templates)
+        pod_sets = _pod_sets(pr)
+        gang.retryable = budget < sum(count for _, count in pod_sets) <= MAX_REQUEST_PODS
+        gang.pods = request_pods(pr, _within(pr, pod_sets, budget), templates)
     except InvalidObject as exc:
         gang.error = str(exc)
     return gang
@@ -347,7 +371,7 @@ def split_gangs(pods: list[Pod], requests: list[ProvisioningRequest], templates:
     by_template = {t.key: t for t in templates}
     budget = MAX_REQUEST_PODS
     for pr in sorted(requests, key=lambda r: r.key):
-        if not finished(pr):
+        if not finished(pr) and not provisioned(pr):
             split.gangs.append(request_gang(pr, by_template, budget))
             budget -= len(split.gangs[-1].pods)
     groups: dict[tuple[str, str], list[Pod]] = {}

@@ -29,6 +29,30 @@ class InflightClaim:
     zone: str
     count: int
     pods: tuple[str, ...] = ()
+    gang: GangRef | None = None
+    """The gang whose new nodes this claim launches all or nothing (its execution gives them all back on a failure)."""
+
+
+@dataclass(frozen=True)
+class GangRef:
+    """Which gang a provision claim is for: ``source`` is ``ProvisioningRequest`` or ``PodGroup``."""
+
+    source: str
+    namespace: str
+    name: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"source": self.source, "namespace": self.namespace, "name": self.name}
+
+    @classmethod
+    def from_dict(cls, raw: object) -> GangRef | None:
+        """The reference a claim record or an execution input carries (None when it carries none or a broken one)."""
+        if not isinstance(raw, dict):
+            return None
+        parts = [raw.get(k) for k in ("source", "namespace", "name")]
+        if not all(isinstance(p, str) and p for p in parts):
+            return None
+        return cls(*(str(p) for p in parts))
 
 
 @dataclass
@@ -117,6 +141,10 @@ class GangDecision:
     decision: str
     pods: list[str]
     reason: str
+
+    @property
+    def ref(self) -> GangRef:
+        return GangRef(self.source, self.namespace, self.name)
 
     def to_contract(self) -> dict[str, Any]:
         out: dict[str, Any] = {"namespace": self.namespace, "name": self.name}

@@ -84,3 +84,11 @@ class ClusterPort(Protocol):
         ...
 
     def set_scale(self, kind: str, namespace: str, name: str, replicas: int) -> None: ...
+
+    def set_provisioning_request_status(
+        self, namespace: str, name: str, conditions: list[dict[str, Any]], details: dict[str, str] | None = None
+    ) -> None:
+        """Write status.conditions of a ProvisioningRequest through the status subresource (merged by type;
+        ``lastTransitionTime`` changes only when a condition's status does; idempotent), and merge ``details`` into
+        status.provisioningClassDetails."""
+        ...

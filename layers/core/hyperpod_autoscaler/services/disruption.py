@@ -40,6 +40,7 @@ from ..domain.disruption import (
     adoptions,
     plan_disruptions,
 )
+from ..domain.gang_status import booked_nodes
 from ..domain.k8s import DISRUPTED_TAINT_KEY, NODEPOOL_LABEL
 from ..domain.objects import ClusterObjects
 from ..ports import metrics as m
@@ -325,7 +326,7 @@ def disrupt_once(deps: DisruptionDeps, cfg: DisruptionConfig, dry_run: bool = Fa
             now=now,
             last_pod_change=last,
             busy=busy,
-            protected=protected,
+            protected=protected | set(booked_nodes(snapshot.provisioning_requests, now)),
             unavailable_groups=deps.backoffs.unavailable_groups() if deps.backoffs is not None else {},
         ),
         cfg.settings,

@@ -1,7 +1,7 @@
 """The task steps of the provision state machine (``statemachines/provision.asl.json``): scale, check, give back, finish.
 
-Input of the execution: ``{cluster, instanceGroup, count, claimId, pods, nodePool?, instanceType?, zone?}``. Each step
-raises the project's own errors (``ClusterBusy``, ``Throttled``, ``InsufficientCapacity``, ``RegistrationTimeout``,
+Input of the execution: ``{cluster, instanceGroup, count, claimId, pods, nodePool?, instanceType?, zone?, gang?}``.
+Each step raises the project's own errors (``ClusterBusy``, ``Throttled``, ``InsufficientCapacity``, ``RegistrationTimeout``,
 ``InvalidRequest``) so that the definition's Retry and Catch match them by name, in AWS as in tests.
 """
 
@@ -154,9 +154,17 @@ def _label_with_nodepool(
                 raise
 
 
+def _gang(event: dict[str, Any]) -> bool:
+    """Whether the claim is an all-or-nothing gang's (reconcile puts ``gang: {source, namespace, name}`` in its input)."""
+    return isinstance(event.get("gang"), dict)
+
+
 def give_back(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
     """After a capacity failure or a registration timeout: delete the claim's nodes that did not come up, pause launches
-    into the group (growing backoff), and let the next decision place the pods elsewhere. Never relaunches here."""
+    into the group (growing backoff), and let the next decision place the pods elsewhere. Never relaunches here.
+
+    A gang's claim (``gang`` in the input) gives back every node it launched, Ready ones too: its pods start only when
+    all of them are up, so the nodes that came up would bill while the job cannot start (issue 17)."""
     group = str(event.get("instanceGroup") or "")
     error = event.get("error") or {}
     reason = str(error.get("Error") or "ProvisioningFailed")
@@ -164,7 +172,7 @@ def give_back(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
     if group and event.get("scale"):
         nodes = _mine(deps, event, group)
         keep = set()
-        for n in nodes:
+        for n in nodes if not _gang(event) else []:  # a gang's nodes all go: a part of a gang is of no use to it
             if n.status == "Running":
                 node = deps.cluster.get_node(n.node_name)
                 if node is not None and node.is_ready:

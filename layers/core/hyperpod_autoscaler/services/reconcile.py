@@ -35,10 +35,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..domain.catalog import Catalog
+from ..domain.gangs import split_gangs
 from ..domain.hyperpod import ClusterView
 from ..domain.k8s import Pod
 from ..domain.objects import ClusterObjects
-from ..domain.plan import InflightClaim, NodeClaim, Plan, PlanInput, PlanOptions
+from ..domain.plan import GangRef, InflightClaim, NodeClaim, Plan, PlanInput, PlanOptions
 from ..domain.triggers import Trigger
 from ..ports import metrics as m
 from ..ports.claims import ClaimStore, RecordedClaim
@@ -49,9 +50,11 @@ from ..ports.metrics import MetricsPort
 from ..ports.state import BackoffReader
 from ..ports.workflow import LIVE, Execution, WorkflowPort
 from .conflict import hold_off
+from .gang_claims import batches
 from .invalid_objects import report_invalid_objects
 from .leased_loop import LoopOutcome, LoopSettings, run_leased_loop
 from .naming import attempt_name, new_token
+from .request_status import StatusDeps, after_plan, end_bookings
 
 LEASE_NAME = "reconcile"
 ANNOUNCED_PODS_GRACE_SECONDS = 30.0
@@ -130,9 +133,11 @@ class StartedClaim:
     pods: list[str]
     recorded: bool
     """False when the claim was already recorded (a crash between record and start, or an overlapping decider)."""
+    gang: GangRef | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            **({"gang": self.gang.to_dict()} if self.gang is not None else {}),
             "claimId": self.claim_id,
             "executionName": self.execution_name,
             "instanceGroup": self.instance_group,
@@ -148,6 +153,8 @@ class StartedClaim:
 @dataclass
 class PassResult:
     pending: int = 0
+    gangs: int = 0
+    """Gangs (ProvisioningRequests, pod groups) this pass planned."""
     unschedulable: int = 0
     inflight_nodes: int = 0
     planned_nodes: int = 0
@@ -168,11 +175,12 @@ class PassResult:
     def more(self) -> bool:
         """Keep re-checking while pods are pending (waiting for nodes, or not yet placed); not while another autoscaler
         owns the cluster (the next trigger looks again)."""
-        return self.pending > 0 and self.conflict is None
+        return (self.pending > 0 or self.gangs > 0) and self.conflict is None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "pending": self.pending,
+            "gangs": self.gangs,
             "unschedulable": self.unschedulable,
             "inflightNodes": self.inflight_nodes,
             "plannedNodes": self.planned_nodes,
@@ -248,6 +256,7 @@ def inflight_from_execution(payload: dict[str, Any], view: ClusterView) -> Infli
         zone=str(payload.get("zone") or (group.zone if group and group.zone else "")),
         count=int(payload.get("count") or 0),
         pods=tuple(str(p) for p in pods if isinstance(p, str)),
+        gang=GangRef.from_dict(payload.get("gang")),
     )
 
 
@@ -291,8 +300,14 @@ def reconcile_once(deps: ReconcileDeps, settings: ReconcileSettings, dry_run: bo
     )
     pending = snapshot.pending_pods
     result.pending = len(pending)
+    # a request (Kueue's admission check) asks for capacity before its pods exist: it is planned without pending pods
+    split = split_gangs(snapshot.pods, snapshot.provisioning_requests, snapshot.pod_templates)
+    result.gangs = len(split.gangs)
+    status = StatusDeps(deps.cluster, deps.metrics, deps.clock)
+    if not dry_run:
+        end_bookings(status, snapshot)
     deps.metrics.gauge_high_resolution(m.PENDING_PODS, len(pending))
-    if not pending:
+    if not pending and not split.gangs:
         deps.metrics.gauge(m.UNSCHEDULABLE_PODS, 0)
         result.seconds = deps.clock() - started
         return result
@@ -322,7 +337,7 @@ def reconcile_once(deps: ReconcileDeps, settings: ReconcileSettings, dry_run: bo
     result.cap = cap
 
     plan_input = PlanInput(
-        pods=pending,
+        pods=split.individual,
         nodes=snapshot.nodes,
         bound_pods=snapshot.bound_pods,
         nodepools=snapshot.nodepools,
@@ -332,6 +347,8 @@ def reconcile_once(deps: ReconcileDeps, settings: ReconcileSettings, dry_run: bo
         daemonsets=snapshot.daemonsets,
         inflight=inflight,
         unavailable_groups=dict(result.backoffs),
+        gangs=split.gangs,
+        consumed=split.consumed,
     )
     t0 = deps.clock()
     plan = deps.scheduler(
@@ -348,15 +365,15 @@ def reconcile_once(deps: ReconcileDeps, settings: ReconcileSettings, dry_run: bo
     result.capped = _capped(plan, cap)
 
     pods_by_key = {p.key: p for p in pending}
-    batches = _batches(plan.node_claims)
+    planned = batches(plan)
     if not dry_run:
-        for (group, nodepool), claims in batches.items():
-            started_claim = _start_batch(deps, settings, group, nodepool, claims, pods_by_key, attempts)
+        for (group, nodepool, gang), claims in planned.items():
+            started_claim = _start_batch(deps, settings, group, nodepool, claims, pods_by_key, attempts, gang)
             if result.first_start_seconds is None:
                 result.first_start_seconds = deps.clock() - started
             result.claims.append(started_claim)
     else:
-        for (group, nodepool), claims in batches.items():
+        for (group, nodepool, gang), claims in planned.items():
             pods = [p for c in claims for p in c.pods]
             cid = claim_id(settings.cluster_name, group, nodepool, (_pod_id(pods_by_key, k) for k in pods))
             first = claims[0]
@@ -371,9 +388,12 @@ def reconcile_once(deps: ReconcileDeps, settings: ReconcileSettings, dry_run: bo
                     len(claims),
                     pods,
                     False,
+                    gang,
                 )
             )
 
+    if not dry_run:
+        after_plan(status, snapshot, split.gangs, plan)
     _events(deps, settings, snapshot, plan, result, pods_by_key)
     _metrics(deps, snapshot, plan, result)
     result.seconds = deps.clock() - started
@@ -421,13 +441,6 @@ def _capped(plan: Plan, cap: int) -> bool:
     return len(plan.node_claims) >= cap and bool(plan.unschedulable)
 
 
-def _batches(claims: list[NodeClaim]) -> dict[tuple[str, str], list[NodeClaim]]:
-    out: dict[tuple[str, str], list[NodeClaim]] = {}
-    for claim in claims:
-        out.setdefault((claim.instance_group, claim.nodepool), []).append(claim)
-    return dict(sorted(out.items()))
-
-
 def _pod_id(pods_by_key: dict[str, Pod], key: str) -> str:
     pod = pods_by_key.get(key)
     return pod_identity(pod) if pod else key
@@ -441,6 +454,7 @@ def _start_batch(
     claims: list[NodeClaim],
     pods_by_key: dict[str, Pod],
     attempts: dict[str, RecordedClaim | None] | None = None,
+    gang: GangRef | None = None,
 ) -> StartedClaim:
     pods = sorted(p for c in claims for p in c.pods)
     cid = claim_id(settings.cluster_name, group, nodepool, (_pod_id(pods_by_key, k) for k in pods))
@@ -453,6 +467,7 @@ def _start_batch(
         zone=first.zone,
         count=len(claims),
         pods=tuple(pods),
+        gang=gang,
     )
     name, recorded = _record_attempt(deps, settings, inflight, (attempts or {}).get(cid, _UNSEEN))
     # Started whether or not we recorded it: an already-recorded attempt may be one whose recorder died before starting;
@@ -461,7 +476,7 @@ def _start_batch(
     for claim in claims:
         deps.metrics.count(m.NODECLAIMS_CREATED, 1, NodePool=claim.nodepool, InstanceGroup=claim.instance_group)
     deps.metrics.count(m.PROVISION_EXECUTIONS_STARTED, 1)
-    return StartedClaim(cid, name, group, nodepool, first.instance_type, first.zone, len(claims), pods, recorded)
+    return StartedClaim(cid, name, group, nodepool, first.instance_type, first.zone, len(claims), pods, recorded, gang)
 
 
 _UNSEEN = RecordedClaim(InflightClaim("", "", "", "", "", 0, ()), "", 0.0, 0)
@@ -508,6 +523,7 @@ def provision_input(settings: ReconcileSettings, claim: InflightClaim, name: str
         "zone": claim.zone,
         "registrationTimeoutSeconds": settings.registration_timeout_seconds,
         "clientToken": name[at:] if at >= 0 else claim.claim_id,
+        **({"gang": claim.gang.to_dict()} if claim.gang is not None else {}),
     }
 
 
