@@ -141,39 +141,54 @@ READ_TIMEOUT_SECONDS = 10.0
 """botocore's defaults are 60 s each: one hung call would use up a function's whole timeout."""
 
 
+_LOADER: list[Any] = []
+
+
+def _session() -> Any:
+    """A boto3 session of its own for each client (sessions are not thread-safe), sharing one botocore data loader in the
+    process: the loader keeps the service models and endpoint rules it has read (a few MB of JSON), instead of every
+    new session reading them again. In Lambda a process is one container, so this changes nothing there."""
+    import boto3
+    import botocore.loaders
+    import botocore.session
+
+    if not _LOADER:
+        _LOADER.append(botocore.loaders.create_loader())
+    core = botocore.session.Session()
+    core.register_component("data_loader", _LOADER[0])
+    return boto3.session.Session(botocore_session=core)
+
+
 def client(service: str) -> Any:
     """A boto3 client per service, shared by the container's invocations (boto3 honours ``AWS_ENDPOINT_URL``)."""
-    import boto3
     from botocore.config import Config
 
     config = Config(connect_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=READ_TIMEOUT_SECONDS)
     return once(
         ("client", service, region(), _endpoint()),
-        lambda: boto3.session.Session().client(service, region_name=region(), config=config),
+        lambda: _session().client(service, region_name=region(), config=config),
     )
 
 
 def regional_client(service: str, region_name: str | None = None) -> Any:
     """A client in ``region_name`` (a ScaledObject trigger's awsRegion), else the function's region."""
-    import boto3
 
     if not region_name:
         return client(service)
     return once(
         ("client", service, region_name, _endpoint()),
-        lambda: boto3.session.Session().client(service, region_name=region_name),
+        lambda: _session().client(service, region_name=region_name),
     )
 
 
 def _sagemaker() -> Any:
     """SageMaker's client makes one attempt per call: the HyperPod adapter retries what it can safely retry itself."""
-    import boto3
 
     from .adapters.hyperpod import sagemaker_config
 
     return once(
         ("sagemaker-1attempt", region(), _endpoint()),
-        lambda: boto3.session.Session().client("sagemaker", region_name=region(), config=sagemaker_config()),
+        lambda: _session().client("sagemaker", region_name=region(), config=sagemaker_config()),
     )
 
 

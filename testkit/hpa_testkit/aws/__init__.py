@@ -53,17 +53,20 @@ class AwsEmulator:
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self.port = _free_port()
-        self._server = moto_server("127.0.0.1", self.port)
-        self._server.start()
-        self.endpoint_url = f"http://127.0.0.1:{self.port}"
         for key, value in {
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": self.region,
             "MOTO_PORT": str(self.port),
+            # moto's EC2 otherwise registers ~1,300 public AMIs with a volume and a snapshot each at every reset; the
+            # autoscaler reads subnets only
+            "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
         }.items():
             self._env.setdefault(key, os.environ.get(key))
             os.environ[key] = value
+        self._server = moto_server("127.0.0.1", self.port)
+        self._server.start()
+        self.endpoint_url = f"http://127.0.0.1:{self.port}"
         install(self.hyperpod)
         sfn.install(self.clock)
         self._config({"stepfunctions": {"execute_state_machine": True}})

@@ -22,6 +22,19 @@ from typing import Any
 from hyperpod_autoscaler.domain.k8s import LabelSelector
 
 
+def _copy(value: Any) -> Any:
+    """A deep copy of stored JSON data (dicts, lists, scalars): ``copy.deepcopy`` without its memo, several times faster;
+    every list and watch event copies each object it returns."""
+    kind = type(value)
+    if kind is dict:
+        return {k: _copy(v) for k, v in value.items()}
+    if kind is list:
+        return [_copy(v) for v in value]
+    if kind is tuple:
+        return tuple(_copy(v) for v in value)
+    return value
+
+
 @dataclass(frozen=True)
 class ResourceType:
     group: str
@@ -318,7 +331,7 @@ class Store:
     def _bump(self, t: ResourceType, event: str, obj: dict[str, Any]) -> None:
         self.rv += 1
         obj["metadata"]["resourceVersion"] = str(self.rv)
-        self.log.append((self.rv, (t.group, t.plural), event, copy.deepcopy(obj)))
+        self.log.append((self.rv, (t.group, t.plural), event, _copy(obj)))
         if len(self.log) > 20000:
             del self.log[:10000]
         self.changed.notify_all()
@@ -356,14 +369,14 @@ class Store:
             obj["kind"] = t.kind
             bucket[key] = obj
             self._bump(t, "ADDED", obj)
-            return copy.deepcopy(obj)
+            return _copy(obj)
 
     def get(self, t: ResourceType, namespace: str | None, name: str) -> dict[str, Any]:
         with self.lock:
             obj = self.objects[(t.group, t.plural)].get((namespace or "" if t.namespaced else "", name))
             if obj is None:
                 raise ApiError(404, "NotFound", f'{t.plural} "{name}" not found')
-            return copy.deepcopy(obj)
+            return _copy(obj)
 
     def _get_ref(self, t: ResourceType, namespace: str | None, name: str) -> dict[str, Any]:
         obj = self.objects[(t.group, t.plural)].get((namespace or "" if t.namespaced else "", name))
@@ -403,7 +416,7 @@ class Store:
                 if limit and len(items) >= limit:
                     next_token = f"{items[-1]['metadata'].get('namespace', '')}/{items[-1]['metadata']['name']}"
                     break
-                items.append(copy.deepcopy(obj))
+                items.append(_copy(obj))
             meta: dict[str, Any] = {"resourceVersion": str(self.rv)}
             if next_token:
                 meta["continue"] = next_token
@@ -455,12 +468,12 @@ class Store:
     ) -> dict[str, Any]:
         meta = current["metadata"]
         if subresource == "status":
-            updated = copy.deepcopy(current)
+            updated = _copy(current)
             updated["status"] = new.get("status", {})
         else:
             updated = new
             if t.status and "status" in current:
-                updated["status"] = copy.deepcopy(current["status"])
+                updated["status"] = _copy(current["status"])
             elif t.status:
                 updated.pop("status", None)
             if new.get("spec") != current.get("spec"):
@@ -475,7 +488,7 @@ class Store:
         current.clear()
         current.update(updated)
         self._bump(t, "MODIFIED", current)
-        return copy.deepcopy(current)
+        return _copy(current)
 
     def delete(self, t: ResourceType, namespace: str | None, name: str, *, scale_down: bool = False) -> dict[str, Any]:
         """Delete an object. A pod deleted while a PDB allows no disruption is recorded in ``pdb_violations``, unless
@@ -490,7 +503,7 @@ class Store:
                 self.pdb_violations.append(key)  # a plain delete that a PDB would have refused as an eviction
             bucket.pop(key)
             self._bump(t, "DELETED", obj)
-            return copy.deepcopy(obj)
+            return _copy(obj)
 
     # --- subresources ----------------------------------------------------------------------------------------------------
 

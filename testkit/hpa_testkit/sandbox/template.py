@@ -6,6 +6,7 @@ Understands the CloudFormation short-form tags (!Ref, !Sub, !GetAtt, ...) and re
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,8 +64,18 @@ for _name in (
     CfnLoader.add_constructor(f"!{_name}", _construct(_name))
 
 
+_parsed: dict[tuple[str, str], dict[str, Any]] = {}
+
+
 def load_template(path: str | Path) -> dict[str, Any]:
-    return yaml.load(Path(path).read_text(), Loader=CfnLoader)
+    """The template as data, a copy of its own for each caller. PyYAML's pure-Python parser takes about a second for
+    template.yaml, and every sandbox run reads it, so the parse is kept per file content."""
+    text = Path(path).read_text()
+    key = (str(path), text)
+    if key not in _parsed:
+        _parsed.clear()
+        _parsed[key] = yaml.load(text, Loader=CfnLoader)
+    return copy.deepcopy(_parsed[key])
 
 
 def ref_target(value: Any) -> str | None:
