@@ -230,3 +230,23 @@ def test_a_delete_right_after_the_update_does_not_make_the_claim_scale_twice(sta
     accepted = [p for (_t, op, p, err) in emulator.call_log if op == "UpdateCluster" and err is None]
     assert [g["InstanceCount"] for p in accepted for g in p["InstanceGroups"]] == [1, 3], "one write per claim"
     assert emulator.clusters["hyperpod-eks-demo"].groups["auto-g6-az1"].target == 2, "the claim's 2, the old one gone"
+
+
+def test_a_give_back_whose_deletes_are_refused_retries_them_until_no_failed_launch_is_left(stack: Stack) -> None:
+    # soak seed 6049: the give-back's BatchDeleteClusterNodes was refused ("node is busy") for both failed launches,
+    # the execution ended, HyperPod kept retrying them and they came up later, owned by no claim
+    stack.aws.hyperpod.capacity_failure("auto-g6-az1")
+    stack.aws.hyperpod.delete_failures(next_n=3)
+    out = stack.run("provision", claim())
+    assert out["status"] == "SUCCEEDED", out
+    assert out["output"]["status"] == "gave-back" and out["output"]["failed"] == {}, out["output"]
+    cluster = stack.aws.hyperpod.clusters["hyperpod-eks-demo"]
+    left = [i.instance_id for i in cluster.instances.values() if i.status != "ShuttingDown"]
+    assert left == [], f"failed launches left to HyperPod's retries: {left}"
+    assert cluster.groups["auto-g6-az1"].target == 0
+    # the retried give-back counts the failure once (one strike: the base backoff), the next failure is the second
+    from hyperpod_autoscaler.adapters.dynamo_state import BASE_SECONDS
+
+    assert out["output"]["backoffSeconds"] == BASE_SECONDS
+    second = stack.run("provision", claim(claim_id="claim-0002"))["output"]["backoffSeconds"]
+    assert second == 2 * BASE_SECONDS

@@ -149,6 +149,7 @@ class HyperPodEmulator:
         self.conflict_while_updating = True
         self.delete_fail_rate = 0.0
         self.delete_fail_ids: set[str] = set()
+        self.delete_fail_next = 0
         self.server_error_next = 0
         self.server_error_rate = 0.0
         self.server_error_ops: set[str] | None = None
@@ -179,10 +180,13 @@ class HyperPodEmulator:
         with self.lock:
             self.conflict_next = next_n
 
-    def delete_failures(self, rate: float = 0.0, ids: set[str] | None = None) -> None:
+    def delete_failures(self, rate: float = 0.0, ids: set[str] | None = None, next_n: int = 0) -> None:
+        """Refuse node deletes (``InvalidNodeStatus``, as HyperPod does for a node it is busy with): the next ``next_n``
+        node ids asked for, then each with probability ``rate``, and always those in ``ids``."""
         with self.lock:
             self.delete_fail_rate = rate
             self.delete_fail_ids = set(ids or ())
+            self.delete_fail_next = next_n
 
     def server_errors(
         self,
@@ -505,7 +509,13 @@ class HyperPodEmulator:
             if inst is None:
                 out["Failed"].append({"Code": "NodeIdNotFound", "Message": f"{node_id} not found", "NodeId": node_id})
                 continue
-            if node_id in self.delete_fail_ids or (self.delete_fail_rate and self.rng.random() < self.delete_fail_rate):
+            refuse_next = self.delete_fail_next > 0
+            self.delete_fail_next -= 1 if refuse_next else 0
+            if (
+                refuse_next
+                or node_id in self.delete_fail_ids
+                or (self.delete_fail_rate and self.rng.random() < self.delete_fail_rate)
+            ):
                 out["Failed"].append({"Code": "InvalidNodeStatus", "Message": "node is busy", "NodeId": node_id})
                 continue
             self._shut_down(c, inst, now)

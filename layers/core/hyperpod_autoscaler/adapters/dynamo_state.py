@@ -1,6 +1,7 @@
 """Per-group launch backoff on the stack's DynamoDB table (``ports.state.BackoffPort``).
 
-Item: ``pk = "backoff"``, ``sk = <group>``, ``until`` (epoch seconds), ``strikes``, ``reason``, ``lastFailure``. A failure
+Item: ``pk = "backoff"``, ``sk = <group>``, ``until`` (epoch seconds), ``strikes``, ``reason``, ``lastFailure``,
+``cause`` (what failed: a claim id), ``seconds`` (the last strike's length). A failure
 makes the group unavailable for ``BASE_SECONDS * 2^(strikes-1)`` capped at ``MAX_SECONDS`` (3 min, 6, 12, ... 1 h:
 Karpenter caches an insufficient-capacity error for 3 minutes and never grows it); strikes reset after a success or a
 quiet ``FORGET_AFTER_SECONDS``.
@@ -37,10 +38,12 @@ class DynamoBackoff:
     def _key(self, group: str) -> dict[str, dict[str, str]]:
         return {"pk": {"S": PARTITION}, "sk": {"S": group}}
 
-    def mark_unavailable(self, group: str, reason: str) -> float:
+    def mark_unavailable(self, group: str, reason: str, cause: str = "") -> float:
         for _ in range(WRITE_ATTEMPTS):
             now = self._now()
             item = self._client.get_item(TableName=self._table, Key=self._key(group), ConsistentRead=True).get("Item")
+            if cause and item and item.get("cause", {}).get("S") == cause and "seconds" in item:
+                return float(item["seconds"]["N"])  # the same failure marked again (its task retried): one strike
             strikes = 0
             if item and now - float(item.get("lastFailure", {}).get("N", "0")) < FORGET_AFTER_SECONDS:
                 strikes = int(item.get("strikes", {}).get("N", "0"))
@@ -65,6 +68,8 @@ class DynamoBackoff:
                         "strikes": {"N": str(strikes)},
                         "reason": {"S": reason[:500]},
                         "lastFailure": {"N": repr(round(now, 3))},
+                        "cause": {"S": cause[:200]},
+                        "seconds": {"N": repr(seconds)},
                         "expiresAt": {"N": str(int(now + FORGET_AFTER_SECONDS))},
                     },
                     **condition,

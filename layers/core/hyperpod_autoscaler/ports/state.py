@@ -10,8 +10,9 @@ from typing import Any, Protocol
 
 
 class BackoffPort(Protocol):
-    def mark_unavailable(self, group: str, reason: str) -> float:
-        """Record a failure; returns how long the group is now unavailable (seconds)."""
+    def mark_unavailable(self, group: str, reason: str, cause: str = "") -> float:
+        """Record a failure; returns how long the group is now unavailable (seconds). A failure marked again with the
+        same non-empty ``cause`` (a retried give-back of one claim) is the same strike, not a new one."""
         ...
 
     def unavailable_groups(self) -> dict[str, str]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..domain.disruption import INITIALIZED_LABEL
-from ..domain.errors import InsufficientCapacity, InvalidRequest, RegistrationTimeout
+from ..domain.errors import ClusterBusy, InsufficientCapacity, InvalidRequest, RegistrationTimeout
 from ..domain.k8s import NODEPOOL_LABEL
 from ..ports import metrics as m
 from ..ports.claims import ClaimForgetter
@@ -186,12 +186,16 @@ def give_back(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
             result["deleted"], result["failed"] = deleted.deleted, deleted.failed
     if group and reason in ("InsufficientCapacity", "RegistrationTimeout"):
         result["backoffSeconds"] = deps.backoff.mark_unavailable(
-            group, f"{reason}: {str(error.get('Cause', ''))[:300]}"
+            group, f"{reason}: {str(error.get('Cause', ''))[:300]}", cause=str(event.get("claimId") or "")
         )
     if deps.claims is not None and event.get("claimId"):
         deps.claims.forget(str(event["claimId"]))
-    deps.metrics.count(m.CLOUDPROVIDER_ERRORS, 1, Error=reason, InstanceGroup=group or "unknown")
     log.warning("gave back claim %s in %s: %s", event.get("claimId"), group, result)
+    if result["failed"]:
+        # HyperPod keeps retrying a failed launch in the background: a node left here would come up later, owned by no
+        # claim. The state machine retries this task (ClusterBusy); each step above is idempotent on a retry.
+        raise ClusterBusy(f"{group}: HyperPod refused to delete {len(result['failed'])} node(s): {result['failed']}")
+    deps.metrics.count(m.CLOUDPROVIDER_ERRORS, 1, Error=reason, InstanceGroup=group or "unknown")
     return result
 
 
