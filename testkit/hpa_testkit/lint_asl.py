@@ -41,6 +41,10 @@ LAMBDA_TRANSIENT = {
 }
 """AWS's list of Lambda service errors a task should retry (Step Functions best practices, "Handle Lambda service
 exceptions"), and the throttling error."""
+LAMBDA_FUNCTION_ERRORS = {"Sandbox.Timedout"}
+"""What Lambda reports for a function that timed out (its ``errorType``; Step Functions' docs also name it
+``Lambda.Unknown``, with out-of-memory): a task whose step is idempotent retries it, since its effects may have
+happened."""
 HISTORY_LIMIT = 25_000
 HISTORY_BUDGET = 20_000
 EVENTS_PER_STATE = {"Task": 5, "Wait": 2, "Choice": 2, "Pass": 2, "Succeed": 2, "Fail": 1}
@@ -122,8 +126,15 @@ def _check_machine(machine: dict[str, Any], where: str, known: set[str]) -> list
             for i, rule in enumerate(rules):
                 names = rule.get("ErrorEquals", [])
                 for err in names:
-                    if not (err.startswith("States.") or err.startswith("Lambda.") or err in known):
-                        problems.append(f"{here}.{kind}[{i}]: error {err!r} is neither States.* nor a project error")
+                    if not (
+                        err.startswith("States.")
+                        or err.startswith("Lambda.")
+                        or err in known
+                        or err in LAMBDA_FUNCTION_ERRORS
+                    ):
+                        problems.append(
+                            f"{here}.{kind}[{i}]: error {err!r} is neither States.* nor a project error (nor Lambda's)"
+                        )
                 if "States.ALL" in names and (len(names) > 1 or i != len(rules) - 1):
                     problems.append(f"{here}.{kind}[{i}]: States.ALL must be alone and last")
         resource = str(state.get("Resource", ""))

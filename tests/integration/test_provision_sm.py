@@ -250,3 +250,16 @@ def test_a_give_back_whose_deletes_are_refused_retries_them_until_no_failed_laun
     assert out["output"]["backoffSeconds"] == BASE_SECONDS
     second = stack.run("provision", claim(claim_id="claim-0002"))["output"]["backoffSeconds"]
     assert second == 2 * BASE_SECONDS
+
+
+def test_a_scale_task_that_times_out_after_its_launch_is_retried_and_launches_nothing_more(stack: Stack) -> None:
+    # soak seed 6078: the scale task's Lambda timed out after BatchAddClusterNodes; the execution went to GiveBack with
+    # no scale result, gave back nothing, and the launched node came up owned by no claim. A retry with the same
+    # ClientToken gets the same nodes back.
+    sfn.lambda_error(sfn.TIMED_OUT, count=1, action="scale")
+    out = stack.run("provision", claim())
+    assert out["status"] == "SUCCEEDED", out
+    assert out["output"]["status"] == "ready" and len(out["output"]["nodes"]) == 2, out["output"]
+    cluster = stack.aws.hyperpod.clusters["hyperpod-eks-demo"]
+    assert len(cluster.instances) == 2 and cluster.groups["auto-g6-az1"].target == 2
+    assert sfn.lambda_faults_served == [(sfn.TIMED_OUT, "scale")]

@@ -12,6 +12,7 @@ way the Lambda service fails them (throttling, 5xx), and reach Retry/Catch as AW
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -36,8 +37,13 @@ lambda_faults: list[list[Any]] = []
 lambda_faults_served: list[tuple[str, str]] = []
 
 
+TIMED_OUT = "Sandbox.Timedout"
+
+
 def lambda_error(code: str = "TooManyRequestsException", count: int = 1, action: str | None = None) -> None:
-    """Fail the next ``count`` invocations (of the task ``action`` when given) with the Lambda service error ``code``."""
+    """Fail the next ``count`` invocations (of the task ``action`` when given) with the Lambda service error ``code``.
+    ``TIMED_OUT`` (``Sandbox.Timedout``) runs the handler first, then reports the function timed out: its effects
+    happened, its result is lost (Lambda kills a function at its timeout, possibly just after its last call)."""
     lambda_faults.append([code, count, action])
 
 
@@ -86,6 +92,11 @@ class _LambdaClient:
         else:
             event = Payload
         code = _lambda_fault(event)
+        if code == TIMED_OUT:
+            with contextlib.suppress(Exception):  # its outcome is lost either way
+                handler(event, _Context(name))
+            body = {"errorType": TIMED_OUT, "errorMessage": "Task timed out (injected after the handler ran)"}
+            return {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": io.BytesIO(json.dumps(body).encode())}
         if code is not None:
             from botocore.exceptions import ClientError
 
