@@ -31,7 +31,7 @@ from typing import Any
 from hpa_testkit.aws import sfn
 
 from .alarms import Alarm, evaluate, state_change_event
-from .clock import SteppedClock
+from .clock import SteppedClock, quiet_stopped_threads
 from .eventbus import matches, resolve
 from .lambda_faults import LambdaFaults, LambdaTimedOut, SandboxTimedout, TooManyRequests, arm, restore
 from .report import Sample, Timeline
@@ -413,6 +413,8 @@ class Sandbox:
         self.decisions = 0
         self.slow_ticks = 0
         self.ended_at = scenario.duration
+        self.interrupted_at: float | None = None
+        """The cluster second at which Ctrl-C (KeyboardInterrupt) stopped the run; None when it played to its end."""
         self.live: Any = None
         self._next_schedule: dict[str, float] = {}
         self._schedule_expr: dict[str, str] = {}
@@ -536,6 +538,7 @@ class Sandbox:
         from hyperpod_autoscaler import runtime
 
         _route_put_events(None)
+        quiet_stopped_threads()
         self.clock.stop()  # invocations still waiting on cluster time end (else their threads keep the process alive)
         self.pool.shutdown(wait=False, cancel_futures=True)
         if getattr(self, "connection_file", None) is not None:
@@ -701,35 +704,45 @@ class Sandbox:
         self.killed_pods: list[str] = []
         self.fallback_nodes_during_outage = 0
         t = 0.0
-        while t <= sc.duration:
-            started = time.monotonic()
-            self._faults(t)
-            self._jobs(t)
-            self._drills(t)
-            self._follow_drills(t)
-            self._traffic(streams, t)
-            controller.step()
-            scheduler.step()
-            self.aws.hyperpod.tick()
-            self._observe(t)
-            self._publish_metrics(t)
-            self._alarms(t)
-            self._schedules(t)
-            self.functions.redeliver_due()
-            if not self.clock.wait_quiet(self.options.quiet_timeout):
-                self.slow_ticks += 1
-            self.clock.advance(sc.tick)
-            t += sc.tick
-            pace = sc.tick / speed - (time.monotonic() - started)
-            if pace > 0:
-                time.sleep(pace)
-            if self.settled(t):
-                break
+        try:  # Ctrl-C stops the run where it is: the summary and the report then cover what was played
+            while t <= sc.duration:
+                started = time.monotonic()
+                self._faults(t)
+                self._jobs(t)
+                self._drills(t)
+                self._follow_drills(t)
+                self._traffic(streams, t)
+                controller.step()
+                scheduler.step()
+                self.aws.hyperpod.tick()
+                self._observe(t)
+                self._publish_metrics(t)
+                self._alarms(t)
+                self._schedules(t)
+                self.functions.redeliver_due()
+                if not self.clock.wait_quiet(self.options.quiet_timeout):
+                    self.slow_ticks += 1
+                self.clock.advance(sc.tick)
+                t += sc.tick
+                pace = sc.tick / speed - (time.monotonic() - started)
+                if pace > 0:
+                    time.sleep(pace)
+                if self.settled(t):
+                    break
+        except KeyboardInterrupt:
+            self.interrupted_at = t
         self.ended_at = min(t, sc.duration)
         for inv in list(self.functions.invocations):
             if not inv.future.done():
                 self.clock.advance(sc.tick)
         return self.summary()
+
+    @property
+    def played_seconds(self) -> float:
+        """The cluster seconds the figures cover: the scenario's duration, or less when Ctrl-C stopped the run."""
+        if self.interrupted_at is not None:
+            return min(float(self.interrupted_at), float(self.scenario.duration))
+        return float(self.scenario.duration)
 
     def settled(self, t: float) -> bool:
         """Whether nothing can happen any more before the scenario's end, so that the run may end at ``t`` (the
@@ -1167,7 +1180,7 @@ class Sandbox:
 
         objects, view = self._engine_view()
         catalog = getattr(self, "_catalog", None) or Catalog.builtin()
-        duration = float(self.scenario.duration)
+        duration = self.played_seconds
         static_hourly, static_nodes = static_baseline_hourly(self.demand.peak_pods, objects, view, catalog)
         created, removed = self._node_reasons()
         beyond = summarize_times(self.tracker.beyond_provisioning(delays))
@@ -1197,7 +1210,8 @@ class Sandbox:
         return {
             "verdict": self.verdict(),
             "scenario": self.scenario.name,
-            "clusterSeconds": self.scenario.duration,
+            "clusterSeconds": self.played_seconds if self.interrupted_at is not None else self.scenario.duration,
+            "interruptedAt": self.interrupted_at,
             "timeToCapacity": summarize_times(self.tracker.times_to_capacity()),
             "timeToCapacityBeyondProvisioning": summarize_times(self.tracker.beyond_provisioning(delays)),
             "podsServed": len(self.tracker.served),
