@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: demo test lint typecheck unit bench sam clean venv
+.PHONY: demo test lint typecheck unit bench sam clean venv screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -22,6 +22,17 @@ $(NODE_STAMP): package.json
 
 demo: $(STAMP)
 	$(BIN)/hyperpod-autoscaler sandbox --report reports/demo
+
+# docs/img/report.png, the README's picture of the demo's report: headless Chromium (Debian: apt-get install chromium)
+# on reports/demo/index.html, after a `make demo` when there is none. Offline: no network, no profile kept.
+CHROMIUM ?= chromium
+screenshots: $(STAMP)
+	test -f reports/demo/index.html || $(MAKE) demo
+	mkdir -p docs/img
+	profile=$$(mktemp -d) && $(CHROMIUM) --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+	  --disable-background-networking --disable-component-update --disable-sync --user-data-dir=$$profile \
+	  --hide-scrollbars --window-size=1400,3300 --screenshot=$(CURDIR)/docs/img/report.png \
+	  file://$(CURDIR)/reports/demo/index.html 2>/dev/null; status=$$?; rm -rf $$profile; exit $$status
 
 lint: $(STAMP) $(NODE_STAMP)
 	$(BIN)/ruff check .

@@ -46,6 +46,7 @@ def describe_cluster(groups: dict[str, tuple[str, str]]) -> dict[str, Any]:
     return {
         "ClusterName": "bench",
         "ClusterArn": "arn:aws:sagemaker:us-west-2:123456789012:cluster/benchbenchben",
+        "ClusterStatus": "InService",
         "NodeProvisioningMode": "Continuous",
         "InstanceGroups": [
             {

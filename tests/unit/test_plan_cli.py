@@ -101,6 +101,48 @@ def test_bad_cluster_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert code == 2 and "DescribeCluster" in err
 
 
+GOOD = {"ClusterArn": "arn:aws:sagemaker:us-west-2:123456789012:cluster/x", "ClusterStatus": "InService"}
+NOT_ONE = "missing: this is not a DescribeCluster response"
+GROUP = {"InstanceGroupName": "g", "InstanceType": "ml.g6.xlarge"}
+
+
+@pytest.mark.parametrize("command", ["plan", "disruption"])
+@pytest.mark.parametrize(
+    ("response", "field", "why"),
+    [
+        ({}, "ClusterArn", NOT_ONE),
+        ({"ClusterSummaries": []}, "ClusterArn", NOT_ONE),  # a ListClusters answer
+        ({"kind": "Pod", "metadata": {"name": "x"}}, "ClusterArn", NOT_ONE),
+        ({**GOOD}, "InstanceGroups", "missing"),
+        ({**GOOD, "InstanceGroups": "g"}, "InstanceGroups", "must be a list, not a string"),
+        ({**GOOD, "InstanceGroups": [5]}, "InstanceGroups[0]", "must be an object, not a number"),
+        ({**GOOD, "InstanceGroups": [GROUP, {"InstanceGroupName": "h"}]}, "InstanceGroups[1].InstanceType", "missing"),
+        (
+            {**GOOD, "InstanceGroups": [{**GROUP, "CurrentCount": "many"}]},
+            "InstanceGroups[0].CurrentCount",
+            "Input should be a valid integer",
+        ),
+        ({**GOOD, "ClusterName": 5, "InstanceGroups": []}, "ClusterName", "must be a string, not a number"),
+        ({**GOOD, "AutoScaling": "Enable", "InstanceGroups": []}, "AutoScaling", "must be an object, not a string"),
+        ({**GOOD, "AutoScaling": {"Mode": True}, "InstanceGroups": []}, "AutoScaling.Mode", "must be a string"),
+        ({**GOOD, "Orchestrator": {"Eks": "c"}, "InstanceGroups": []}, "Orchestrator.Eks", "must be an object"),
+        ([GROUP], "", "is a list, not a DescribeCluster response"),
+    ],
+)
+def test_cluster_must_be_a_describe_cluster_response(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str, response: object, field: str, why: str
+) -> None:
+    """``--cluster`` names the file and the missing or wrong field, exits 2 (bad input), and prints no traceback."""
+    path = tmp_path / "not-a-cluster.json"
+    path.write_text(json.dumps(response))
+    code = main([command, "--cluster", str(path), "-f", SEED[0], "-f", SEED[1], "-f", SEED[2]])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"DescribeCluster {path}" in err
+    assert (f"field {field}: {why}" if field else why) in err, err
+    assert "Traceback" not in err and "unexpected error" not in err, err
+
+
 def test_identical_reasons_are_grouped_and_exit_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Twelve pods too big for any type share one reason: one line "12 pods like ml/x-*: ...", the odd one on its own."""
     pods = tmp_path / "pods.yaml"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from hpa_testkit.sandbox.alarms import Alarm, evaluate, state_change_event
+from hpa_testkit.sandbox.alarms import Alarm, evaluate, evaluation_interval, evaluation_range, state_change_event
 from hpa_testkit.sandbox.eventbus import matches, resolve
 from hpa_testkit.sandbox.report import Sample, Timeline, percentile, write_report
 from hpa_testkit.sandbox.template import read_wiring
@@ -82,6 +82,28 @@ def test_alarm_m_of_n() -> None:
     assert (
         evaluate(_alarm(Statistic="Sum", Threshold=2.5, EvaluationPeriods=1, DatapointsToAlarm=1), sums, now) == "ALARM"
     )
+
+
+def test_alarm_evaluation_interval_and_late_data() -> None:
+    """AWS evaluates a 10 or 30 s period alarm every 10 s, any other every minute (AlarmThatSendsEmail.html). A data
+    point that arrived late, in the period before the last, is still evaluated: CloudWatch looks over an evaluation
+    range longer than EvaluationPeriods (alarms-and-missing-data.html); a point older than that range is not."""
+    assert (evaluation_interval(10), evaluation_interval(30), evaluation_interval(60), evaluation_interval(300)) == (
+        10,
+        10,
+        60,
+        60,
+    )
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    alarm = _alarm(Period=60, EvaluationPeriods=1, DatapointsToAlarm=1, TreatMissingData="notBreaching")
+    assert evaluation_range(alarm) > alarm.evaluation_periods
+    late = [(now - timedelta(seconds=90), 3.0)]  # in [now-120, now-60): the last period [now-60, now) has nothing yet
+    assert evaluate(alarm, late, now) == "OK"  # the last period alone: missing, not breaching
+    assert evaluate(alarm, late, now, evaluation_range(alarm)) == "ALARM"
+    newer_ok = [*late, (now - timedelta(seconds=30), 0.0)]  # the most recent real data point wins
+    assert evaluate(alarm, newer_ok, now, evaluation_range(alarm)) == "OK"
+    too_old = [(now - timedelta(seconds=60 * (evaluation_range(alarm) + 1)), 3.0)]
+    assert evaluate(alarm, too_old, now, evaluation_range(alarm)) == "OK"
 
 
 def test_alarm_event_shape() -> None:

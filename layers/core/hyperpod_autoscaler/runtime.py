@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .domain.errors import InvalidObject
@@ -226,7 +227,12 @@ def metrics(service: str) -> MetricsPort:
         namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "HyperPodAutoscaler"),
         sink=sink,  # type: ignore[arg-type]
         cloudwatch=client("cloudwatch") if sink == "api" else None,
+        now=_now_datetime,  # datapoints stamped on the runtime's clock (the sandbox's cluster time, else wall time)
     )
+
+
+def _now_datetime() -> datetime:
+    return datetime.fromtimestamp(now(), UTC)
 
 
 # --- adapters, one per container -------------------------------------------------------------------------------------

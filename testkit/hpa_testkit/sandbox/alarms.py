@@ -70,22 +70,46 @@ def aggregate(values: Sequence[float], statistic: str) -> float:
     return float(max(values))
 
 
-def evaluate(alarm: Alarm, datapoints: Sequence[tuple[datetime, float]], now: datetime) -> str:
-    """The alarm state at ``now`` from raw datapoints (timestamp, value) of its metric: M of the last N periods."""
+def evaluation_interval(period: int) -> int:
+    """How often CloudWatch evaluates an alarm of this period, in seconds: every 10 seconds for a 10 or 30 second
+    (high-resolution) period, else every minute ("Using Amazon CloudWatch alarms", AlarmThatSendsEmail.html)."""
+    return 10 if period < 60 else 60
+
+
+EXTRA_RANGE_PERIODS = 2
+"""How many periods beyond EvaluationPeriods an evaluation looks back for data points that arrived late. CloudWatch
+"attempts to retrieve a higher number of data points than the number specified as Evaluation Periods" (the evaluation
+range, "Configuring how CloudWatch alarms treat missing data", alarms-and-missing-data.html) without saying how many
+more for a given period: two is this model's assumption."""
+
+
+def evaluation_range(alarm: Alarm) -> int:
+    """The periods one evaluation retrieves (the evaluation range)."""
+    return alarm.evaluation_periods + EXTRA_RANGE_PERIODS
+
+
+def evaluate(
+    alarm: Alarm, datapoints: Sequence[tuple[datetime, float]], now: datetime, range_periods: int | None = None
+) -> str:
+    """The alarm state at ``now`` from raw datapoints (timestamp, value) of its metric: M of the last N periods. With
+    ``range_periods`` (the evaluation range, at least N), the N most recent periods that have data within that range
+    are evaluated, as CloudWatch does when the latest data points have not arrived yet; the periods still missing are
+    then treated as TreatMissingData says."""
     periods: list[float | None] = []
     end = now
-    for _ in range(alarm.evaluation_periods):
+    for _ in range(max(alarm.evaluation_periods, range_periods or 0)):
         start = end - timedelta(seconds=alarm.period)
         values = [v for t, v in datapoints if start <= t < end]
         periods.append(aggregate(values, alarm.statistic) if values else None)
         end = start
-    present = [p for p in periods if p is not None]
+    present = [p for p in periods if p is not None][: alarm.evaluation_periods]
+    missing = alarm.evaluation_periods - len(present)
     compare = COMPARATORS[alarm.comparison]
     if not present:
         return {"breaching": "ALARM", "notBreaching": "OK"}.get(alarm.treat_missing, "INSUFFICIENT_DATA")
     breaching = sum(1 for p in present if compare(p, alarm.threshold))
     if alarm.treat_missing == "breaching":
-        breaching += len(periods) - len(present)
+        breaching += missing
     if breaching >= alarm.datapoints_to_alarm:
         return "ALARM"
     return "OK"

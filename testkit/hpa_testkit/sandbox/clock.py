@@ -20,6 +20,31 @@ class ClockStopped(BaseException):
     BaseException, so that no handler's ``except Exception`` keeps the sleeper going."""
 
 
+_quiet_installed = False
+
+
+def quiet_stopped_threads() -> None:
+    """Install (once per process) a ``threading.excepthook`` that drops how a stopped clock ends a thread: the
+    ``ClockStopped`` of a sleeper, and moto's ``RuntimeWarning`` that an execution "ended with unsupported ProgramState
+    ... ProgramRunning" (its worker thread was that sleeper). Both are the expected end of a run stopped with work in
+    flight (Ctrl-C, the end of the scenario), not errors: without this each prints a traceback on stderr. Anything
+    else goes to the hook that was there before."""
+    global _quiet_installed
+    if _quiet_installed:
+        return
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is not None and issubclass(args.exc_type, ClockStopped):
+            return
+        if args.exc_type is RuntimeWarning and "ProgramRunning" in str(args.exc_value):
+            return
+        previous(args)
+
+    threading.excepthook = hook
+    _quiet_installed = True
+
+
 class SteppedClock:
     def __init__(self, start: float = 1_800_000_000.0, real_seconds_per_tick: float = 0.0) -> None:
         self._t = start

@@ -16,6 +16,9 @@ from hyperpod_autoscaler.cli.connect import sandbox_file
 
 HELP = "run the autoscaler on an embedded HyperPod + EKS sandbox"
 
+EXIT_INTERRUPTED = 130
+"""Ctrl-C (SIGINT) stopped the sandbox: 128 + the signal's number, as shells report it. The partial report is written."""
+
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -50,12 +53,27 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.template:
         options.template = Path(args.template).resolve()
-    with Sandbox(scenario, options) as sandbox:
-        print(f"sandbox: from another terminal, hyperpod-autoscaler status --sandbox {args.report}", flush=True)
-        with LiveView(f"sandbox: {scenario.name}", scenario.duration, enabled=False if args.plain else None) as live:
-            summary = sandbox.run(live=live)
-        page = write_report(args.report, f"hyperpod-autoscaler sandbox: {scenario.name}", sandbox.timeline, summary)
+    try:
+        with Sandbox(scenario, options) as sandbox:
+            print(f"sandbox: from another terminal, hyperpod-autoscaler status --sandbox {args.report}", flush=True)
+            live_view = LiveView(f"sandbox: {scenario.name}", scenario.duration, enabled=False if args.plain else None)
+            with live_view as live:
+                summary = sandbox.run(live=live)  # Ctrl-C ends the run early: the summary covers what was played
+            title = f"hyperpod-autoscaler sandbox: {scenario.name}"
+            if sandbox.interrupted_at is not None:
+                title += f" (interrupted at {sandbox.interrupted_at / 60:.1f} min of cluster time: partial)"
+            page = write_report(args.report, title, sandbox.timeline, summary)
+    except KeyboardInterrupt:  # before the scenario started, or a second Ctrl-C while the report was being written
+        print("sandbox: interrupted, no report written", file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(json.dumps(summary, indent=2))
     print(f"report: {page}")
     print(f"function logs: {options.function_log}")
+    if sandbox.interrupted_at is not None:
+        print(
+            f"sandbox: interrupted at {sandbox.interrupted_at:.0f} s of {scenario.duration:.0f} s of cluster time: "
+            "the report and summary.json cover the part played",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     return 0

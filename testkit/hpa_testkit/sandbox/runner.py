@@ -30,8 +30,8 @@ from typing import Any
 
 from hpa_testkit.aws import sfn
 
-from .alarms import Alarm, evaluate, state_change_event
-from .clock import SteppedClock
+from .alarms import Alarm, evaluate, evaluation_interval, evaluation_range, state_change_event
+from .clock import SteppedClock, quiet_stopped_threads
 from .eventbus import matches, resolve
 from .lambda_faults import LambdaFaults, LambdaTimedOut, SandboxTimedout, TooManyRequests, arm, restore
 from .report import Sample, Timeline
@@ -399,7 +399,11 @@ class Sandbox:
         self.tracker = PodTracker()
         self.demand = DemandTracker()
         self.pool = ThreadPoolExecutor(max_workers=self.options.workers, thread_name_prefix="lambda")
-        overrides = {**SANDBOX_PARAMETERS, **self.options.parameter_overrides}
+        overrides = {
+            **SANDBOX_PARAMETERS,
+            **scenario.cloudwatch.template_parameters(),
+            **self.options.parameter_overrides,
+        }
         self.wiring = read_wiring(self.options.template, overrides)
         self.functions = FunctionHost(self.wiring, self.clock, self.pool)
         self.physical: dict[str, str] = {}
@@ -413,6 +417,10 @@ class Sandbox:
         self.decisions = 0
         self.slow_ticks = 0
         self.ended_at = scenario.duration
+        self.interrupted_at: float | None = None
+        self._collected: list[tuple[float, datetime, float]] = []
+        """Pending-pods samples Container Insights collected, not yet in CloudWatch: (delivered at, timestamp, value)."""
+        """The cluster second at which Ctrl-C (KeyboardInterrupt) stopped the run; None when it played to its end."""
         self.live: Any = None
         self._next_schedule: dict[str, float] = {}
         self._schedule_expr: dict[str, str] = {}
@@ -536,6 +544,7 @@ class Sandbox:
         from hyperpod_autoscaler import runtime
 
         _route_put_events(None)
+        quiet_stopped_threads()
         self.clock.stop()  # invocations still waiting on cluster time end (else their threads keep the process alive)
         self.pool.shutdown(wait=False, cancel_futures=True)
         if getattr(self, "connection_file", None) is not None:
@@ -701,35 +710,45 @@ class Sandbox:
         self.killed_pods: list[str] = []
         self.fallback_nodes_during_outage = 0
         t = 0.0
-        while t <= sc.duration:
-            started = time.monotonic()
-            self._faults(t)
-            self._jobs(t)
-            self._drills(t)
-            self._follow_drills(t)
-            self._traffic(streams, t)
-            controller.step()
-            scheduler.step()
-            self.aws.hyperpod.tick()
-            self._observe(t)
-            self._publish_metrics(t)
-            self._alarms(t)
-            self._schedules(t)
-            self.functions.redeliver_due()
-            if not self.clock.wait_quiet(self.options.quiet_timeout):
-                self.slow_ticks += 1
-            self.clock.advance(sc.tick)
-            t += sc.tick
-            pace = sc.tick / speed - (time.monotonic() - started)
-            if pace > 0:
-                time.sleep(pace)
-            if self.settled(t):
-                break
+        try:  # Ctrl-C stops the run where it is: the summary and the report then cover what was played
+            while t <= sc.duration:
+                started = time.monotonic()
+                self._faults(t)
+                self._jobs(t)
+                self._drills(t)
+                self._follow_drills(t)
+                self._traffic(streams, t)
+                controller.step()
+                scheduler.step()
+                self.aws.hyperpod.tick()
+                self._observe(t)
+                self._publish_metrics(t)
+                self._alarms(t)
+                self._schedules(t)
+                self.functions.redeliver_due()
+                if not self.clock.wait_quiet(self.options.quiet_timeout):
+                    self.slow_ticks += 1
+                self.clock.advance(sc.tick)
+                t += sc.tick
+                pace = sc.tick / speed - (time.monotonic() - started)
+                if pace > 0:
+                    time.sleep(pace)
+                if self.settled(t):
+                    break
+        except KeyboardInterrupt:
+            self.interrupted_at = t
         self.ended_at = min(t, sc.duration)
         for inv in list(self.functions.invocations):
             if not inv.future.done():
                 self.clock.advance(sc.tick)
         return self.summary()
+
+    @property
+    def played_seconds(self) -> float:
+        """The cluster seconds the figures cover: the scenario's duration, or less when Ctrl-C stopped the run."""
+        if self.interrupted_at is not None:
+            return min(float(self.interrupted_at), float(self.scenario.duration))
+        return float(self.scenario.duration)
 
     def settled(self, t: float) -> bool:
         """Whether nothing can happen any more before the scenario's end, so that the run may end at ``t`` (the
@@ -986,14 +1005,15 @@ class Sandbox:
             node = (pod.get("spec") or {}).get("nodeName")
             if phase in ("Succeeded", "Failed"):
                 continue
+            owner = next((str(r.get("kind")) for r in meta.get("ownerReferences") or [] if r.get("controller")), None)
             if node:
                 running += 1
                 protected = (meta.get("annotations") or {}).get("karpenter.sh/do-not-disrupt") == "true"
                 bound_now[uid] = (node, protected)
-                self.tracker.observe_bound(uid, key, node, t)
+                self.tracker.observe_bound(uid, key, node, t, owner)
             else:
                 pending += 1
-                self.tracker.observe_pending(uid, key, t)
+                self.tracker.observe_pending(uid, key, t, owner)
         present = {(p.get("metadata") or {}).get("uid") or "" for p in pods}
         for uid in [u for u, r in self.tracker.records.items() if r.bound_at is None and u not in present]:
             self.tracker.forget(uid)  # deleted while pending (the Deployment scaled down first): not a pod to serve
@@ -1014,20 +1034,26 @@ class Sandbox:
 
     def _publish_metrics(self, t: float) -> None:
         """What AWS publishes without us: SQS queue depth (every minute) and, as the CloudWatch agent with Container
-        Insights does, the cluster's pending pods (every minute)."""
-        if int(t) % 60 != 0:
-            return
+        Insights does, the cluster's pending pods: sampled every ``collectionInterval`` seconds, readable in CloudWatch
+        ``deliveryLag`` seconds later (with the sample's own timestamp), as the scenario's ``cloudWatch`` model says."""
         cw = self._client("cloudwatch")
-        stamp = to_datetime(self.clock.now())
-        data = []
-        sqs = self._client("sqs")
-        for name, url in self.queues.items():
-            attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
-            depth = float(attrs["Attributes"]["ApproximateNumberOfMessages"])
-            data.append(("AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": name}, depth))
+        model = self.scenario.cloudwatch
         eks = str(self.wiring.parameters.get("EksClusterName"))
-        data.append(("ContainerInsights", "pod_status_pending", {"ClusterName": eks}, float(self._pending)))
-        for namespace, metric, dims, value in data:
+        if t % model.collection_interval < self.scenario.tick - 1e-9:  # the first tick of each collection interval
+            stamp = to_datetime(self.clock.now())
+            self._collected.append((t + model.delivery_lag, stamp, float(self._pending)))
+        data: list[tuple[str, str, dict[str, str], float, datetime]] = []
+        while self._collected and self._collected[0][0] <= t:  # delivered by now
+            _, stamp, value = self._collected.pop(0)
+            data.append(("ContainerInsights", "pod_status_pending", {"ClusterName": eks}, value, stamp))
+        if int(t) % 60 == 0:
+            stamp = to_datetime(self.clock.now())
+            sqs = self._client("sqs")
+            for name, url in self.queues.items():
+                attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+                depth = float(attrs["Attributes"]["ApproximateNumberOfMessages"])
+                data.append(("AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": name}, depth, stamp))
+        for namespace, metric, dims, value, stamp in data:
             cw.put_metric_data(
                 Namespace=namespace,
                 MetricData=[
@@ -1044,9 +1070,9 @@ class Sandbox:
         cw = self._client("cloudwatch")
         now = to_datetime(self.clock.now())
         for alarm in self.alarms.values():
-            if int(t) % alarm.period != 0:
+            if int(t) % evaluation_interval(alarm.period) != 0:
                 continue
-            window = alarm.period * alarm.evaluation_periods
+            window = alarm.period * evaluation_range(alarm)
             stats = cw.get_metric_statistics(
                 Namespace=alarm.namespace,
                 MetricName=alarm.metric_name,
@@ -1058,7 +1084,7 @@ class Sandbox:
             )
             points = [(p["Timestamp"], float(p[alarm.statistic])) for p in stats.get("Datapoints", [])]
             old = alarm.state
-            new = evaluate(alarm, points, now)
+            new = evaluate(alarm, points, now, evaluation_range(alarm))
             if new == old:
                 continue
             alarm.state = new
@@ -1167,7 +1193,7 @@ class Sandbox:
 
         objects, view = self._engine_view()
         catalog = getattr(self, "_catalog", None) or Catalog.builtin()
-        duration = float(self.scenario.duration)
+        duration = self.played_seconds
         static_hourly, static_nodes = static_baseline_hourly(self.demand.peak_pods, objects, view, catalog)
         created, removed = self._node_reasons()
         beyond = summarize_times(self.tracker.beyond_provisioning(delays))
@@ -1197,9 +1223,12 @@ class Sandbox:
         return {
             "verdict": self.verdict(),
             "scenario": self.scenario.name,
-            "clusterSeconds": self.scenario.duration,
+            "clusterSeconds": self.played_seconds if self.interrupted_at is not None else self.scenario.duration,
+            "interruptedAt": self.interrupted_at,
+            "cloudWatchModel": self.scenario.cloudwatch.summary(),
             "timeToCapacity": summarize_times(self.tracker.times_to_capacity()),
             "timeToCapacityBeyondProvisioning": summarize_times(self.tracker.beyond_provisioning(delays)),
+            "timeToCapacityBeyondProvisioningJobPods": summarize_times(self.tracker.beyond_provisioning(delays, "Job")),
             "podsServed": len(self.tracker.served),
             "podsUnserved": self.tracker.unserved(),
             "nodeHours": {g: round(h, 3) for g, h in self.timeline.node_hours().items()},

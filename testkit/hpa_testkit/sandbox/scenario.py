@@ -111,6 +111,42 @@ class Drill(_Model):
     input: dict[str, Any] = Field(default_factory=dict)
 
 
+class CloudWatchModel(_Model):
+    """How the pending-pods signal reaches the autoscaler in AWS (docs/scenarios.md cites the sources): Container
+    Insights samples the cluster every ``collectionInterval`` seconds (the CloudWatch agent's
+    ``metrics_collection_interval``, 60 by default), the data point can be read from CloudWatch ``deliveryLag`` seconds
+    after it was collected (the agent flushes its embedded-metric-format log events every 5 s, then CloudWatch Logs
+    turns them into metrics; AWS publishes no figure for that delay, 60 s is this model's assumption), and the alarm of
+    ``alarmPeriod`` seconds is evaluated every minute (every 10 s for a 10 or 30 s period), on the most recent data
+    points it has. ``pendingPodsMetric: PendingPods`` makes the alarm watch the autoscaler's own high-resolution metric
+    instead (the template's ``PendingPodsMetricNamespace``/``PendingPodsMetricName``), which reconcile publishes with
+    PutMetricData whenever it runs (no collection interval, no delivery lag)."""
+
+    collection_interval: float = Field(default=60, gt=0, alias="collectionInterval")
+    delivery_lag: float = Field(default=60, ge=0, alias="deliveryLag")
+    alarm_period: Literal[10, 30, 60] = Field(default=60, alias="alarmPeriod")
+    pending_pods_metric: Literal["pod_status_pending", "PendingPods"] = Field(
+        default="pod_status_pending", alias="pendingPodsMetric"
+    )
+
+    def template_parameters(self) -> dict[str, Any]:
+        """The template parameters this model sets (the alarm's period and metric)."""
+        namespace = "ContainerInsights" if self.pending_pods_metric == "pod_status_pending" else "HyperPodAutoscaler"
+        return {
+            "PendingPodsAlarmPeriod": self.alarm_period,
+            "PendingPodsMetricNamespace": namespace,
+            "PendingPodsMetricName": self.pending_pods_metric,
+        }
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "pendingPodsMetric": self.pending_pods_metric,
+            "collectionIntervalSeconds": self.collection_interval,
+            "deliveryLagSeconds": self.delivery_lag,
+            "alarmPeriodSeconds": self.alarm_period,
+        }
+
+
 class Scenario(_Model):
     name: str
     description: str = ""
@@ -126,6 +162,8 @@ class Scenario(_Model):
     jobs: list[Job] = Field(default_factory=list)
     faults: list[Fault] = Field(default_factory=list)
     drills: list[Drill] = Field(default_factory=list)
+    cloudwatch: CloudWatchModel = Field(default_factory=CloudWatchModel, alias="cloudWatch")
+    """How Container Insights and the pending-pods alarm see pending pods (AWS's defaults)."""
 
     def delay_for(self, group: str) -> float:
         if isinstance(self.provisioning_delay, dict):

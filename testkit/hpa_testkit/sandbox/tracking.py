@@ -16,6 +16,8 @@ class PodRecord:
     bound_at: float | None = None
     node: str | None = None
     node_created_at: float | None = None
+    owner_kind: str | None = None
+    """The kind of the pod's controller (Job, ReplicaSet, ...): Job pods are the ones no ScaledObject announced."""
 
 
 @dataclass
@@ -27,15 +29,15 @@ class PodTracker:
     def observe_node(self, name: str, t: float) -> None:
         self.node_created.setdefault(name, t)
 
-    def observe_pending(self, uid: str, key: str, t: float) -> None:
+    def observe_pending(self, uid: str, key: str, t: float, owner_kind: str | None = None) -> None:
         if uid not in self.records:
-            self.records[uid] = PodRecord(key, t)
+            self.records[uid] = PodRecord(key, t, owner_kind=owner_kind)
 
-    def observe_bound(self, uid: str, key: str, node: str, t: float) -> None:
+    def observe_bound(self, uid: str, key: str, node: str, t: float, owner_kind: str | None = None) -> None:
         record = self.records.get(uid)
         if record is None:
             # bound before we ever saw it pending (room on an existing node within the same tick)
-            record = self.records[uid] = PodRecord(key, t)
+            record = self.records[uid] = PodRecord(key, t, owner_kind=owner_kind)
         if record.bound_at is None:
             record.bound_at = t
             record.node = node
@@ -51,10 +53,11 @@ class PodTracker:
     def times_to_capacity(self) -> list[float]:
         return [r.bound_at - r.pending_since for r in self.records.values() if r.bound_at is not None]
 
-    def beyond_provisioning(self, delay_for_node: dict[str, float]) -> list[float]:
+    def beyond_provisioning(self, delay_for_node: dict[str, float], owner_kind: str | None = None) -> list[float]:
+        """Each served pod's wait beyond its new node's boot (only pods whose controller is ``owner_kind``, if given)."""
         out = []
         for r in self.records.values():
-            if r.bound_at is None:
+            if r.bound_at is None or (owner_kind is not None and r.owner_kind != owner_kind):
                 continue
             wait = r.bound_at - r.pending_since
             waited_for_new_node = r.node_created_at is not None and r.node_created_at > r.pending_since

@@ -22,7 +22,7 @@ from ..domain.catalog import Catalog
 from ..domain.documents import MAX_INPUT_CHARS
 from ..domain.errors import InvalidObject
 from ..domain.gangs import POD_GROUP
-from ..domain.hyperpod import ClusterView
+from ..domain.hyperpod import ClusterView, InstanceGroup
 from ..domain.objects import ClusterObjects, load_yaml_documents, parse_objects
 from ..domain.plan import Plan, PlanInput, PlanOptions
 
@@ -80,7 +80,73 @@ def read_input(path: str | Path, max_chars: int = MAX_INPUT_CHARS, limit: int | 
     return text
 
 
+DESCRIBE_CLUSTER_REQUIRED = ("ClusterArn", "ClusterStatus", "InstanceGroups")
+"""The members botocore's DescribeClusterResponse shape marks required: a file without them is not a DescribeCluster
+response (a ListClusters answer, a Kubernetes object, a HyperpodNodeClass...)."""
+
+DESCRIBE_CLUSTER_TYPES: dict[str, type] = {
+    "ClusterName": str,
+    "ClusterArn": str,
+    "ClusterStatus": str,
+    "NodeProvisioningMode": str,
+    "AutoScaling": dict,
+    "Orchestrator": dict,
+    "InstanceGroups": list,
+}
+"""The type of each member the autoscaler reads (as boto3 returns them; a null member counts as absent)."""
+
+GROUP_REQUIRED = ("InstanceGroupName", "InstanceType")
+
+HOW_TO_GET_ONE = "aws sagemaker describe-cluster --cluster-name NAME > CLUSTER.json"
+
+_JSON_TYPE = {str: "a string", dict: "an object", list: "a list", int: "a number", float: "a number", bool: "a boolean"}
+
+
+def _json_type(value: Any) -> str:
+    return "null" if value is None else _JSON_TYPE.get(type(value), type(value).__name__)
+
+
+def check_describe_cluster(response: Any, path: str) -> None:
+    """Refuse, naming the file and the field, what is not a DescribeCluster response (the shape boto3 and
+    ``aws sagemaker describe-cluster`` return) before any of it is used."""
+
+    def refuse(field: str, why: str) -> InvalidObject:
+        return InvalidObject("DescribeCluster", path, field, why)
+
+    if not isinstance(response, dict):
+        raise refuse("", f"is {_json_type(response)}, not a DescribeCluster response (a JSON object: {HOW_TO_GET_ONE})")
+    for key in DESCRIBE_CLUSTER_REQUIRED:
+        if key not in response:
+            raise refuse(key, f"missing: this is not a DescribeCluster response ({HOW_TO_GET_ONE})")
+    for key, kind in DESCRIBE_CLUSTER_TYPES.items():
+        value = response.get(key)
+        if value is not None and not isinstance(value, kind):
+            raise refuse(key, f"must be {_JSON_TYPE[kind]}, not {_json_type(value)}")
+    mode = (response.get("AutoScaling") or {}).get("Mode")
+    if mode is not None and not isinstance(mode, str):
+        raise refuse("AutoScaling.Mode", f"must be a string, not {_json_type(mode)}")
+    eks = (response.get("Orchestrator") or {}).get("Eks")
+    if eks is not None and not isinstance(eks, dict):
+        raise refuse("Orchestrator.Eks", f"must be an object, not {_json_type(eks)}")
+    for i, group in enumerate(response.get("InstanceGroups") or []):
+        where = f"InstanceGroups[{i}]"
+        if not isinstance(group, dict):
+            raise refuse(where, f"must be an object, not {_json_type(group)}")
+        for key in GROUP_REQUIRED:
+            if key not in group:
+                raise refuse(f"{where}.{key}", "missing")
+        try:
+            InstanceGroup.model_validate(group)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(p) for p in first.get("loc", ()))
+            name = group.get("InstanceGroupName")
+            raise refuse(f"{where}.{field}", f"{first.get('msg')} (instance group {name})") from None
+
+
 def load_cluster(path: str, max_chars: int = MAX_INPUT_CHARS) -> ClusterView:
+    """The DescribeCluster response in the file ``path``; InvalidObject (exit code 2) naming the file and the field when
+    it is not one."""
     text = read_input(path, max_chars)
     try:
         response = json.loads(text)
@@ -88,15 +154,13 @@ def load_cluster(path: str, max_chars: int = MAX_INPUT_CHARS) -> ClusterView:
         raise InvalidObject("DescribeCluster", path, "", "not valid JSON: nested too deeply") from None
     except ValueError as exc:
         raise InvalidObject("DescribeCluster", path, "", f"not valid JSON: {exc}") from None
-    if not isinstance(response, dict):
-        raise InvalidObject("DescribeCluster", path, "", "is not a JSON object")
+    check_describe_cluster(response, path)
     try:
         return ClusterView.from_describe_cluster(response)
-    except ValidationError as exc:
+    except ValidationError as exc:  # what check_describe_cluster does not look at
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first.get("loc", ()))
-        name = str(response.get("ClusterName") or path)
-        raise InvalidObject("DescribeCluster", name, f"InstanceGroups.{field}", str(first.get("msg"))) from None
+        raise InvalidObject("DescribeCluster", path, field, str(first.get("msg"))) from None
 
 
 def load_objects(paths: list[str], max_chars: int = MAX_INPUT_CHARS) -> ClusterObjects:
