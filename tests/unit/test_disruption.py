@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from hyperpod_autoscaler.domain.catalog import Catalog
 from hyperpod_autoscaler.domain.cron import Cron, window_active
-from hyperpod_autoscaler.domain.disruption import DisruptionInput, DisruptionSettings, _Pass
+from hyperpod_autoscaler.domain.disruption import DisruptionInput, DisruptionSettings, _Pass, plan_disruptions
 from hyperpod_autoscaler.domain.objects import parse_objects
 
 from .disruption_fixtures import HOUR, M5, NOW, aged, base, disrupt, node, pool, reasons, running, view
@@ -433,3 +433,66 @@ def test_a_voluntary_move_onto_a_replacement_of_the_same_pass_waits_for_the_next
     assert run.out.kept["b"] == "its pods would go to a node another decision of this pass launches"
     expired = run.settle([b], "Expired", default)  # forceful: it goes, its pod waits for that node
     assert expired is not None and expired.replacement is None
+
+
+def _inflight_for(pod_keys: list[str], group: str = "auto-g6-az1") -> Any:
+    from hyperpod_autoscaler.domain.plan import InflightClaim
+
+    return InflightClaim(
+        claim_id="c-1",
+        nodepool="default",
+        instance_group=group,
+        instance_type="ml.g6.xlarge",
+        zone="us-west-2a",
+        count=len(pod_keys),
+        pods=tuple(pod_keys),
+    )
+
+
+def test_an_expired_nodes_pod_rides_the_claim_already_launching_for_it() -> None:
+    """Whole-system soak (seed 6131): a Job's two pods went pending, reconcile launched two nodes for them, then they
+    were bound to two nodes that had just freed up. Those nodes expired while the claim's nodes were booting, and each
+    expiry launched a replacement for its pod: four nodes booting for two pods. The claim launching for the pods is
+    capacity the simulation counts: expiry is forceful, so the node goes and its pod waits for the claim's node, as
+    Karpenter v1's provisioner counts in-flight NodeClaims for the pods an expired node's drain leaves pending."""
+    objs = parse_objects(
+        [
+            nodeclass(groups=["auto-g6-az1"]),
+            pool(expire="720h"),
+            node("old", "auto-g6-az1", age=800 * HOUR, cpu="4", memory="16Gi", gpu=1),
+            running("train-0", "old", gpu=1),
+        ]
+    )
+    inp = DisruptionInput(
+        objects=objs,
+        cluster=view({"auto-g6-az1": 2}),
+        catalog=Catalog.builtin(),
+        now=NOW,
+        inflight=[_inflight_for(["default/train-0"])],
+    )
+    plan = plan_disruptions(inp, DisruptionSettings(simulation_budget_seconds=0.05))
+    [decision] = [d for d in plan.decisions if d.reason == "Expired"]
+    assert decision.nodes == ["old"] and decision.replacement is None, decision.message
+
+
+def test_a_voluntary_move_onto_a_claim_still_launching_waits() -> None:
+    """Karpenter's SimulateScheduling (disruption/helpers.go) makes every pod the simulation schedules onto an
+    uninitialized NodeClaim unschedulable ("would schedule against uninitialized nodeclaim"): a consolidation never
+    evicts pods to a node that does not exist yet."""
+    objs = parse_objects(
+        [
+            nodeclass(groups=["g5-12x-az1"]),
+            pool(),
+            node("a", "g5-12x-az1", nodepool="default", gpu=1),
+            running("p", "a", gpu=1),
+        ]
+    )
+    claim = _inflight_for([], group="g5-12x-az1")
+    claim = type(claim)(**{**claim.__dict__, "instance_type": "ml.g5.12xlarge", "count": 1})
+    inp = DisruptionInput(
+        objects=objs, cluster=view({"g5-12x-az1": 2}), catalog=Catalog.builtin(), now=NOW, inflight=[claim]
+    )
+    run = _Pass(inp, DisruptionSettings(simulation_budget_seconds=0.05))
+    a, default = run.managed["a"]
+    assert run.settle([a], "Drifted", default) is None
+    assert run.out.kept["a"] == "its pods would go to a node still launching"

@@ -101,6 +101,9 @@ class DisruptionInput:
     """Nodes that must not be disrupted now (e.g. a replacement that just came up for a decision not yet executed)."""
     unavailable_groups: dict[str, str] = field(default_factory=dict)
     """Instance groups in launch backoff (group -> why): no replacement is planned into them."""
+    inflight: list[InflightClaim] = field(default_factory=list)
+    """The provision claims launching now (reconcile's and earlier replacements), holding the pods they are for: the
+    simulations count them, so an expired node's pod rides the claim already launching for it."""
 
 
 @dataclass
@@ -362,22 +365,22 @@ class _Sim:
 
     def fits_without(
         self, removed: set[str], max_new_nodes: int = 1
-    ) -> tuple[bool, list[NodeClaim], dict[str, str], dict[str, list[str]], set[str]]:
+    ) -> tuple[bool, list[NodeClaim], dict[str, str], dict[str, list[str]], dict[str, str]]:
         """Whether the pods of ``removed`` nodes (and the pending pods that fit now) fit on the other Ready nodes and
-        the replacements decided earlier in this pass, plus at most ``max_new_nodes`` new ones. Returns (feasible, new
-        claims, unschedulable pods, existing node -> the moved pods' keys it takes, the keys placed on an earlier
-        decision's replacement)."""
+        the claims launching (``DisruptionInput.inflight`` and the replacements decided earlier in this pass), plus at
+        most ``max_new_nodes`` new ones. Returns (feasible, new claims, unschedulable pods, existing node -> the moved
+        pods' keys it takes, the keys placed on a claim still launching -> its ``inflight:<claim id>``)."""
         moved = [
             p.model_copy(update={"spec": p.spec.model_copy(update={"node_name": None})})
             for p in self.inp.objects.bound_pods
             if p.spec.node_name in removed and _is_reschedulable(p)
         ]
         if not moved and not self.waiting:
-            return True, [], {}, {}, set()
+            return True, [], {}, {}, {}
         plan = self._schedule(moved + self.waiting, removed, max_new_nodes)
         ok = not plan.unschedulable and len(plan.node_claims) <= max_new_nodes
         onto = {n: list(keys) for n, keys in plan.existing_nodes.items() if keys and not n.startswith("inflight:")}
-        riding = {k for n, keys in plan.existing_nodes.items() if n.startswith(f"inflight:{PASS_CLAIM}") for k in keys}
+        riding = {k: n for n, keys in plan.existing_nodes.items() if n.startswith("inflight:") for k in keys}
         return ok, plan.node_claims, plan.unschedulable, onto, riding
 
     def launched(self, decision: Decision) -> None:
@@ -420,7 +423,7 @@ class _Sim:
                 cluster=self.inp.cluster,
                 catalog=self.inp.catalog,
                 daemonsets=objs.daemonsets,
-                inflight=list(self.committed),
+                inflight=[*self.inp.inflight, *self.committed],
                 unavailable_groups=self.inp.unavailable_groups,
             ),
             PlanOptions(max_new_nodes=max_new_nodes, time_budget_seconds=self.settings.simulation_budget_seconds),
@@ -729,8 +732,12 @@ class _Pass:
         # drift launches what the pods need: several nodes of one instance group (one provision of that count)
         max_new = max(1, len(moved)) if reason == "Drifted" else 1
         ok, claims, unschedulable, onto, riding = self.sim.fits_without(self.taken | {n.name for n in nodes}, max_new)
-        if reason != "Expired" and riding & {p.key for p in moved}:
-            self.keep(nodes, "DoesNotFit", "its pods would go to a node another decision of this pass launches")
+        on_claims = [riding[p.key] for p in moved if p.key in riding]
+        if reason != "Expired" and on_claims:
+            # upstream: a pod the simulation puts on an uninitialized NodeClaim is unschedulable (disruption/helpers.go)
+            ours = all(c.startswith(f"inflight:{PASS_CLAIM}") for c in on_claims)
+            why = "a node another decision of this pass launches" if ours else "a node still launching"
+            self.keep(nodes, "DoesNotFit", f"its pods would go to {why}")
             return None
         replacement, count = _one_group(claims)
         if claims and replacement is None:

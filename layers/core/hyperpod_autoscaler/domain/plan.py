@@ -189,3 +189,23 @@ class Plan:
             "provisioningRequests": [g.to_contract() for g in self.gangs if g.source != POD_GROUP],
             "podGroups": [g.to_contract() for g in self.gangs if g.source == POD_GROUP],
         }
+
+
+def inflight_from_execution(payload: dict[str, Any], view: ClusterView) -> InflightClaim | None:
+    """A running provision execution's input as an in-flight claim (None when it is not one of ours)."""
+    group_name = payload.get("instanceGroup")
+    claim = payload.get("claimId")
+    if not isinstance(group_name, str) or not isinstance(claim, str):
+        return None
+    group = view.group(group_name)
+    pods = payload.get("pods") or []
+    return InflightClaim(
+        claim_id=claim,
+        nodepool=str(payload.get("nodePool") or ""),
+        instance_group=group_name,
+        instance_type=str(payload.get("instanceType") or (group.instance_type if group else "")),
+        zone=str(payload.get("zone") or (group.zone if group and group.zone else "")),
+        count=int(payload.get("count") or 0),
+        pods=tuple(str(p) for p in pods if isinstance(p, str)),
+        gang=GangRef.from_dict(payload.get("gang")),
+    )

@@ -41,8 +41,10 @@ from ..domain.disruption import (
     plan_disruptions,
 )
 from ..domain.gang_status import booked_nodes
+from ..domain.hyperpod import ClusterView
 from ..domain.k8s import DISRUPTED_TAINT_KEY, NODEPOOL_LABEL
 from ..domain.objects import ClusterObjects
+from ..domain.plan import InflightClaim, inflight_from_execution
 from ..ports import metrics as m
 from ..ports.cluster import ClusterPort, ObjectRef
 from ..ports.hyperpod import HyperPodReader
@@ -81,6 +83,12 @@ class DisruptionDeps:
     events_sent: dict[tuple[str, str], float] = field(default_factory=dict)
     backoffs: BackoffReader | None = None
     """The provision workflow's launch backoff: no replacement goes to a group that just failed to launch."""
+
+
+def launching(deps: DisruptionDeps, cfg: DisruptionConfig, view: ClusterView) -> list[InflightClaim]:
+    """The claims whose provision executions run (reconcile's, replacements, gangs), as the simulations count them."""
+    claims = (inflight_from_execution(e.input, view) for e in deps.workflows.running(cfg.provision_state_machine_arn))
+    return sorted((c for c in claims if c is not None and c.count > 0), key=lambda c: c.claim_id)
 
 
 def decision_id(decision: Decision) -> str:
@@ -328,6 +336,7 @@ def disrupt_once(deps: DisruptionDeps, cfg: DisruptionConfig, dry_run: bool = Fa
             busy=busy,
             protected=protected | set(booked_nodes(snapshot.provisioning_requests, now)),
             unavailable_groups=deps.backoffs.unavailable_groups() if deps.backoffs is not None else {},
+            inflight=launching(deps, cfg, view),
         ),
         cfg.settings,
     )

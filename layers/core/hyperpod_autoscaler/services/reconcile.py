@@ -39,7 +39,7 @@ from ..domain.gangs import split_gangs
 from ..domain.hyperpod import ClusterView
 from ..domain.k8s import Pod
 from ..domain.objects import ClusterObjects
-from ..domain.plan import GangRef, InflightClaim, NodeClaim, Plan, PlanInput, PlanOptions
+from ..domain.plan import GangRef, InflightClaim, NodeClaim, Plan, PlanInput, PlanOptions, inflight_from_execution
 from ..domain.triggers import Trigger
 from ..ports import metrics as m
 from ..ports.claims import ClaimStore, RecordedClaim
@@ -238,26 +238,6 @@ def execution_name(instance_group: str, claim: str, attempt: int | None = None, 
         return f"{safe[: EXECUTION_NAME_MAX - len(claim) - 1]}-{claim}"
     tail = attempt_name(claim, attempt, token)
     return f"{safe[: EXECUTION_NAME_MAX - len(tail) - 1]}-{tail}"
-
-
-def inflight_from_execution(payload: dict[str, Any], view: ClusterView) -> InflightClaim | None:
-    """A running provision execution's input as an in-flight claim (None when it is not one of ours)."""
-    group_name = payload.get("instanceGroup")
-    claim = payload.get("claimId")
-    if not isinstance(group_name, str) or not isinstance(claim, str):
-        return None
-    group = view.group(group_name)
-    pods = payload.get("pods") or []
-    return InflightClaim(
-        claim_id=claim,
-        nodepool=str(payload.get("nodePool") or ""),
-        instance_group=group_name,
-        instance_type=str(payload.get("instanceType") or (group.instance_type if group else "")),
-        zone=str(payload.get("zone") or (group.zone if group and group.zone else "")),
-        count=int(payload.get("count") or 0),
-        pods=tuple(str(p) for p in pods if isinstance(p, str)),
-        gang=GangRef.from_dict(payload.get("gang")),
-    )
 
 
 # --- caps ----------------------------------------------------------------------------------------------------------------
