@@ -42,7 +42,9 @@ from ..domain.disruption import (
 )
 from ..domain.gang_status import booked_nodes
 from ..domain.k8s import DISRUPTED_TAINT_KEY, NODEPOOL_LABEL
+from ..domain.karpenter import NodePool
 from ..domain.objects import ClusterObjects
+from ..domain.plan import NodeClaim
 from ..ports import metrics as m
 from ..ports.cluster import ClusterPort, ObjectRef
 from ..ports.hyperpod import HyperPodReader
@@ -309,9 +311,7 @@ def disrupt_once(deps: DisruptionDeps, cfg: DisruptionConfig, dry_run: bool = Fa
     if conflict is not None:  # two autoscalers never fight: no node is tainted, drained or removed
         return DisruptionResult(DisruptionPlan(), dry_run=dry_run, conflict=conflict, seconds=deps.clock() - started)
     last = track_activity(deps, snapshot, now) if not dry_run else {}
-    busy: set[str] = set()
-    for execution in deps.workflows.running(cfg.deprovision_state_machine_arn):
-        busy.update(n for n in execution.input.get("nodes") or [] if isinstance(n, str))
+    busy = _deprovisioning_nodes(deps, cfg)
     waiting, protected, deprovisions = _advance_replacements(deps, cfg, dry_run)
     busy |= waiting
     restored = [] if dry_run else repair_stranded(deps, snapshot, busy, now)
@@ -334,63 +334,112 @@ def disrupt_once(deps: DisruptionDeps, cfg: DisruptionConfig, dry_run: bool = Fa
     result = DisruptionResult(plan, deprovisions, dry_run=dry_run, restored=restored, adopted=adopted)
     pools = {p.name: p for p in snapshot.nodepools}
     for d in plan.decisions:
-        did = decision_id(d)
-        pool = pools.get(d.nodepool)
-        grace = pool.spec.template.spec.termination_grace_period_seconds if pool else None
-        deprovision: dict[str, Any] = {"cluster": cfg.cluster_name, "nodes": d.nodes, "reason": d.reason}
-        if grace is not None:
-            deprovision["terminationGracePeriodSeconds"] = int(grace)
-        deprovision_base = f"{d.reason.lower()}-{did}"
         deps.metrics.count(
             m.DISRUPTION_DECISIONS, 1, Reason=d.reason, Decision="replace" if d.replacement else "delete"
         )
         if dry_run:
             continue
+        grace = _termination_grace_period(pools.get(d.nodepool))
         if d.replacement is None:
-            names, _ = _attempt(deps, cfg, did, "deprovision", {"deprovision": deprovision_base}, now)
-            deprovision_name = names["deprovision"]
-            deps.workflows.start(cfg.deprovision_state_machine_arn, deprovision_name, deprovision)
-            result.deprovisions.append(deprovision_name)
-            result.executions[d.key] = deprovision_name
-            for n in d.nodes:
-                _event(deps, n, "DisruptionTerminating", d.message, "Normal", now)
-            continue
-        claim = d.replacement
-        names, _ = _attempt(
-            deps, cfg, did, "provision", {"provision": f"replace-{did}", "deprovision": deprovision_base}, now
-        )
-        provision_name, deprovision_name = names["provision"], names["deprovision"]
-        deps.state.put_replacement(
-            did,
-            {
-                "nodes": d.nodes,
-                "reason": d.reason,
-                "provisionName": provision_name,
-                "deprovisionName": deprovision_name,
-                "deprovision": deprovision,
-                "decidedAt": now,
-            },
-        )
-        deps.workflows.start(
-            cfg.provision_state_machine_arn,
-            provision_name,
-            {
-                "cluster": cfg.cluster_name,
-                "instanceGroup": claim.instance_group,
-                "count": d.replacement_count,
-                "claimId": provision_name,
-                "pods": list(claim.pods),
-                "nodePool": claim.nodepool,
-                "instanceType": claim.instance_type,
-                "zone": claim.zone,
-                "registrationTimeoutSeconds": cfg.registration_timeout_seconds,
-            },
-        )
-        result.replacements.append(provision_name)
-        result.executions[d.key] = provision_name
-        for n in d.nodes:
-            _event(deps, n, "DisruptionLaunching", d.message, "Normal", now)
+            _start_deletion(deps, cfg, d, grace, now, result)
+        else:
+            _start_replacement(deps, cfg, d, d.replacement, grace, now, result)
     _log_decisions(result, now)
+    _report_plan(deps, plan, now, dry_run)
+    result.seconds = deps.clock() - started
+    return result
+
+
+def _deprovisioning_nodes(deps: DisruptionDeps, cfg: DisruptionConfig) -> set[str]:
+    """The nodes running deprovision executions are removing (their inputs' ``nodes``)."""
+    busy: set[str] = set()
+    for execution in deps.workflows.running(cfg.deprovision_state_machine_arn):
+        busy.update(n for n in execution.input.get("nodes") or [] if isinstance(n, str))
+    return busy
+
+
+def _termination_grace_period(pool: NodePool | None) -> int | None:
+    """The NodePool's ``spec.template.spec.terminationGracePeriod`` in seconds (None when unset or no such pool)."""
+    grace = pool.spec.template.spec.termination_grace_period_seconds if pool else None
+    return int(grace) if grace is not None else None
+
+
+def _deprovision_input(cfg: DisruptionConfig, d: Decision, grace: int | None) -> dict[str, Any]:
+    deprovision: dict[str, Any] = {"cluster": cfg.cluster_name, "nodes": d.nodes, "reason": d.reason}
+    if grace is not None:
+        deprovision["terminationGracePeriodSeconds"] = grace
+    return deprovision
+
+
+def _deprovision_base(d: Decision) -> str:
+    return f"{d.reason.lower()}-{decision_id(d)}"
+
+
+def _start_deletion(
+    deps: DisruptionDeps, cfg: DisruptionConfig, d: Decision, grace: int | None, now: float, result: DisruptionResult
+) -> None:
+    """A decision without a replacement: its attempt recorded, then the deprovision execution of its nodes started."""
+    names, _ = _attempt(deps, cfg, decision_id(d), "deprovision", {"deprovision": _deprovision_base(d)}, now)
+    deprovision_name = names["deprovision"]
+    deps.workflows.start(cfg.deprovision_state_machine_arn, deprovision_name, _deprovision_input(cfg, d, grace))
+    result.deprovisions.append(deprovision_name)
+    result.executions[d.key] = deprovision_name
+    for n in d.nodes:
+        _event(deps, n, "DisruptionTerminating", d.message, "Normal", now)
+
+
+def _start_replacement(
+    deps: DisruptionDeps,
+    cfg: DisruptionConfig,
+    d: Decision,
+    claim: NodeClaim,
+    grace: int | None,
+    now: float,
+    result: DisruptionResult,
+) -> None:
+    """A decision with a replacement: its attempt and the deprovision to run once the new node is Ready are recorded,
+    then the provision execution of the replacement starts (the old nodes are drained later, by
+    ``_advance_replacements``)."""
+    did = decision_id(d)
+    names, _ = _attempt(
+        deps, cfg, did, "provision", {"provision": f"replace-{did}", "deprovision": _deprovision_base(d)}, now
+    )
+    provision_name, deprovision_name = names["provision"], names["deprovision"]
+    deps.state.put_replacement(
+        did,
+        {
+            "nodes": d.nodes,
+            "reason": d.reason,
+            "provisionName": provision_name,
+            "deprovisionName": deprovision_name,
+            "deprovision": _deprovision_input(cfg, d, grace),
+            "decidedAt": now,
+        },
+    )
+    deps.workflows.start(
+        cfg.provision_state_machine_arn,
+        provision_name,
+        {
+            "cluster": cfg.cluster_name,
+            "instanceGroup": claim.instance_group,
+            "count": d.replacement_count,
+            "claimId": provision_name,
+            "pods": list(claim.pods),
+            "nodePool": claim.nodepool,
+            "instanceType": claim.instance_type,
+            "zone": claim.zone,
+            "registrationTimeoutSeconds": cfg.registration_timeout_seconds,
+        },
+    )
+    result.replacements.append(provision_name)
+    result.executions[d.key] = provision_name
+    for n in d.nodes:
+        _event(deps, n, "DisruptionLaunching", d.message, "Normal", now)
+
+
+def _report_plan(deps: DisruptionDeps, plan: DisruptionPlan, now: float, dry_run: bool) -> None:
+    """A ``DisruptionBlocked`` event on every candidate kept for a reason of its own (not while busy or protected; not in
+    a dry run), and the allowed disruptions per NodePool and eligible nodes per reason as gauges."""
     if not dry_run:
         for node, why in plan.kept.items():
             if plan.kept_codes.get(node) in ("Busy", "Protected"):
@@ -401,5 +450,3 @@ def disrupt_once(deps: DisruptionDeps, cfg: DisruptionConfig, dry_run: bool = Fa
             deps.metrics.gauge(m.NODEPOOL_ALLOWED_DISRUPTIONS, allowed, NodePool=pool_name, Reason=reason)
     for reason, count in plan.eligible.items():
         deps.metrics.gauge(m.DISRUPTION_ELIGIBLE_NODES, count, Reason=reason)
-    result.seconds = deps.clock() - started
-    return result
