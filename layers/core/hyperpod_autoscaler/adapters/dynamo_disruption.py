@@ -15,30 +15,19 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError
+
+from .dynamo_table import DynamoTable, conditional_failed
 
 PARTITION = "disruption"
 DECISION_TTL_SECONDS = 7 * 86400
 
 
-def _conditional_failed(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
-
-class DynamoDisruptionState:
-    def __init__(self, client: Any, table_name: str, now: Callable[[], float] = time.time) -> None:
-        if not table_name:
-            raise ValueError("DynamoDisruptionState: table_name is empty (set TABLE_NAME)")
-        self._client = client
-        self._table = table_name
-        self._now = now
-
+class DynamoDisruptionState(DynamoTable):
     def _key(self, sk: str) -> dict[str, dict[str, str]]:
-        return {"pk": {"S": PARTITION}, "sk": {"S": sk}}
+        return self._item_key(PARTITION, sk)
 
     def _item(self, sk: str) -> dict[str, Any] | None:
         item: dict[str, Any] | None = self._client.get_item(
@@ -62,7 +51,7 @@ class DynamoDisruptionState:
         try:
             self._client.put_item(**kwargs)
         except ClientError as exc:
-            if _conditional_failed(exc):
+            if conditional_failed(exc):
                 return False
             raise
         return True
@@ -164,7 +153,7 @@ class DynamoDisruptionState:
         try:
             self._client.delete_item(**kwargs)
         except ClientError as exc:
-            if _conditional_failed(exc):
+            if conditional_failed(exc):
                 return False
             raise
         return True
