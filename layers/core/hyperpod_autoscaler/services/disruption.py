@@ -52,11 +52,14 @@ from ..ports.metrics import MetricsPort
 from ..ports.state import BackoffReader, DisruptionState
 from ..ports.workflow import LIVE, WorkflowPort
 from .conflict import hold_off
+from .events import SentEvents, send_event
 from .naming import attempt_name, new_token
 
 log = logging.getLogger(__name__)
 
 FAILED = ("FAILED", "TIMED_OUT", "ABORTED")
+EVENT_REPEAT_SECONDS = 600.0
+"""The same Event on the same object is not sent again within this window (warm invocations)."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,7 @@ class DisruptionDeps:
     metrics: MetricsPort
     catalog: Catalog
     clock: Callable[[], float] = time.time
-    events_sent: dict[tuple[str, str], float] = field(default_factory=dict)
+    events_sent: SentEvents = field(default_factory=SentEvents)
     backoffs: BackoffReader | None = None
     """The provision workflow's launch backoff: no replacement goes to a group that just failed to launch."""
 
@@ -237,14 +240,8 @@ def _attempt(
 
 
 def _event(deps: DisruptionDeps, node: str, reason: str, message: str, type_: str, now: float) -> None:
-    key = (node, f"{reason}:{message}")
-    if now - deps.events_sent.get(key, -1e18) < 600:
-        return
-    deps.events_sent[key] = now
-    try:
-        deps.cluster.record_event(ObjectRef("Node", node), reason, message, type_)
-    except Exception:  # information only: a failed event must not undo a decision
-        deps.metrics.count(m.CLOUDPROVIDER_ERRORS, 1, Error="KubernetesEvent")
+    if deps.events_sent.first_in_window((node, f"{reason}:{message}"), now, EVENT_REPEAT_SECONDS):
+        send_event(deps.cluster, deps.metrics, ObjectRef("Node", node), reason, message, type_)
 
 
 @dataclass
@@ -307,7 +304,9 @@ def disrupt_once(deps: DisruptionDeps, cfg: DisruptionConfig, dry_run: bool = Fa
     snapshot = deps.cluster.snapshot()
     view = deps.hyperpod.describe_cluster()
     now = deps.clock()
-    conflict = hold_off(deps.cluster, deps.metrics, snapshot, view, deps.events_sent, now, 600.0, dry_run=dry_run)
+    conflict = hold_off(
+        deps.cluster, deps.metrics, snapshot, view, deps.events_sent, now, EVENT_REPEAT_SECONDS, dry_run=dry_run
+    )
     if conflict is not None:  # two autoscalers never fight: no node is tainted, drained or removed
         return DisruptionResult(DisruptionPlan(), dry_run=dry_run, conflict=conflict, seconds=deps.clock() - started)
     last = track_activity(deps, snapshot, now) if not dry_run else {}

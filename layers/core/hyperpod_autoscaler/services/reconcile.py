@@ -50,6 +50,7 @@ from ..ports.metrics import MetricsPort
 from ..ports.state import BackoffReader
 from ..ports.workflow import LIVE, Execution, WorkflowPort
 from .conflict import hold_off
+from .events import SentEvents, send_event
 from .gang_claims import batches
 from .invalid_objects import report_invalid_objects
 from .leased_loop import LoopOutcome, LoopSettings, run_leased_loop
@@ -116,7 +117,7 @@ class ReconcileDeps:
     metrics: MetricsPort
     catalog: Catalog
     scheduler: Scheduler = default_scheduler
-    events_sent: dict[tuple[str, str, str], float] = field(default_factory=dict)
+    events_sent: SentEvents = field(default_factory=SentEvents)
     """(pod, reason, message) -> when: keeps repeated passes of a warm container from re-sending the same event."""
     clock: Callable[[], float] = time.time
 
@@ -625,10 +626,10 @@ def _events(
         if pod is None:
             continue
         message = f"Failed to provision a node for the pod: {reason}"
-        seen = deps.events_sent.get((key, "FailedProvisioning", message))
-        if seen is not None and now - seen < settings.event_repeat_seconds:
+        if not deps.events_sent.first_in_window(
+            (key, "FailedProvisioning", message), now, settings.event_repeat_seconds
+        ):
             continue
-        deps.events_sent[(key, "FailedProvisioning", message)] = now
         todo.append((_pod_ref(pod), "FailedProvisioning", message, "Warning"))
     if result.capped:
         text = (
@@ -643,17 +644,8 @@ def _events(
     if not todo:
         return
     with ThreadPoolExecutor(max_workers=max(1, settings.event_workers)) as pool_:
-        list(pool_.map(lambda e: _send_event(deps, *e), todo))
-    # Forget old entries so that a warm container's memory stays bounded.
-    for k in [k for k, t in deps.events_sent.items() if now - t >= settings.event_repeat_seconds]:
-        del deps.events_sent[k]
-
-
-def _send_event(deps: ReconcileDeps, ref: ObjectRef, reason: str, message: str, type_: str) -> None:
-    try:
-        deps.cluster.record_event(ref, reason, message, type_)
-    except Exception:  # an event is information: a failed write must not fail the decision that was already made
-        deps.metrics.count(m.CLOUDPROVIDER_ERRORS, 1, Error="KubernetesEvent")
+        list(pool_.map(lambda e: send_event(deps.cluster, deps.metrics, *e), todo))
+    deps.events_sent.forget_older(now, settings.event_repeat_seconds)
 
 
 def _pod_ref(pod: Pod) -> ObjectRef:
