@@ -684,7 +684,7 @@ def run_reconcile(
 ) -> ReconcileResult:
     """Passes under the lease while pods stay pending (see the module docstring). An alarm going back to OK and a dry run
     get a single pass."""
-    effective = loop if trigger.wants_recheck and not trigger.dry_run else _single_pass(loop)
+    effective = loop if trigger.wants_recheck and not trigger.dry_run else loop.single_pass()
     # announced pods (the pod scaler just raised replicas) take a few seconds to be created and found unschedulable
     watch_until = deps.clock() + ANNOUNCED_PODS_GRACE_SECONDS if trigger.announces_pods else 0.0
 
@@ -707,13 +707,3 @@ def run_reconcile(
         deps.metrics.count(m.LEASE_CONTENDED, 1)
     deps.metrics.count(m.RECONCILE_PASSES, len(result.passes))
     return ReconcileResult(trigger.description, result.held, result.stopped, result.passes)
-
-
-def _single_pass(loop: LoopSettings) -> LoopSettings:
-    return LoopSettings(
-        interval_seconds=loop.interval_seconds,
-        budget_seconds=0.0,
-        lease_seconds=loop.lease_seconds,
-        poll_seconds=loop.poll_seconds,
-        safety_margin_seconds=loop.safety_margin_seconds,
-    )
