@@ -1,9 +1,10 @@
 """The composition root of the Lambda functions: configuration from the environment (set by template.yaml) and the
 adapters built from it, once per container and reused across warm invocations.
 
-Handlers stay a few lines: they parse the event, call a service with what this module builds, and flush metrics. The
-sandbox runs the same handlers in-process; it points the AWS clients at moto (``AWS_ENDPOINT_URL``), the Kubernetes client
-at the emulator (``KUBECONFIG``), and the clock at its simulated cluster time (``use_clock``).
+Handlers stay a few lines: they parse the event and call a service with what this module builds (Powertools' decorators
+log and flush the metrics). The sandbox runs the same handlers in-process; it points the AWS clients at moto
+(``AWS_ENDPOINT_URL``), the Kubernetes client at the emulator (``KUBECONFIG``), and the clock at its simulated cluster
+time (``use_clock``).
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 from .domain.errors import InvalidObject
 
 if TYPE_CHECKING:  # the adapters and services are imported where they are built: a handler imports only what it uses
+    from aws_lambda_powertools.metrics.provider.base import BaseProvider
     from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
+    from .adapters.metrics import AutoscalerMetrics
     from .domain.catalog import Catalog
     from .ports.claims import ClaimsPort
     from .ports.cluster import ClusterPort
@@ -215,18 +218,38 @@ def catalog() -> Catalog:
     return once(("catalog", path), lambda: Catalog.load(path or None))
 
 
-def metrics(service: str) -> MetricsPort:
-    """New per call: a handler flushes the datapoints of its own invocation."""
+def _metrics(service: str) -> AutoscalerMetrics:
     from .adapters.metrics import AutoscalerMetrics
 
-    sink = os.environ.get("METRICS_SINK", "emf")
-    return AutoscalerMetrics(
-        env("EKS_CLUSTER_NAME"),
-        namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "HyperPodAutoscaler"),
-        sink=sink,  # type: ignore[arg-type]
-        cloudwatch=client("cloudwatch") if sink == "api" else None,
-        now=_now_datetime,  # datapoints stamped on the runtime's clock (the sandbox's cluster time, else wall time)
-    )
+    def build() -> AutoscalerMetrics:
+        sink = os.environ.get("METRICS_SINK", "emf")
+        return AutoscalerMetrics(
+            env("EKS_CLUSTER_NAME"),
+            namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "HyperPodAutoscaler"),
+            sink=sink,  # type: ignore[arg-type]
+            cloudwatch=client("cloudwatch") if sink == "api" else None,
+            now=_now_datetime,  # datapoints stamped on the runtime's clock (the sandbox's cluster time, else wall time)
+        )
+
+    return once(("metrics", service), build)
+
+
+def metrics(service: str) -> MetricsPort:
+    """One per function and container, as its dependencies: the handler's ``@metrics.log_metrics`` flushes what each
+    invocation recorded (``entrypoints.HandlerMetrics``)."""
+    return _metrics(service)
+
+
+def metrics_provider(service: str) -> BaseProvider:
+    """The same metrics as Powertools' provider, for the handler's decorator to flush."""
+    return _metrics(service)
+
+
+def built_metrics(service: str) -> BaseProvider | None:
+    """The function's metrics if something built them (None: nothing was recorded, nothing to flush)."""
+    with _lock:
+        built: BaseProvider | None = _built.get(("metrics", service))
+    return built
 
 
 def _now_datetime() -> datetime:
