@@ -17,9 +17,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from .dynamo_table import DynamoTable, conditional_failed
+from .dynamo_table import DynamoTable
 
 PARTITION = "disruption"
 DECISION_TTL_SECONDS = 7 * 86400
@@ -43,18 +41,12 @@ class DynamoDisruptionState(DynamoTable):
         return value if isinstance(value, dict) else None
 
     def _put(self, item: dict[str, Any], condition: str, names: dict[str, str], values: dict[str, Any]) -> bool:
-        kwargs: dict[str, Any] = {"TableName": self._table, "Item": item, "ConditionExpression": condition}
+        kwargs: dict[str, Any] = {"Item": item, "ConditionExpression": condition}
         if names:
             kwargs["ExpressionAttributeNames"] = names
         if values:
             kwargs["ExpressionAttributeValues"] = values
-        try:
-            self._client.put_item(**kwargs)
-        except ClientError as exc:
-            if conditional_failed(exc):
-                return False
-            raise
-        return True
+        return self._write_if(self._client.put_item, **kwargs)
 
     # --- activity ------------------------------------------------------------------------------------------------------
 
@@ -146,14 +138,8 @@ class DynamoDisruptionState(DynamoTable):
 
     def delete_replacement(self, decision_id: str, provision_name: str | None = None) -> bool:
         """Forget a replacement; with ``provision_name``, only that attempt's record (a newer one is left alone)."""
-        kwargs: dict[str, Any] = {"TableName": self._table, "Key": self._key(f"replacement#{decision_id}")}
+        kwargs: dict[str, Any] = {"Key": self._key(f"replacement#{decision_id}")}
         if provision_name is not None:
             kwargs["ConditionExpression"] = "provisionName = :pn OR attribute_not_exists(provisionName)"
             kwargs["ExpressionAttributeValues"] = {":pn": {"S": provision_name}}
-        try:
-            self._client.delete_item(**kwargs)
-        except ClientError as exc:
-            if conditional_failed(exc):
-                return False
-            raise
-        return True
+        return self._write_if(self._client.delete_item, **kwargs)

@@ -40,58 +40,40 @@ class DynamoLease(DynamoTable):
             "acquiredAt": _num(now),
             self._ttl: {"N": str(int(now + ttl_seconds + GARBAGE_AFTER_SECONDS))},
         }
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=item,
-                ConditionExpression="attribute_not_exists(#pk) OR leaseUntil < :now OR holder = :me",
-                ExpressionAttributeNames={"#pk": self._pk},
-                ExpressionAttributeValues={":now": _num(now), ":me": {"S": holder}},
-            )
-        except ClientError as exc:
-            if conditional_failed(exc):
-                return False
-            raise
-        return True
+        return self._write_if(
+            self._client.put_item,
+            Item=item,
+            ConditionExpression="attribute_not_exists(#pk) OR leaseUntil < :now OR holder = :me",
+            ExpressionAttributeNames={"#pk": self._pk},
+            ExpressionAttributeValues={":now": _num(now), ":me": {"S": holder}},
+        )
 
     def renew(self, name: str, holder: str, ttl_seconds: float) -> bool:
         now = self._now()
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=self._key(name),
-                UpdateExpression="SET leaseUntil = :until, #ttl = :ttl",
-                ConditionExpression="holder = :me AND leaseUntil >= :now",
-                ExpressionAttributeNames={"#ttl": self._ttl},
-                ExpressionAttributeValues={
-                    ":until": _num(now + ttl_seconds),
-                    ":ttl": {"N": str(int(now + ttl_seconds + GARBAGE_AFTER_SECONDS))},
-                    ":me": {"S": holder},
-                    ":now": _num(now),
-                },
-            )
-        except ClientError as exc:
-            if conditional_failed(exc):
-                return False
-            raise
-        return True
+        return self._write_if(
+            self._client.update_item,
+            Key=self._key(name),
+            UpdateExpression="SET leaseUntil = :until, #ttl = :ttl",
+            ConditionExpression="holder = :me AND leaseUntil >= :now",
+            ExpressionAttributeNames={"#ttl": self._ttl},
+            ExpressionAttributeValues={
+                ":until": _num(now + ttl_seconds),
+                ":ttl": {"N": str(int(now + ttl_seconds + GARBAGE_AFTER_SECONDS))},
+                ":me": {"S": holder},
+                ":now": _num(now),
+            },
+        )
 
     def request_pass(self, name: str) -> bool:
         now = self._now()
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=self._key(name),
-                UpdateExpression="SET requestedAt = :now",
-                ConditionExpression="attribute_exists(#pk) AND leaseUntil >= :now",
-                ExpressionAttributeNames={"#pk": self._pk},
-                ExpressionAttributeValues={":now": _num(now)},
-            )
-        except ClientError as exc:
-            if conditional_failed(exc):
-                return False
-            raise
-        return True
+        return self._write_if(
+            self._client.update_item,
+            Key=self._key(name),
+            UpdateExpression="SET requestedAt = :now",
+            ConditionExpression="attribute_exists(#pk) AND leaseUntil >= :now",
+            ExpressionAttributeNames={"#pk": self._pk},
+            ExpressionAttributeValues={":now": _num(now)},
+        )
 
     def pass_requested(self, name: str, since: float) -> bool:
         item = self._item(name)

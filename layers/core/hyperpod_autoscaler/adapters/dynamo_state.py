@@ -99,17 +99,11 @@ class DynamoBackoff(DynamoTable):
         """A launch into ``group`` that started at ``since`` succeeded: reset the group's backoff, unless a failure was
         recorded after that launch started (the newer failure stands). Without ``since``, unconditionally (tools).
         True when the backoff is gone."""
-        kwargs: dict[str, Any] = {"TableName": self._table, "Key": self._key(group)}
+        kwargs: dict[str, Any] = {"Key": self._key(group)}
         if since is not None:
             kwargs["ConditionExpression"] = "attribute_not_exists(pk) OR lastFailure < :since"
             kwargs["ExpressionAttributeValues"] = {":since": {"N": repr(round(since, 3))}}
-        try:
-            self._client.delete_item(**kwargs)
-        except ClientError as exc:
-            if conditional_failed(exc):
-                return False
-            raise
-        return True
+        return self._write_if(self._client.delete_item, **kwargs)
 
 
 SCALER_PARTITION = "podscaler"

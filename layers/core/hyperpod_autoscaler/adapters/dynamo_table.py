@@ -36,3 +36,14 @@ class DynamoTable:
 
     def _item_key(self, partition: str, sort: str) -> dict[str, dict[str, str]]:
         return {self._pk: {"S": partition}, self._sk: {"S": sort}}
+
+    def _write_if(self, write: Callable[..., Any], **kwargs: Any) -> bool:
+        """A conditional write on the table (``put_item``, ``update_item``, ``delete_item`` of the client): False when
+        its condition refused it; any other error is raised."""
+        try:
+            write(TableName=self._table, **kwargs)
+        except ClientError as exc:
+            if conditional_failed(exc):
+                return False
+            raise
+        return True
