@@ -25,7 +25,7 @@ import botocore.session
 from botocore import xform_name
 
 PACKAGE = "hyperpod_autoscaler"
-CLIENT_FACTORIES = frozenset({"client", "regional_client", "_client_for"})
+CLIENT_FACTORIES = frozenset({"client", "regional_client", "_client_for", "_cached_client"})
 IAM_PREFIX = {"stepfunctions": "states"}
 # A receiver named like this is that service's client (``self.sm`` is SageMaker's, where ``describe_cluster`` is also
 # an EKS operation).

@@ -23,33 +23,55 @@ def _quantities(resources: Any) -> dict[str, str]:
     return out
 
 
-def node_manifest(record: Any, catalog: Catalog | None = None) -> dict[str, Any]:
-    itype = (catalog or Catalog.builtin())[record.instance_type]
-    name = f"hyperpod-{record.instance_id}"
+def hyperpod_labels(name: str, instance_type: str, zone: str, group: str) -> dict[str, str]:
+    """The labels a Schedulable HyperPod node carries (the cluster's name aside)."""
+    return {
+        "kubernetes.io/hostname": name,
+        "kubernetes.io/arch": "amd64",
+        "kubernetes.io/os": "linux",
+        "node.kubernetes.io/instance-type": instance_type,
+        "topology.kubernetes.io/zone": zone,
+        "sagemaker.amazonaws.com/compute-type": "hyperpod",
+        "sagemaker.amazonaws.com/instance-group-name": group,
+        "sagemaker.amazonaws.com/node-health-status": "Schedulable",
+    }
+
+
+def node_object(
+    name: str,
+    labels: dict[str, str],
+    allocatable: dict[str, str],
+    spec: dict[str, Any] | None = None,
+    capacity: dict[str, str] | None = None,
+    ready: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A Node: its labels, spec, allocatable (and capacity) and, when given, its ``Ready`` condition."""
+    status: dict[str, Any] = {"allocatable": allocatable}
+    if capacity is not None:
+        status["capacity"] = capacity
+    if ready is not None:
+        status["conditions"] = [{"type": "Ready", **ready}]
     return {
         "apiVersion": "v1",
         "kind": "Node",
-        "metadata": {
-            "name": name,
-            "labels": {
-                "kubernetes.io/hostname": name,
-                "kubernetes.io/arch": "amd64",
-                "kubernetes.io/os": "linux",
-                "node.kubernetes.io/instance-type": record.instance_type,
-                "topology.kubernetes.io/zone": record.zone,
-                "sagemaker.amazonaws.com/compute-type": "hyperpod",
-                "sagemaker.amazonaws.com/instance-group-name": record.group,
-                "sagemaker.amazonaws.com/cluster-name": record.cluster,
-                "sagemaker.amazonaws.com/node-health-status": "Schedulable",
-            },
-        },
-        "spec": {"providerID": f"aws:///{record.zone}/{record.instance_id}"},
-        "status": {
-            "capacity": _quantities(itype.capacity),
-            "allocatable": _quantities(itype.allocatable),
-            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
-        },
+        "metadata": {"name": name, "labels": labels},
+        "spec": spec or {},
+        "status": status,
     }
+
+
+def node_manifest(record: Any, catalog: Catalog | None = None) -> dict[str, Any]:
+    itype = (catalog or Catalog.builtin())[record.instance_type]
+    name = f"hyperpod-{record.instance_id}"
+    labels = hyperpod_labels(name, record.instance_type, record.zone, record.group)
+    return node_object(
+        name,
+        {**labels, "sagemaker.amazonaws.com/cluster-name": record.cluster},
+        _quantities(itype.allocatable),
+        spec={"providerID": f"aws:///{record.zone}/{record.instance_id}"},
+        capacity=_quantities(itype.capacity),
+        ready={"status": "True", "reason": "KubeletReady"},
+    )
 
 
 UNREACHABLE = "node.kubernetes.io/unreachable"

@@ -5,6 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 
+def resource_list(cpu: str, memory: str, gpu: int = 0, pods: str | None = None) -> dict[str, str]:
+    """A Kubernetes resource list (a container's requests, a node's allocatable): cpu, memory, then pods and
+    ``nvidia.com/gpu`` when given."""
+    out = {"cpu": cpu, "memory": memory}
+    if pods is not None:
+        out["pods"] = pods
+    if gpu:
+        out["nvidia.com/gpu"] = str(gpu)
+    return out
+
+
 def running_pod(
     name: str,
     node: str,
@@ -15,9 +26,7 @@ def running_pod(
     cpu: str = "1",
     gpu: int = 0,
 ) -> dict[str, Any]:
-    requests: dict[str, str] = {"cpu": cpu, "memory": "1Gi"}
-    if gpu:
-        requests["nvidia.com/gpu"] = str(gpu)
+    requests = resource_list(cpu, "1Gi", gpu)
     return {
         "apiVersion": "v1",
         "kind": "Pod",

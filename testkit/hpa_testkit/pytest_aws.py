@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import io
 import json
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -84,10 +86,33 @@ class Stack:
     def wait_all(self, machine: str, timeout: float = 60.0) -> list[dict[str, Any]]:
         return [sfn.wait_for(self.sfn, e["executionArn"], timeout=timeout) for e in self.executions(machine)]
 
+    @contextlib.contextmanager
+    def log_lines(self, function: str) -> Iterator[list[dict[str, Any]]]:
+        """The JSON lines the function's Powertools logger writes meanwhile: its own and, bridged to it, the services'
+        standard-library loggers' (what CloudWatch Logs would hold). Filled when the block ends."""
+        handler = self.handlers[function].logger.registered_handler
+        buffer = io.StringIO()
+        old = handler.setStream(buffer)
+        lines: list[dict[str, Any]] = []
+        try:
+            yield lines
+        finally:
+            handler.setStream(old)
+            lines.extend(json.loads(line) for line in buffer.getvalue().splitlines() if line.startswith("{"))
+
     def invoke(self, function: str, event: dict[str, Any]) -> Any:
         from hpa_testkit.sandbox.runner import LambdaContext
 
         return self.handlers[function].handler(event, LambdaContext(function, self.clock.now() + 60, self.clock))  # type: ignore[arg-type]
+
+
+def _unbridge_package_logger() -> None:
+    """Undo what the handlers' ``copy_config_to_registered_loggers`` did to the package's logger (the Powertools handler,
+    no propagation): the test process goes on, and pytest's ``caplog`` reads what propagates to the root logger."""
+    package = logging.getLogger("hyperpod_autoscaler")
+    package.handlers = []
+    package.propagate = True
+    package.setLevel(logging.NOTSET)
 
 
 @pytest.fixture
@@ -185,6 +210,7 @@ def open_stack(aws: AwsEmulator, kube: KubeEmulator, kubeconfig: str, sim_clock:
     finally:
         runtime.use_clock(__import__("time").time, __import__("time").sleep)
         runtime.reset()
+        _unbridge_package_logger()
         for k, v in before.items():
             if v is None:
                 os.environ.pop(k, None)

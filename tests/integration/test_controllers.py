@@ -5,20 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from hpa_testkit.kube import KubeEmulator
+from hpa_testkit.nodes import node_object
+from hpa_testkit.pods import resource_list
 from hpa_testkit.scheduler import ReplicaController, SchedulerStandIn
 
 
 def node(name: str, cpu: str = "4", ready: bool = True) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
-        "spec": {},
-        "status": {
-            "allocatable": {"cpu": cpu, "memory": "16Gi", "pods": "110"},
-            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
-        },
-    }
+    labels = {"kubernetes.io/hostname": name}
+    return node_object(name, labels, resource_list(cpu, "16Gi", pods="110"), ready={"status": str(ready).title()})
 
 
 def deployment(replicas: int, cpu: str = "1") -> dict[str, Any]:

@@ -277,3 +277,17 @@ def test_each_decision_is_one_structured_log_line_naming_its_execution(
     assert decided[0]["execution"] == out["result"]["replacementsStarted"][0]
     assert decided[0]["replacement"]["instanceType"] == "ml.g6.xlarge" and "saves" in decided[0]["why"]
     assert kept[0]["kept"][small]["code"] == "DoNotDisrupt" and "do-not-disrupt" in kept[0]["kept"][small]["why"]
+
+
+def test_the_services_log_lines_carry_the_invocations_correlation_id(stack: Stack) -> None:
+    """The disruption service logs through a standard-library logger; bridged to the handler's Powertools logger
+    (``copy_config_to_registered_loggers``), each of its lines is the handler's JSON with the event's id as correlation
+    id, so one search finds everything an invocation did."""
+    setup(stack)
+    (big,) = up(stack, "auto-g6-4xaz2", 1)
+    stack.kube.apply(running_pod("infer-0", big, {"app": "infer"}, cpu="2", gpu=1))
+    with stack.log_lines("disruption") as logs:
+        stack.invoke("disruption", {"source": "manual", "reason": "t", "id": "pass-7"})
+    decided = [line for line in logs if isinstance(line.get("message"), dict) and line["message"].get("decision")]
+    assert decided and all(line["name"] == "hyperpod_autoscaler.services.disruption" for line in decided), logs
+    assert {line["correlation_id"] for line in decided} == {"pass-7"}, decided

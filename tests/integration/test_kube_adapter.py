@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 import yaml
 from hpa_testkit.kube import KubeEmulator
+from hpa_testkit.nodes import node_object
+from hpa_testkit.pods import resource_list
 from hyperpod_autoscaler.adapters.kube import KubeCluster
 from hyperpod_autoscaler.cli import main
 from hyperpod_autoscaler.domain.k8s import Taint
@@ -36,13 +38,7 @@ def pod(name: str, node: str | None = None, unschedulable: bool = True, **meta: 
 
 
 def node(name: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
-        "spec": {},
-        "status": {"allocatable": {"cpu": "4", "memory": "16Gi", "pods": "110"}},
-    }
+    return node_object(name, {"kubernetes.io/hostname": name}, resource_list("4", "16Gi", pods="110"))
 
 
 def seed(kube: KubeEmulator) -> None:

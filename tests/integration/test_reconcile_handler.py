@@ -340,3 +340,24 @@ def test_while_hyperpods_own_autoscaler_is_enabled_nothing_launches_and_it_says_
     assert all(r["status"] == "SUCCEEDED" for r in stack.wait_all("provision"))
     for conds in conditions(stack, "karpenter.sh/v1", "NodePool").values():
         assert conds["NoConflictingAutoscaler"]["status"] == "True", conds
+
+
+def test_metrics_recorded_before_the_handler_raises_are_still_published(stack: Stack) -> None:
+    """Powertools' ``@metrics.log_metrics`` flushes in a ``finally``: a pass that counted the pending pods and then
+    failed (HyperPod answering 500 to every DescribeCluster) still publishes what it counted."""
+    stack.seed()
+    pods = pending(stack)
+    stack.aws.hyperpod.server_errors(rate=1.0, ops={"DescribeCluster"})
+    with pytest.raises(Exception):  # noqa: B017 - whatever the mapped error, the handler raised
+        stack.invoke("reconcile", sample("alarm-pending-pods.json"))
+    cloudwatch = stack.aws.client("cloudwatch")
+    data = cloudwatch.get_metric_statistics(
+        Namespace="HyperPodAutoscaler",
+        MetricName="PendingPods",
+        Dimensions=[{"Name": "ClusterName", "Value": "hyperpod-eks-demo"}],
+        StartTime=0,
+        EndTime=4_000_000_000,
+        Period=60,
+        Statistics=["Maximum"],
+    )["Datapoints"]
+    assert [d["Maximum"] for d in data] == [len(pods)], data

@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from hpa_testkit.nodes import hyperpod_labels, node_object
+from hpa_testkit.pods import resource_list
 from hyperpod_autoscaler.domain.catalog import Catalog
 from hyperpod_autoscaler.domain.hyperpod import ClusterView
 from hyperpod_autoscaler.domain.objects import parse_objects
@@ -33,9 +35,7 @@ def pod(
     node: str | None = None,
     **spec: Any,
 ) -> dict[str, Any]:
-    requests: dict[str, Any] = {"cpu": cpu, "memory": memory}
-    if gpu:
-        requests["nvidia.com/gpu"] = str(gpu)
+    requests = resource_list(cpu, memory, gpu)
     body: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -116,31 +116,15 @@ def node(
     ready: bool = True,
 ) -> dict[str, Any]:
     itype, zone = GROUPS[group]
-    alloc: dict[str, Any] = {"cpu": cpu, "memory": memory, "pods": "110"}
-    if gpu:
-        alloc["nvidia.com/gpu"] = str(gpu)
-    return {
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": name,
-            "labels": {
-                "kubernetes.io/hostname": name,
-                "node.kubernetes.io/instance-type": itype,
-                "topology.kubernetes.io/zone": zone,
-                "kubernetes.io/arch": "amd64",
-                "sagemaker.amazonaws.com/instance-group-name": group,
-                "sagemaker.amazonaws.com/node-health-status": "Schedulable",
-                **(labels or {}),
-            },
-        },
-        "spec": {"taints": taints or [], "unschedulable": unschedulable},
-        "status": {
-            "allocatable": alloc,
-            "capacity": alloc,
-            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
-        },
-    }
+    alloc = resource_list(cpu, memory, gpu, pods="110")
+    return node_object(
+        name,
+        {**hyperpod_labels(name, itype, zone, group), **(labels or {})},
+        alloc,
+        spec={"taints": taints or [], "unschedulable": unschedulable},
+        capacity=alloc,
+        ready={"status": "True" if ready else "False"},
+    )
 
 
 def daemonset(cpu: str, memory: str = "128Mi", name: str = "ds", **spec: Any) -> dict[str, Any]:

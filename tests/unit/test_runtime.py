@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hyperpod_autoscaler import runtime
+from hyperpod_autoscaler import entrypoints, runtime
 
 KUBECONFIG = """apiVersion: v1
 kind: Config
@@ -47,8 +48,37 @@ def test_warm_invocations_reuse_the_clients_and_adapters(container: None) -> Non
     assert provision.backoff is runtime.reconcile_deps().backoffs
 
 
-def test_each_invocation_gets_its_own_metrics(container: None) -> None:
-    assert runtime.provision_deps().metrics is not runtime.provision_deps().metrics
+def test_the_handlers_decorator_flushes_what_the_functions_services_recorded_even_when_it_raises(
+    container: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One metrics provider per function and container: the services record to it, and Powertools' ``log_metrics`` on
+    the handler's ``HandlerMetrics`` flushes it in a ``finally`` (each invocation publishes its own datapoints)."""
+    monkeypatch.setenv("METRICS_SINK", "emf")
+    metrics = entrypoints.HandlerMetrics("provision")
+
+    @metrics.log_metrics
+    def handler(event: object, context: object) -> None:
+        runtime.provision_deps().metrics.count("ProvisionSteps", Step="Scale")
+        raise RuntimeError("the service failed")
+
+    with pytest.raises(RuntimeError, match="the service failed"):
+        handler({}, None)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [(line["ProvisionSteps"], line["Step"], line["ClusterName"]) for line in lines] == [([1.0], "Scale", "eks")]
+    with pytest.raises(RuntimeError):
+        handler({}, None)
+    again = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    assert [line["ProvisionSteps"] for line in again] == [[1.0]], "the first invocation's datapoint was not sent twice"
+
+
+def test_an_invocation_that_failed_before_building_its_metrics_flushes_nothing(container: None) -> None:
+    @entrypoints.HandlerMetrics("provision").log_metrics
+    def handler(event: object, context: object) -> None:
+        raise KeyError("event")
+
+    with pytest.raises(KeyError):  # the handler's own error, not one from building metrics in the finally
+        handler({}, None)
+    assert runtime.built_metrics("provision") is None
 
 
 def test_another_configuration_gets_its_own_and_reset_forgets(container: None, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,7 +2,10 @@
 
 Every entry point: parses the event into a typed trigger (a malformed event fails naming the field, before anything is
 read), deduplicates a redelivered EventBridge event with Powertools Idempotency on the state table (same event id → the
-recorded answer, no second decision), runs the service with the dependencies built by ``runtime``, and flushes metrics.
+recorded answer, no second decision) and runs the service with the dependencies built by ``runtime``. The handler's
+Powertools decorators do the rest: ``@logger.inject_lambda_context`` (the services' standard-library loggers are bridged
+to it, so each line carries the correlation id) and ``@metrics.log_metrics`` on ``HandlerMetrics`` (flushed at the end of
+every invocation, returned or raised).
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import json
 import logging
 from collections.abc import Callable
 from typing import Any
+
+from aws_lambda_powertools.metrics.provider.base import BaseProvider
 
 from . import runtime
 from .adapters.errors import raising_project_errors
@@ -35,6 +40,34 @@ def recorded_answer(out: dict[str, Any]) -> dict[str, Any]:
     small = {k: v for k, v in out.items() if len(json.dumps(v, default=str)) <= FIELD_MAX}
     small["truncated"] = f"the answer was {size} bytes; the idempotency record keeps only its small fields"
     return small
+
+
+class HandlerMetrics(BaseProvider):
+    """A function's metrics as its handler sees them, for ``@metrics.log_metrics``: the provider ``runtime`` built for the
+    function's services, looked up when used. A handler module is imported once, while ``runtime`` may build its
+    dependencies again (a new endpoint in the sandbox and the tests), so the decorator flushes what the services
+    actually recorded to."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    def add_metric(self, *args: Any, **kwargs: Any) -> Any:
+        return runtime.metrics_provider(self.service).add_metric(*args, **kwargs)
+
+    def serialize_metric_set(self, *args: Any, **kwargs: Any) -> Any:
+        return runtime.metrics_provider(self.service).serialize_metric_set(*args, **kwargs)
+
+    def flush_metrics(self, *args: Any, **kwargs: Any) -> Any:
+        built = runtime.built_metrics(self.service)  # an invocation that failed before building them recorded nothing
+        return built.flush_metrics(*args, **kwargs) if built is not None else None
+
+    def clear_metrics(self, *args: Any, **kwargs: Any) -> None:
+        built = runtime.built_metrics(self.service)
+        if built is not None:
+            built.clear_metrics(*args, **kwargs)
+
+    def add_cold_start_metric(self, context: Any) -> Any:
+        return runtime.metrics_provider(self.service).add_cold_start_metric(context)
 
 
 def _remaining(context: Any) -> Callable[[], float] | None:
@@ -92,23 +125,20 @@ def reconcile(event: Any, context: Any) -> dict[str, Any]:
     deps = runtime.reconcile_deps()
 
     def work() -> dict[str, Any]:
-        try:
-            result = run_reconcile(
-                deps,
-                runtime.reconcile_settings(),
-                runtime.lease(),
-                runtime.loop_settings(),
-                trigger,
-                new_holder("reconcile", context),
-                remaining_seconds=_remaining(context),
-                sleep=runtime.sleep,
-            )
-            out = result.to_dict()
-            if trigger.kind == "schedule" and not trigger.dry_run:
-                out["validation"] = validate(deps)
-            return out
-        finally:
-            deps.metrics.flush()
+        result = run_reconcile(
+            deps,
+            runtime.reconcile_settings(),
+            runtime.lease(),
+            runtime.loop_settings(),
+            trigger,
+            new_holder("reconcile", context),
+            remaining_seconds=_remaining(context),
+            sleep=runtime.sleep,
+        )
+        out = result.to_dict()
+        if trigger.kind == "schedule" and not trigger.dry_run:
+            out["validation"] = validate(deps)
+        return out
 
     return idempotent(trigger, context, work)
 
@@ -133,19 +163,16 @@ def pod_scaler(event: Any, context: Any) -> dict[str, Any]:
     deps = runtime.pod_scaler_deps()
 
     def work() -> dict[str, Any]:
-        try:
-            result = run_pod_scaler(
-                deps,
-                runtime.lease(),
-                runtime.loop_settings(),
-                trigger,
-                new_holder("pod-scaler", context),
-                remaining_seconds=_remaining(context),
-                sleep=runtime.sleep,
-            )
-            return result.to_dict()
-        finally:
-            deps.metrics.flush()
+        result = run_pod_scaler(
+            deps,
+            runtime.lease(),
+            runtime.loop_settings(),
+            trigger,
+            new_holder("pod-scaler", context),
+            remaining_seconds=_remaining(context),
+            sleep=runtime.sleep,
+        )
+        return result.to_dict()
 
     return idempotent(trigger, context, work)
 
@@ -160,21 +187,18 @@ def disruption(event: Any, context: Any) -> dict[str, Any]:
     config = runtime.disruption_config()
 
     def work() -> dict[str, Any]:
-        try:
-            outcome = run_leased_loop(
-                runtime.lease(),
-                "disruption",
-                new_holder("disruption", context),
-                lambda: (disrupt_once(deps, config, dry_run=trigger.dry_run), False),
-                LoopSettings(budget_seconds=0.0, lease_seconds=_lease_seconds(context, DISRUPTION_LEASE_SECONDS)),
-                remaining_seconds=_remaining(context),
-                clock=runtime.now,
-                sleep=runtime.sleep,
-            )
-            last = outcome.passes[-1].to_dict() if outcome.passes else None
-            return {"trigger": trigger.description, "held": outcome.held, "result": last}
-        finally:
-            deps.metrics.flush()
+        outcome = run_leased_loop(
+            runtime.lease(),
+            "disruption",
+            new_holder("disruption", context),
+            lambda: (disrupt_once(deps, config, dry_run=trigger.dry_run), False),
+            LoopSettings(budget_seconds=0.0, lease_seconds=_lease_seconds(context, DISRUPTION_LEASE_SECONDS)),
+            remaining_seconds=_remaining(context),
+            clock=runtime.now,
+            sleep=runtime.sleep,
+        )
+        last = outcome.passes[-1].to_dict() if outcome.passes else None
+        return {"trigger": trigger.description, "held": outcome.held, "result": last}
 
     return idempotent(trigger, context, work)
 
@@ -197,7 +221,4 @@ def _task(workflow: str, deps: Any, run_action: Callable[[Any, Any], dict[str, A
     """A task's boundary: an SDK error no adapter mapped (DynamoDB, Step Functions) reaches Step Functions by its
     project name too, so the state machines' Retry and Catch match it."""
     action = event.get("action") if isinstance(event, dict) else None
-    try:
-        return raising_project_errors(f"{workflow} {action}", lambda: run_action(deps, event))
-    finally:
-        deps.metrics.flush()
+    return raising_project_errors(f"{workflow} {action}", lambda: run_action(deps, event))

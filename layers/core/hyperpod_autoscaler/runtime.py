@@ -1,9 +1,10 @@
 """The composition root of the Lambda functions: configuration from the environment (set by template.yaml) and the
 adapters built from it, once per container and reused across warm invocations.
 
-Handlers stay a few lines: they parse the event, call a service with what this module builds, and flush metrics. The
-sandbox runs the same handlers in-process; it points the AWS clients at moto (``AWS_ENDPOINT_URL``), the Kubernetes client
-at the emulator (``KUBECONFIG``), and the clock at its simulated cluster time (``use_clock``).
+Handlers stay a few lines: they parse the event and call a service with what this module builds (Powertools' decorators
+log and flush the metrics). The sandbox runs the same handlers in-process; it points the AWS clients at moto
+(``AWS_ENDPOINT_URL``), the Kubernetes client at the emulator (``KUBECONFIG``), and the clock at its simulated cluster
+time (``use_clock``).
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from .domain.errors import InvalidObject
 
 if TYPE_CHECKING:  # the adapters and services are imported where they are built: a handler imports only what it uses
+    from aws_lambda_powertools.metrics.provider.base import BaseProvider
     from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
+    from .adapters.metrics import AutoscalerMetrics
     from .domain.catalog import Catalog
     from .ports.claims import ClaimsPort
     from .ports.cluster import ClusterPort
@@ -160,37 +163,35 @@ def _session() -> Any:
     return boto3.session.Session(botocore_session=core)
 
 
+def _cached_client(service: str, region_name: str, config: Any = None, kind: str = "client") -> Any:
+    """The container's boto3 client of ``kind`` for the service in the region and the current endpoint (boto3 honours
+    ``AWS_ENDPOINT_URL``), built on first use."""
+    return once(
+        (kind, service, region_name, _endpoint()),
+        lambda: _session().client(service, region_name=region_name, config=config),
+    )
+
+
 def client(service: str) -> Any:
-    """A boto3 client per service, shared by the container's invocations (boto3 honours ``AWS_ENDPOINT_URL``)."""
+    """A boto3 client per service in the function's region, with connect and read timeouts."""
     from botocore.config import Config
 
     config = Config(connect_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=READ_TIMEOUT_SECONDS)
-    return once(
-        ("client", service, region(), _endpoint()),
-        lambda: _session().client(service, region_name=region(), config=config),
-    )
+    return _cached_client(service, region(), config)
 
 
 def regional_client(service: str, region_name: str | None = None) -> Any:
     """A client in ``region_name`` (a ScaledObject trigger's awsRegion), else the function's region."""
-
     if not region_name:
         return client(service)
-    return once(
-        ("client", service, region_name, _endpoint()),
-        lambda: _session().client(service, region_name=region_name),
-    )
+    return _cached_client(service, region_name)
 
 
 def _sagemaker() -> Any:
     """SageMaker's client makes one attempt per call: the HyperPod adapter retries what it can safely retry itself."""
-
     from .adapters.hyperpod import sagemaker_config
 
-    return once(
-        ("sagemaker-1attempt", region(), _endpoint()),
-        lambda: _session().client("sagemaker", region_name=region(), config=sagemaker_config()),
-    )
+    return _cached_client("sagemaker", region(), sagemaker_config(), kind="sagemaker-1attempt")
 
 
 def kubernetes() -> ClusterPort:
@@ -217,18 +218,38 @@ def catalog() -> Catalog:
     return once(("catalog", path), lambda: Catalog.load(path or None))
 
 
-def metrics(service: str) -> MetricsPort:
-    """New per call: a handler flushes the datapoints of its own invocation."""
+def _metrics(service: str) -> AutoscalerMetrics:
     from .adapters.metrics import AutoscalerMetrics
 
-    sink = os.environ.get("METRICS_SINK", "emf")
-    return AutoscalerMetrics(
-        env("EKS_CLUSTER_NAME"),
-        namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "HyperPodAutoscaler"),
-        sink=sink,  # type: ignore[arg-type]
-        cloudwatch=client("cloudwatch") if sink == "api" else None,
-        now=_now_datetime,  # datapoints stamped on the runtime's clock (the sandbox's cluster time, else wall time)
-    )
+    def build() -> AutoscalerMetrics:
+        sink = os.environ.get("METRICS_SINK", "emf")
+        return AutoscalerMetrics(
+            env("EKS_CLUSTER_NAME"),
+            namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "HyperPodAutoscaler"),
+            sink=sink,  # type: ignore[arg-type]
+            cloudwatch=client("cloudwatch") if sink == "api" else None,
+            now=_now_datetime,  # datapoints stamped on the runtime's clock (the sandbox's cluster time, else wall time)
+        )
+
+    return once(("metrics", service), build)
+
+
+def metrics(service: str) -> MetricsPort:
+    """One per function and container, as its dependencies: the handler's ``@metrics.log_metrics`` flushes what each
+    invocation recorded (``entrypoints.HandlerMetrics``)."""
+    return _metrics(service)
+
+
+def metrics_provider(service: str) -> BaseProvider:
+    """The same metrics as Powertools' provider, for the handler's decorator to flush."""
+    return _metrics(service)
+
+
+def built_metrics(service: str) -> BaseProvider | None:
+    """The function's metrics if something built them (None: nothing was recorded, nothing to flush)."""
+    with _lock:
+        built: BaseProvider | None = _built.get(("metrics", service))
+    return built
 
 
 def _now_datetime() -> datetime:
@@ -339,23 +360,36 @@ def loop_settings() -> LoopSettings:
     )
 
 
+class DeciderPorts(TypedDict):
+    """What both deciders (reconcile and disruption) read and start: the cluster, HyperPod, the workflows, the groups in
+    backoff, the metrics, the catalog and the clock."""
+
+    cluster: ClusterPort
+    hyperpod: HyperPodPort
+    workflows: WorkflowPort
+    backoffs: BackoffPort
+    metrics: MetricsPort
+    catalog: Catalog
+    clock: Callable[[], float]
+
+
+def decider_ports(service: str) -> DeciderPorts:
+    return DeciderPorts(
+        cluster=kubernetes(),
+        hyperpod=hyperpod(),
+        workflows=workflows(),
+        backoffs=backoff(),
+        metrics=metrics(service),
+        catalog=catalog(),
+        clock=now,
+    )
+
+
 def reconcile_deps(service: str = "reconcile") -> ReconcileDeps:
     """Built once per container: the engine's caches and the sent-events memory live across warm invocations."""
     from .services.reconcile import ReconcileDeps
 
-    return once(
-        ("reconcile-deps", service),
-        lambda: ReconcileDeps(
-            cluster=kubernetes(),
-            hyperpod=hyperpod(),
-            claims=claims(),
-            backoffs=backoff(),
-            workflows=workflows(),
-            metrics=metrics(service),
-            catalog=catalog(),
-            clock=now,
-        ),
-    )
+    return once(("reconcile-deps", service), lambda: ReconcileDeps(**decider_ports(service), claims=claims()))
 
 
 def pod_scaler_deps(service: str = "pod-scaler") -> PodScalerDeps:
@@ -399,13 +433,6 @@ def disruption_deps(service: str = "disruption") -> DisruptionDeps:
     return once(
         ("disruption-deps", service),
         lambda: DisruptionDeps(
-            cluster=kubernetes(),
-            hyperpod=hyperpod(),
-            workflows=workflows(),
-            state=DynamoDisruptionState(client("dynamodb"), env("TABLE_NAME"), now=now),
-            metrics=metrics(service),
-            catalog=catalog(),
-            clock=now,
-            backoffs=backoff(),
+            **decider_ports(service), state=DynamoDisruptionState(client("dynamodb"), env("TABLE_NAME"), now=now)
         ),
     )

@@ -15,44 +15,20 @@ only garbage-collects.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from ..domain.plan import GangRef, InflightClaim
 from ..ports.claims import RecordedClaim
+from .dynamo_table import DynamoTable, conditional_failed
 
 PARTITION = "claim"
 
 
-def _conditional_failed(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
-
-class DynamoClaimStore:
-    def __init__(
-        self,
-        client: Any,
-        table_name: str,
-        *,
-        key_attr: str = "pk",
-        sort_key_attr: str = "sk",
-        ttl_attr: str = "expiresAt",
-        now: Callable[[], float] = time.time,
-    ) -> None:
-        if not table_name:
-            raise ValueError("DynamoClaimStore: table_name is empty (set TABLE_NAME)")
-        self._client = client
-        self._table = table_name
-        self._pk = key_attr
-        self._sk = sort_key_attr
-        self._ttl = ttl_attr
-        self._now = now
-
+class DynamoClaimStore(DynamoTable):
     def _key(self, claim_id: str) -> dict[str, dict[str, str]]:
-        return {self._pk: {"S": PARTITION}, self._sk: {"S": claim_id}}
+        return self._item_key(PARTITION, claim_id)
 
     def record_claim(
         self,
@@ -105,7 +81,7 @@ class DynamoClaimStore:
             )
             return True
         except ClientError as exc:
-            if _conditional_failed(exc):
+            if conditional_failed(exc):
                 return False
             raise
 
@@ -177,5 +153,5 @@ class DynamoClaimStore:
                 ExpressionAttributeValues={":now": {"N": repr(round(self._now(), 3))}},
             )
         except ClientError as exc:
-            if not _conditional_failed(exc):
+            if not conditional_failed(exc):
                 raise

@@ -15,30 +15,17 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
-from botocore.exceptions import ClientError
+from .dynamo_table import DynamoTable
 
 PARTITION = "disruption"
 DECISION_TTL_SECONDS = 7 * 86400
 
 
-def _conditional_failed(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
-
-class DynamoDisruptionState:
-    def __init__(self, client: Any, table_name: str, now: Callable[[], float] = time.time) -> None:
-        if not table_name:
-            raise ValueError("DynamoDisruptionState: table_name is empty (set TABLE_NAME)")
-        self._client = client
-        self._table = table_name
-        self._now = now
-
+class DynamoDisruptionState(DynamoTable):
     def _key(self, sk: str) -> dict[str, dict[str, str]]:
-        return {"pk": {"S": PARTITION}, "sk": {"S": sk}}
+        return self._item_key(PARTITION, sk)
 
     def _item(self, sk: str) -> dict[str, Any] | None:
         item: dict[str, Any] | None = self._client.get_item(
@@ -54,18 +41,12 @@ class DynamoDisruptionState:
         return value if isinstance(value, dict) else None
 
     def _put(self, item: dict[str, Any], condition: str, names: dict[str, str], values: dict[str, Any]) -> bool:
-        kwargs: dict[str, Any] = {"TableName": self._table, "Item": item, "ConditionExpression": condition}
+        kwargs: dict[str, Any] = {"Item": item, "ConditionExpression": condition}
         if names:
             kwargs["ExpressionAttributeNames"] = names
         if values:
             kwargs["ExpressionAttributeValues"] = values
-        try:
-            self._client.put_item(**kwargs)
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
-        return True
+        return self._write_if(self._client.put_item, **kwargs)
 
     # --- activity ------------------------------------------------------------------------------------------------------
 
@@ -157,14 +138,8 @@ class DynamoDisruptionState:
 
     def delete_replacement(self, decision_id: str, provision_name: str | None = None) -> bool:
         """Forget a replacement; with ``provision_name``, only that attempt's record (a newer one is left alone)."""
-        kwargs: dict[str, Any] = {"TableName": self._table, "Key": self._key(f"replacement#{decision_id}")}
+        kwargs: dict[str, Any] = {"Key": self._key(f"replacement#{decision_id}")}
         if provision_name is not None:
             kwargs["ConditionExpression"] = "provisionName = :pn OR attribute_not_exists(provisionName)"
             kwargs["ExpressionAttributeValues"] = {":pn": {"S": provision_name}}
-        try:
-            self._client.delete_item(**kwargs)
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
-        return True
+        return self._write_if(self._client.delete_item, **kwargs)

@@ -8,12 +8,12 @@ so correctness never depends on it.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
+
+from .dynamo_table import DynamoTable, conditional_failed
 
 SORT_KEY = "lease"
 #: How long after expiry the TTL attribute lets DynamoDB drop the item.
@@ -24,35 +24,12 @@ def _num(value: float) -> dict[str, str]:
     return {"N": str(Decimal(repr(round(value, 6))))}
 
 
-def _conditional_failed(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
-
-class DynamoLease:
+class DynamoLease(DynamoTable):
     """LeasePort on DynamoDB. ``client`` is a boto3 ``dynamodb`` client; ``now`` returns epoch seconds (the simulated clock
     in the sandbox)."""
 
-    def __init__(
-        self,
-        client: Any,
-        table_name: str,
-        *,
-        key_attr: str = "pk",
-        sort_key_attr: str = "sk",
-        ttl_attr: str = "expiresAt",
-        now: Callable[[], float] = time.time,
-    ) -> None:
-        if not table_name:
-            raise ValueError("DynamoLease: table_name is empty (set TABLE_NAME)")
-        self._client = client
-        self._table = table_name
-        self._pk = key_attr
-        self._sk = sort_key_attr
-        self._ttl = ttl_attr
-        self._now = now
-
     def _key(self, name: str) -> dict[str, dict[str, str]]:
-        return {self._pk: {"S": f"lease#{name}"}, self._sk: {"S": SORT_KEY}}
+        return self._item_key(f"lease#{name}", SORT_KEY)
 
     def acquire(self, name: str, holder: str, ttl_seconds: float) -> bool:
         now = self._now()
@@ -63,58 +40,40 @@ class DynamoLease:
             "acquiredAt": _num(now),
             self._ttl: {"N": str(int(now + ttl_seconds + GARBAGE_AFTER_SECONDS))},
         }
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=item,
-                ConditionExpression="attribute_not_exists(#pk) OR leaseUntil < :now OR holder = :me",
-                ExpressionAttributeNames={"#pk": self._pk},
-                ExpressionAttributeValues={":now": _num(now), ":me": {"S": holder}},
-            )
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
-        return True
+        return self._write_if(
+            self._client.put_item,
+            Item=item,
+            ConditionExpression="attribute_not_exists(#pk) OR leaseUntil < :now OR holder = :me",
+            ExpressionAttributeNames={"#pk": self._pk},
+            ExpressionAttributeValues={":now": _num(now), ":me": {"S": holder}},
+        )
 
     def renew(self, name: str, holder: str, ttl_seconds: float) -> bool:
         now = self._now()
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=self._key(name),
-                UpdateExpression="SET leaseUntil = :until, #ttl = :ttl",
-                ConditionExpression="holder = :me AND leaseUntil >= :now",
-                ExpressionAttributeNames={"#ttl": self._ttl},
-                ExpressionAttributeValues={
-                    ":until": _num(now + ttl_seconds),
-                    ":ttl": {"N": str(int(now + ttl_seconds + GARBAGE_AFTER_SECONDS))},
-                    ":me": {"S": holder},
-                    ":now": _num(now),
-                },
-            )
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
-        return True
+        return self._write_if(
+            self._client.update_item,
+            Key=self._key(name),
+            UpdateExpression="SET leaseUntil = :until, #ttl = :ttl",
+            ConditionExpression="holder = :me AND leaseUntil >= :now",
+            ExpressionAttributeNames={"#ttl": self._ttl},
+            ExpressionAttributeValues={
+                ":until": _num(now + ttl_seconds),
+                ":ttl": {"N": str(int(now + ttl_seconds + GARBAGE_AFTER_SECONDS))},
+                ":me": {"S": holder},
+                ":now": _num(now),
+            },
+        )
 
     def request_pass(self, name: str) -> bool:
         now = self._now()
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=self._key(name),
-                UpdateExpression="SET requestedAt = :now",
-                ConditionExpression="attribute_exists(#pk) AND leaseUntil >= :now",
-                ExpressionAttributeNames={"#pk": self._pk},
-                ExpressionAttributeValues={":now": _num(now)},
-            )
-        except ClientError as exc:
-            if _conditional_failed(exc):
-                return False
-            raise
-        return True
+        return self._write_if(
+            self._client.update_item,
+            Key=self._key(name),
+            UpdateExpression="SET requestedAt = :now",
+            ConditionExpression="attribute_exists(#pk) AND leaseUntil >= :now",
+            ExpressionAttributeNames={"#pk": self._pk},
+            ExpressionAttributeValues={":now": _num(now)},
+        )
 
     def pass_requested(self, name: str, since: float) -> bool:
         item = self._item(name)
@@ -129,7 +88,7 @@ class DynamoLease:
                 ExpressionAttributeValues={":me": {"S": holder}, ":since": _num(since)},
             )
         except ClientError as exc:
-            if not _conditional_failed(exc):
+            if not conditional_failed(exc):
                 raise
             current = self.holder(name)
             # Still ours: the condition failed on requestedAt, a pass is owed. Not ours: nothing left to release.
@@ -145,7 +104,7 @@ class DynamoLease:
                 ExpressionAttributeValues={":me": {"S": holder}},
             )
         except ClientError as exc:
-            if not _conditional_failed(exc):
+            if not conditional_failed(exc):
                 raise
 
     def holder(self, name: str) -> str | None:

@@ -14,11 +14,11 @@ launch that happens to come up says nothing about the capacity that failed since
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import ClientError
+
+from .dynamo_table import DynamoTable, conditional_failed
 
 PARTITION = "backoff"
 WRITE_ATTEMPTS = 5
@@ -27,16 +27,9 @@ MAX_SECONDS = 3600.0
 FORGET_AFTER_SECONDS = 6 * 3600.0
 
 
-class DynamoBackoff:
-    def __init__(self, client: Any, table_name: str, now: Callable[[], float] = time.time) -> None:
-        if not table_name:
-            raise ValueError("DynamoBackoff: table_name is empty (set TABLE_NAME)")
-        self._client = client
-        self._table = table_name
-        self._now = now
-
+class DynamoBackoff(DynamoTable):
     def _key(self, group: str) -> dict[str, dict[str, str]]:
-        return {"pk": {"S": PARTITION}, "sk": {"S": group}}
+        return self._item_key(PARTITION, group)
 
     def mark_unavailable(self, group: str, reason: str, cause: str = "") -> float:
         for _ in range(WRITE_ATTEMPTS):
@@ -75,7 +68,7 @@ class DynamoBackoff:
                     **condition,
                 )
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                if conditional_failed(exc):
                     continue
                 raise
             return seconds
@@ -106,17 +99,11 @@ class DynamoBackoff:
         """A launch into ``group`` that started at ``since`` succeeded: reset the group's backoff, unless a failure was
         recorded after that launch started (the newer failure stands). Without ``since``, unconditionally (tools).
         True when the backoff is gone."""
-        kwargs: dict[str, Any] = {"TableName": self._table, "Key": self._key(group)}
+        kwargs: dict[str, Any] = {"Key": self._key(group)}
         if since is not None:
             kwargs["ConditionExpression"] = "attribute_not_exists(pk) OR lastFailure < :since"
             kwargs["ExpressionAttributeValues"] = {":since": {"N": repr(round(since, 3))}}
-        try:
-            self._client.delete_item(**kwargs)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return self._write_if(self._client.delete_item, **kwargs)
 
 
 SCALER_PARTITION = "podscaler"
@@ -126,20 +113,17 @@ class StateChanged(Exception):
     """A ScaledObject's state was written by someone else since this invocation read it: nothing was written."""
 
 
-class DynamoScalerStates:
+class DynamoScalerStates(DynamoTable):
     """Pod-scaler state per ScaledObject (``pk = "podscaler"``, ``sk = <namespace>/<name>``, ``state`` as JSON, and a
     ``version`` that ``put`` checks against the one ``get`` read: a concurrent writer's state is never overwritten)."""
 
     def __init__(self, client: Any, table_name: str) -> None:
-        if not table_name:
-            raise ValueError("DynamoScalerStates: table_name is empty (set TABLE_NAME)")
-        self._client = client
-        self._table = table_name
+        super().__init__(client, table_name)
         self._versions: dict[str, int] = {}
 
     def get(self, key: str) -> dict[str, Any] | None:
         item = self._client.get_item(
-            TableName=self._table, Key={"pk": {"S": SCALER_PARTITION}, "sk": {"S": key}}, ConsistentRead=True
+            TableName=self._table, Key=self._item_key(SCALER_PARTITION, key), ConsistentRead=True
         ).get("Item")
         self._versions[key] = int(item.get("version", {}).get("N", "0")) if item else 0
         if not item or "state" not in item:
@@ -168,7 +152,7 @@ class DynamoScalerStates:
                 **condition,
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if conditional_failed(exc):
                 self._versions.pop(key, None)
                 raise StateChanged(f"pod-scaler state {key} was written concurrently; not overwritten") from None
             raise

@@ -81,13 +81,6 @@ def update_group_item(sagemaker: Any, spec: dict[str, Any], count: int) -> dict[
     return item
 
 
-def sagemaker_client(session: Any = None, region: str | None = None) -> Any:
-    import boto3
-
-    session = session or boto3.session.Session()
-    return session.client("sagemaker", region_name=region, config=sagemaker_config())
-
-
 class HyperPodAdapter:
     def __init__(
         self,

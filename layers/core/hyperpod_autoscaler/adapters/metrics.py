@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
+from aws_lambda_powertools.metrics.exceptions import SchemaValidationError
+from aws_lambda_powertools.metrics.provider.base import BaseProvider
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
 DEFAULT_NAMESPACE = "HyperPodAutoscaler"
@@ -38,8 +40,10 @@ class _Point:
     timestamp: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
-class AutoscalerMetrics:
-    """The ``MetricsPort`` (``ports.metrics``, where the metric names are). Collects datapoints during an invocation; ``flush`` publishes them (call it once per invocation; the handlers do).
+class AutoscalerMetrics(BaseProvider):
+    """The ``MetricsPort`` (``ports.metrics``, where the metric names are). Collects datapoints during an invocation;
+    ``flush`` publishes them. A Powertools metrics provider: a handler's ``@metrics.log_metrics`` flushes it at the end
+    of every invocation, returned or raised (``entrypoints.HandlerMetrics``).
 
     Thread-safe: the reconcile loop records events from a small thread pool."""
 
@@ -92,6 +96,28 @@ class AutoscalerMetrics:
 
     def seconds(self, name: str, value: float, **dimensions: str) -> None:
         self.add(name, value, "Seconds", dimensions)
+
+    # --- Powertools' provider interface (``aws_lambda_powertools.metrics.provider.base.BaseProvider``) ---------------
+
+    def add_metric(self, name: str, unit: Unit, value: float, resolution: int = 60, **dimensions: str) -> None:
+        self.add(name, value, unit, dimensions, high_resolution=resolution == 1)
+
+    def serialize_metric_set(self) -> list[dict[str, Any]]:
+        """The EMF documents of what is recorded and not yet flushed."""
+        with self._lock:
+            points = list(self._points)
+        return self._emf_documents(points) if points else []
+
+    def flush_metrics(self, raise_on_empty_metrics: bool = False) -> None:
+        if not self.flush() and raise_on_empty_metrics:
+            raise SchemaValidationError("Must contain at least one metric.")
+
+    def clear_metrics(self) -> None:
+        with self._lock:
+            self._points = []
+
+    def add_cold_start_metric(self, context: Any) -> None:
+        self.count("ColdStart", 1, function_name=str(getattr(context, "function_name", "")))
 
     @property
     def pending(self) -> list[tuple[str, float, dict[str, str]]]:

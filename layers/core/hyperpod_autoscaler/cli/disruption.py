@@ -23,19 +23,11 @@ from ..domain.disruption import (
     plan_disruptions,
 )
 from ..domain.errors import InvalidObject
-from .plan import add_input_limit, input_limit, load_cluster, load_objects
+from .plan import add_snapshot_arguments, input_limit, load_cluster, load_objects
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cluster", required=True, metavar="CLUSTER.json", help="a DescribeCluster response (boto3)")
-    parser.add_argument(
-        "-f", "--filename", action="append", default=[], metavar="OBJECTS.yaml", help="objects (repeatable)"
-    )
-    parser.add_argument("--kubeconfig", help="read the objects from a live cluster instead of -f files")
-    parser.add_argument("--context", help="kubeconfig context (with --kubeconfig)")
-    parser.add_argument("--catalog", metavar="CATALOG.yaml", help="override or extend the built-in instance catalog")
-    parser.add_argument("--output", "-o", choices=["json", "text"], default="text")
-    add_input_limit(parser)
+    add_snapshot_arguments(parser, output="text")
     parser.add_argument(
         "--min-savings",
         type=float,

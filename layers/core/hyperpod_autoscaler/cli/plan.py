@@ -28,6 +28,15 @@ from ..domain.plan import Plan, PlanInput, PlanOptions
 
 
 def register(parser: argparse.ArgumentParser) -> None:
+    add_snapshot_arguments(parser, output="json")
+    parser.add_argument(
+        "--time-budget", type=float, default=2.0, help="seconds the engine may spend improving the plan (default 2)"
+    )
+
+
+def add_snapshot_arguments(parser: argparse.ArgumentParser, output: str) -> None:
+    """What a command reads a cluster from: a DescribeCluster response and the objects (files or a live cluster), the
+    catalog, the output format (``output`` by default) and the input limit."""
     parser.add_argument("--cluster", required=True, metavar="CLUSTER.json", help="a DescribeCluster response (boto3)")
     parser.add_argument(
         "-f", "--filename", action="append", default=[], metavar="OBJECTS.yaml", help="objects (repeatable)"
@@ -35,11 +44,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kubeconfig", help="read the objects from a live cluster instead of -f files")
     parser.add_argument("--context", help="kubeconfig context (with --kubeconfig)")
     parser.add_argument("--catalog", metavar="CATALOG.yaml", help="override or extend the built-in instance catalog")
-    parser.add_argument("--output", "-o", choices=["json", "text"], default="json")
+    parser.add_argument("--output", "-o", choices=["json", "text"], default=output)
     add_input_limit(parser)
-    parser.add_argument(
-        "--time-budget", type=float, default=2.0, help="seconds the engine may spend improving the plan (default 2)"
-    )
 
 
 def add_input_limit(parser: argparse.ArgumentParser) -> None:

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
+
+
+def _null_as(empty: type[list[Any]] | type[dict[str, Any]]) -> BeforeValidator:
+    return BeforeValidator(lambda value: empty() if value is None else value)
+
+
+#: ``null`` in a manifest reads as the empty list (or object, which a model field reads as its defaults), as the API
+#: server reads it: ``Annotated[list[Taint], NULL_AS_EMPTY_LIST]``.
+NULL_AS_EMPTY_LIST = _null_as(list)
+NULL_AS_EMPTY_OBJECT = _null_as(dict)
 
 
 class WireModel(BaseModel):
@@ -41,10 +51,10 @@ class ObjectMeta(WireModel):
     generation: int | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
-    owner_references: list[OwnerReference] = Field(default_factory=list)
+    owner_references: Annotated[list[OwnerReference], NULL_AS_EMPTY_LIST] = Field(default_factory=list)
     creation_timestamp: datetime | None = None
     deletion_timestamp: datetime | None = None
-    finalizers: list[str] = Field(default_factory=list)
+    finalizers: Annotated[list[str], NULL_AS_EMPTY_LIST] = Field(default_factory=list)
 
     @field_validator("labels", "annotations", mode="before")
     @classmethod
@@ -55,11 +65,6 @@ class ObjectMeta(WireModel):
             # YAML turns `true`/`1` into non-strings; the API server keeps strings.
             return {str(k): v if isinstance(v, str) else _yaml_scalar(v) for k, v in value.items()}
         return value
-
-    @field_validator("owner_references", "finalizers", mode="before")
-    @classmethod
-    def _none_is_empty_list(cls, value: Any) -> Any:
-        return [] if value is None else value
 
 
 def _yaml_scalar(value: Any) -> str:

@@ -70,13 +70,5 @@ class RegistrationTimeout(AutoscalerError):
     """New nodes did not become Running and Ready within the registration timeout."""
 
 
-class DrainBlocked(AutoscalerError):
-    """A drain cannot proceed yet (a PodDisruptionBudget refused an eviction); retry later."""
-
-
 class DisruptionAborted(AutoscalerError):
     """A disruption was stopped (karpenter.sh/do-not-disrupt on the node or one of its pods)."""
-
-
-class LeaseHeld(AutoscalerError):
-    """Another invocation holds the reconcile lease."""

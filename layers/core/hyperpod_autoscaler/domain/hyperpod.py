@@ -7,11 +7,11 @@ UpdateCluster with an absolute InstanceCount.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
-from .base import WireModel
+from .base import NULL_AS_EMPTY_OBJECT, WireModel
 
 CONTINUOUS = "Continuous"
 AUTOSCALING_ENABLED = "Enable"
@@ -34,14 +34,11 @@ class InstanceGroup(WireModel):
     execution_role: str | None = Field(default=None, alias="ExecutionRole")
     threads_per_core: int | None = Field(default=None, alias="ThreadsPerCore")
     override_vpc_config: VpcConfig | None = Field(default=None, alias="OverrideVpcConfig")
-    active_operations: dict[str, int] = Field(default_factory=dict, alias="ActiveOperations")
+    active_operations: Annotated[dict[str, int], NULL_AS_EMPTY_OBJECT] = Field(
+        default_factory=dict, alias="ActiveOperations"
+    )
     zones: list[str] = Field(default_factory=list, alias="Zones")
     raw: dict[str, Any] = Field(default_factory=dict, exclude=True)
-
-    @field_validator("active_operations", mode="before")
-    @classmethod
-    def _none(cls, value: Any) -> Any:
-        return {} if value is None else value
 
     @property
     def subnets(self) -> list[str]:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from functools import cached_property
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from .base import Condition, ObjectMeta, WireModel
+from .base import NULL_AS_EMPTY_LIST, NULL_AS_EMPTY_OBJECT, Condition, ObjectMeta, WireModel
 from .quantity import QuantityError
 from .resources import PODS, Resources
 
@@ -87,22 +87,27 @@ def tolerates_all(tolerations: list[Toleration], taints: list[Taint], effects: t
 # --- selectors ------------------------------------------------------------------------------------------------------
 
 
+#: A requirement's values: null reads as none, and YAML's numbers and booleans as the strings the API server keeps.
+STRING_VALUES = BeforeValidator(lambda value: [] if value is None else [str(v) for v in value])
+
+
+def check_operator_values(operator: str, values: list[str]) -> None:
+    """``In`` and ``NotIn`` need values, ``Exists`` and ``DoesNotExist`` take none (as the API server validates a label
+    or node selector requirement)."""
+    if operator in ("In", "NotIn") and not values:
+        raise ValueError(f"operator {operator} needs at least one value")
+    if operator in ("Exists", "DoesNotExist") and values:
+        raise ValueError(f"operator {operator} takes no values")
+
+
 class LabelSelectorRequirement(WireModel):
     key: str
     operator: SelectorOperator
-    values: list[str] = Field(default_factory=list)
-
-    @field_validator("values", mode="before")
-    @classmethod
-    def _values(cls, value: Any) -> Any:
-        return [] if value is None else [str(v) for v in value]
+    values: Annotated[list[str], STRING_VALUES] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check(self) -> LabelSelectorRequirement:
-        if self.operator in ("In", "NotIn") and not self.values:
-            raise ValueError(f"operator {self.operator} needs at least one value")
-        if self.operator in ("Exists", "DoesNotExist") and self.values:
-            raise ValueError(f"operator {self.operator} takes no values")
+        check_operator_values(self.operator, self.values)
         return self
 
     def matches(self, labels: dict[str, str]) -> bool:
@@ -118,17 +123,12 @@ class LabelSelectorRequirement(WireModel):
 
 class LabelSelector(WireModel):
     match_labels: dict[str, str] = Field(default_factory=dict)
-    match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list)
+    match_expressions: Annotated[list[LabelSelectorRequirement], NULL_AS_EMPTY_LIST] = Field(default_factory=list)
 
     @field_validator("match_labels", mode="before")
     @classmethod
     def _labels(cls, value: Any) -> Any:
         return {} if value is None else {str(k): str(v) for k, v in value.items()}
-
-    @field_validator("match_expressions", mode="before")
-    @classmethod
-    def _exprs(cls, value: Any) -> Any:
-        return [] if value is None else value
 
     def matches(self, labels: dict[str, str]) -> bool:
         """An empty selector matches everything (as in PDBs and spread constraints)."""
@@ -144,19 +144,11 @@ class LabelSelector(WireModel):
 class NodeSelectorRequirement(WireModel):
     key: str
     operator: NodeSelectorOperator
-    values: list[str] = Field(default_factory=list)
-
-    @field_validator("values", mode="before")
-    @classmethod
-    def _values(cls, value: Any) -> Any:
-        return [] if value is None else [str(v) for v in value]
+    values: Annotated[list[str], STRING_VALUES] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check(self) -> NodeSelectorRequirement:
-        if self.operator in ("In", "NotIn") and not self.values:
-            raise ValueError(f"operator {self.operator} needs at least one value")
-        if self.operator in ("Exists", "DoesNotExist") and self.values:
-            raise ValueError(f"operator {self.operator} takes no values")
+        check_operator_values(self.operator, self.values)
         if self.operator in ("Gt", "Lt", "Gte", "Lte"):
             if len(self.values) != 1:
                 raise ValueError(f"operator {self.operator} takes exactly one integer value")
@@ -189,13 +181,8 @@ class NodeSelectorRequirement(WireModel):
 
 
 class NodeSelectorTerm(WireModel):
-    match_expressions: list[NodeSelectorRequirement] = Field(default_factory=list)
-    match_fields: list[NodeSelectorRequirement] = Field(default_factory=list)
-
-    @field_validator("match_expressions", "match_fields", mode="before")
-    @classmethod
-    def _none(cls, value: Any) -> Any:
-        return [] if value is None else value
+    match_expressions: Annotated[list[NodeSelectorRequirement], NULL_AS_EMPTY_LIST] = Field(default_factory=list)
+    match_fields: Annotated[list[NodeSelectorRequirement], NULL_AS_EMPTY_LIST] = Field(default_factory=list)
 
     def matches(self, labels: dict[str, str], node_name: str = "") -> bool:
         if not self.match_expressions and not self.match_fields:
@@ -217,24 +204,16 @@ class PreferredSchedulingTerm(WireModel):
 
 class NodeAffinity(WireModel):
     required_during_scheduling_ignored_during_execution: NodeSelector | None = None
-    preferred_during_scheduling_ignored_during_execution: list[PreferredSchedulingTerm] = Field(default_factory=list)
-
-    @field_validator("preferred_during_scheduling_ignored_during_execution", mode="before")
-    @classmethod
-    def _none(cls, value: Any) -> Any:
-        return [] if value is None else value
+    preferred_during_scheduling_ignored_during_execution: Annotated[
+        list[PreferredSchedulingTerm], NULL_AS_EMPTY_LIST
+    ] = Field(default_factory=list)
 
 
 class PodAffinityTerm(WireModel):
     label_selector: LabelSelector | None = None
-    namespaces: list[str] = Field(default_factory=list)
+    namespaces: Annotated[list[str], NULL_AS_EMPTY_LIST] = Field(default_factory=list)
     namespace_selector: LabelSelector | None = None
     topology_key: str
-
-    @field_validator("namespaces", mode="before")
-    @classmethod
-    def _none(cls, value: Any) -> Any:
-        return [] if value is None else value
 
     def selects(self, pod: Pod, owner_namespace: str) -> bool:
         """Whether ``pod`` is one of the pods this term refers to (namespace rules simplified: listed or own namespace)."""
@@ -252,17 +231,12 @@ class WeightedPodAffinityTerm(WireModel):
 
 
 class PodAffinity(WireModel):
-    required_during_scheduling_ignored_during_execution: list[PodAffinityTerm] = Field(default_factory=list)
-    preferred_during_scheduling_ignored_during_execution: list[WeightedPodAffinityTerm] = Field(default_factory=list)
-
-    @field_validator(
-        "required_during_scheduling_ignored_during_execution",
-        "preferred_during_scheduling_ignored_during_execution",
-        mode="before",
+    required_during_scheduling_ignored_during_execution: Annotated[list[PodAffinityTerm], NULL_AS_EMPTY_LIST] = Field(
+        default_factory=list
     )
-    @classmethod
-    def _none(cls, value: Any) -> Any:
-        return [] if value is None else value
+    preferred_during_scheduling_ignored_during_execution: Annotated[
+        list[WeightedPodAffinityTerm], NULL_AS_EMPTY_LIST
+    ] = Field(default_factory=list)
 
 
 class Affinity(WireModel):
@@ -279,12 +253,7 @@ class TopologySpreadConstraint(WireModel):
     min_domains: int | None = Field(default=None, ge=1)
     node_affinity_policy: Literal["Honor", "Ignore"] | None = None
     node_taints_policy: Literal["Honor", "Ignore"] | None = None
-    match_label_keys: list[str] = Field(default_factory=list)
-
-    @field_validator("match_label_keys", mode="before")
-    @classmethod
-    def _none(cls, value: Any) -> Any:
-        return [] if value is None else value
+    match_label_keys: Annotated[list[str], NULL_AS_EMPTY_LIST] = Field(default_factory=list)
 
 
 # --- pods ----------------------------------------------------------------------------------------------------------
@@ -324,29 +293,21 @@ class ContainerPort(WireModel):
 class Container(WireModel):
     name: str = ""
     image: str | None = None
-    resources: ResourceRequirements = Field(default_factory=ResourceRequirements)
+    resources: Annotated[ResourceRequirements, NULL_AS_EMPTY_OBJECT] = Field(default_factory=ResourceRequirements)
     restart_policy: str | None = None  # "Always" on an init container makes it a sidecar
-    ports: list[ContainerPort] = Field(default_factory=list)
-
-    @field_validator("resources", mode="before")
-    @classmethod
-    def _none(cls, value: Any) -> Any:
-        return {} if value is None else value
-
-    @field_validator("ports", mode="before")
-    @classmethod
-    def _no_ports(cls, value: Any) -> Any:
-        return [] if value is None else value
+    ports: Annotated[list[ContainerPort], NULL_AS_EMPTY_LIST] = Field(default_factory=list)
 
 
 class PodSpec(WireModel):
     node_name: str | None = None
     node_selector: dict[str, str] = Field(default_factory=dict)
     affinity: Affinity | None = None
-    tolerations: list[Toleration] = Field(default_factory=list)
-    topology_spread_constraints: list[TopologySpreadConstraint] = Field(default_factory=list)
-    containers: list[Container] = Field(default_factory=list)
-    init_containers: list[Container] = Field(default_factory=list)
+    tolerations: Annotated[list[Toleration], NULL_AS_EMPTY_LIST] = Field(default_factory=list)
+    topology_spread_constraints: Annotated[list[TopologySpreadConstraint], NULL_AS_EMPTY_LIST] = Field(
+        default_factory=list
+    )
+    containers: Annotated[list[Container], NULL_AS_EMPTY_LIST] = Field(default_factory=list)
+    init_containers: Annotated[list[Container], NULL_AS_EMPTY_LIST] = Field(default_factory=list)
     overhead: dict[str, Any] = Field(default_factory=dict)
     priority: int | None = None
     priority_class_name: str | None = None
@@ -359,11 +320,6 @@ class PodSpec(WireModel):
     @classmethod
     def _selector(cls, value: Any) -> Any:
         return {} if value is None else {str(k): str(v) for k, v in value.items()}
-
-    @field_validator("tolerations", "topology_spread_constraints", "containers", "init_containers", mode="before")
-    @classmethod
-    def _none_list(cls, value: Any) -> Any:
-        return [] if value is None else value
 
     @field_validator("overhead", mode="before")
     @classmethod
@@ -397,13 +353,8 @@ class PodCondition(Condition):
 class PodStatus(WireModel):
     phase: str | None = None
     start_time: datetime | None = None
-    conditions: list[PodCondition] = Field(default_factory=list)
+    conditions: Annotated[list[PodCondition], NULL_AS_EMPTY_LIST] = Field(default_factory=list)
     nominated_node_name: str | None = None
-
-    @field_validator("conditions", mode="before")
-    @classmethod
-    def _none(cls, value: Any) -> Any:
-        return [] if value is None else value
 
 
 class Pod(WireModel):
@@ -499,13 +450,8 @@ class Pod(WireModel):
 
 class NodeSpec(WireModel):
     unschedulable: bool = False
-    taints: list[Taint] = Field(default_factory=list)
+    taints: Annotated[list[Taint], NULL_AS_EMPTY_LIST] = Field(default_factory=list)
     provider_id: str | None = Field(default=None, alias="providerID")
-
-    @field_validator("taints", mode="before")
-    @classmethod
-    def _none(cls, value: Any) -> Any:
-        return [] if value is None else value
 
     @field_validator("unschedulable", mode="before")
     @classmethod
@@ -516,7 +462,7 @@ class NodeSpec(WireModel):
 class NodeStatus(WireModel):
     capacity: dict[str, Any] = Field(default_factory=dict)
     allocatable: dict[str, Any] = Field(default_factory=dict)
-    conditions: list[Condition] = Field(default_factory=list)
+    conditions: Annotated[list[Condition], NULL_AS_EMPTY_LIST] = Field(default_factory=list)
 
     @field_validator("capacity", "allocatable", mode="before")
     @classmethod
@@ -525,11 +471,6 @@ class NodeStatus(WireModel):
             return {}
         Resources.parse(value)
         return value
-
-    @field_validator("conditions", mode="before")
-    @classmethod
-    def _none_list(cls, value: Any) -> Any:
-        return [] if value is None else value
 
 
 HYPERPOD_UNSCHEDULABLE_HEALTH = ("Unschedulable", "UnschedulablePendingReplacement", "UnschedulablePendingReboot")

@@ -6,11 +6,11 @@ Karpenter's CRDs), so an object behaves the same whether or not the defaults wer
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .base import Condition, ObjectMeta, WireModel
+from .base import NULL_AS_EMPTY_LIST, NULL_AS_EMPTY_OBJECT, Condition, ObjectMeta, WireModel
 from .duration import parse_duration
 from .k8s import NodeSelectorRequirement, Taint
 from .resources import Resources
@@ -39,16 +39,13 @@ class NodePoolRequirement(NodeSelectorRequirement):
 
 class NodeClaimTemplateSpec(WireModel):
     node_class_ref: NodeClassRef
-    taints: list[Taint] = Field(default_factory=list)
-    startup_taints: list[Taint] = Field(default_factory=list)
-    requirements: list[NodePoolRequirement] = Field(default_factory=list, max_length=MAX_REQUIREMENTS)
+    taints: Annotated[list[Taint], NULL_AS_EMPTY_LIST] = Field(default_factory=list)
+    startup_taints: Annotated[list[Taint], NULL_AS_EMPTY_LIST] = Field(default_factory=list)
+    requirements: Annotated[list[NodePoolRequirement], NULL_AS_EMPTY_LIST] = Field(
+        default_factory=list, max_length=MAX_REQUIREMENTS
+    )
     expire_after: str = "720h"
     termination_grace_period: str | None = None
-
-    @field_validator("taints", "startup_taints", "requirements", mode="before")
-    @classmethod
-    def _none(cls, value: Any) -> Any:
-        return [] if value is None else value
 
     @field_validator("expire_after", "termination_grace_period", mode="before")
     @classmethod
@@ -130,7 +127,7 @@ class Disruption(WireModel):
 
 class NodePoolSpec(WireModel):
     template: NodeClaimTemplate
-    disruption: Disruption = Field(default_factory=Disruption)
+    disruption: Annotated[Disruption, NULL_AS_EMPTY_OBJECT] = Field(default_factory=Disruption)
     limits: dict[str, Any] = Field(default_factory=dict)
     weight: int | None = Field(default=None, ge=1, le=100)
 
@@ -141,11 +138,6 @@ class NodePoolSpec(WireModel):
             return {}
         Resources.parse(value)  # validate quantities early, naming the resource
         return value
-
-    @field_validator("disruption", mode="before")
-    @classmethod
-    def _none(cls, value: Any) -> Any:
-        return {} if value is None else value
 
 
 class NodePoolStatus(WireModel):
@@ -182,13 +174,8 @@ class SubnetStatus(WireModel):
 
 class InstanceGroupStatus(WireModel):
     name: str
-    instance_types: list[str] = Field(default_factory=list)
-    subnets: list[SubnetStatus] = Field(default_factory=list)
-
-    @field_validator("instance_types", "subnets", mode="before")
-    @classmethod
-    def _none(cls, value: Any) -> Any:
-        return [] if value is None else value
+    instance_types: Annotated[list[str], NULL_AS_EMPTY_LIST] = Field(default_factory=list)
+    subnets: Annotated[list[SubnetStatus], NULL_AS_EMPTY_LIST] = Field(default_factory=list)
 
     @property
     def zones(self) -> list[str]:
@@ -196,22 +183,12 @@ class InstanceGroupStatus(WireModel):
 
 
 class HyperpodNodeClassSpec(WireModel):
-    instance_groups: list[str] = Field(default_factory=list, max_length=10)
-
-    @field_validator("instance_groups", mode="before")
-    @classmethod
-    def _none(cls, value: Any) -> Any:
-        return [] if value is None else value
+    instance_groups: Annotated[list[str], NULL_AS_EMPTY_LIST] = Field(default_factory=list, max_length=10)
 
 
 class HyperpodNodeClassStatus(WireModel):
-    instance_groups: list[InstanceGroupStatus] = Field(default_factory=list)
-    conditions: list[Condition] = Field(default_factory=list)
-
-    @field_validator("instance_groups", "conditions", mode="before")
-    @classmethod
-    def _none(cls, value: Any) -> Any:
-        return [] if value is None else value
+    instance_groups: Annotated[list[InstanceGroupStatus], NULL_AS_EMPTY_LIST] = Field(default_factory=list)
+    conditions: Annotated[list[Condition], NULL_AS_EMPTY_LIST] = Field(default_factory=list)
 
 
 class HyperpodNodeClass(WireModel):

@@ -56,5 +56,5 @@ class MetricsPort(Protocol):
     def seconds(self, name: str, value: float, **dimensions: str) -> None: ...
 
     def flush(self) -> object:
-        """Publish what was recorded and clear it (once per invocation, by the handler that built the metrics)."""
+        """Publish what was recorded and clear it (once per invocation: the handler's ``@metrics.log_metrics``)."""
         ...

@@ -10,14 +10,13 @@ object still carries the False condition, rewrites the conditions.
 from __future__ import annotations
 
 import logging
-from collections.abc import MutableMapping
-from typing import Any
 
 from ..domain.hyperpod import ClusterView
 from ..domain.objects import ClusterObjects
 from ..ports import metrics as m
 from ..ports.cluster import ClusterPort, ObjectRef
 from ..ports.metrics import MetricsPort
+from .events import SentEvents, send_event
 from .validation import NO_CONFLICT, validate_and_report
 
 log = logging.getLogger(__name__)
@@ -37,7 +36,7 @@ def hold_off(
     metrics: MetricsPort,
     objects: ClusterObjects,
     view: ClusterView,
-    events_sent: MutableMapping[Any, float],
+    events_sent: SentEvents,
     now: float,
     repeat_seconds: float,
     dry_run: bool = False,
@@ -56,16 +55,9 @@ def hold_off(
     _write_conditions(cluster, objects, view)
     for pool in objects.nodepools:
         key = (f"NodePool/{pool.name}", f"{EVENT_REASON}:{why}")
-        seen = events_sent.get(key)
-        if seen is not None and now - seen < repeat_seconds:
-            continue
-        events_sent[key] = now
-        try:
-            cluster.record_event(
-                ObjectRef("NodePool", pool.name, api_version="karpenter.sh/v1"), EVENT_REASON, why, "Warning"
-            )
-        except Exception:  # information only
-            metrics.count(m.CLOUDPROVIDER_ERRORS, 1, Error="KubernetesEvent")
+        if events_sent.first_in_window(key, now, repeat_seconds):
+            ref = ObjectRef("NodePool", pool.name, api_version="karpenter.sh/v1")
+            send_event(cluster, metrics, ref, EVENT_REASON, why, "Warning")
     return why
 
 

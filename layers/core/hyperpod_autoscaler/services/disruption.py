@@ -43,8 +43,9 @@ from ..domain.disruption import (
 from ..domain.gang_status import booked_nodes
 from ..domain.hyperpod import ClusterView
 from ..domain.k8s import DISRUPTED_TAINT_KEY, NODEPOOL_LABEL
+from ..domain.karpenter import NodePool
 from ..domain.objects import ClusterObjects
-from ..domain.plan import InflightClaim, inflight_from_execution
+from ..domain.plan import InflightClaim, NodeClaim, inflight_from_execution
 from ..ports import metrics as m
 from ..ports.cluster import ClusterPort, ObjectRef
 from ..ports.hyperpod import HyperPodReader
@@ -52,11 +53,14 @@ from ..ports.metrics import MetricsPort
 from ..ports.state import BackoffReader, DisruptionState
 from ..ports.workflow import LIVE, WorkflowPort
 from .conflict import hold_off
+from .events import SentEvents, send_event
 from .naming import attempt_name, new_token
 
 log = logging.getLogger(__name__)
 
 FAILED = ("FAILED", "TIMED_OUT", "ABORTED")
+EVENT_REPEAT_SECONDS = 600.0
+"""The same Event on the same object is not sent again within this window (warm invocations)."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,7 @@ class DisruptionDeps:
     metrics: MetricsPort
     catalog: Catalog
     clock: Callable[[], float] = time.time
-    events_sent: dict[tuple[str, str], float] = field(default_factory=dict)
+    events_sent: SentEvents = field(default_factory=SentEvents)
     backoffs: BackoffReader | None = None
     """The provision workflow's launch backoff: no replacement goes to a group that just failed to launch."""
 
@@ -243,14 +247,8 @@ def _attempt(
 
 
 def _event(deps: DisruptionDeps, node: str, reason: str, message: str, type_: str, now: float) -> None:
-    key = (node, f"{reason}:{message}")
-    if now - deps.events_sent.get(key, -1e18) < 600:
-        return
-    deps.events_sent[key] = now
-    try:
-        deps.cluster.record_event(ObjectRef("Node", node), reason, message, type_)
-    except Exception:  # information only: a failed event must not undo a decision
-        deps.metrics.count(m.CLOUDPROVIDER_ERRORS, 1, Error="KubernetesEvent")
+    if deps.events_sent.first_in_window((node, f"{reason}:{message}"), now, EVENT_REPEAT_SECONDS):
+        send_event(deps.cluster, deps.metrics, ObjectRef("Node", node), reason, message, type_)
 
 
 @dataclass
@@ -313,13 +311,13 @@ def disrupt_once(deps: DisruptionDeps, cfg: DisruptionConfig, dry_run: bool = Fa
     snapshot = deps.cluster.snapshot()
     view = deps.hyperpod.describe_cluster()
     now = deps.clock()
-    conflict = hold_off(deps.cluster, deps.metrics, snapshot, view, deps.events_sent, now, 600.0, dry_run=dry_run)
+    conflict = hold_off(
+        deps.cluster, deps.metrics, snapshot, view, deps.events_sent, now, EVENT_REPEAT_SECONDS, dry_run=dry_run
+    )
     if conflict is not None:  # two autoscalers never fight: no node is tainted, drained or removed
         return DisruptionResult(DisruptionPlan(), dry_run=dry_run, conflict=conflict, seconds=deps.clock() - started)
     last = track_activity(deps, snapshot, now) if not dry_run else {}
-    busy: set[str] = set()
-    for execution in deps.workflows.running(cfg.deprovision_state_machine_arn):
-        busy.update(n for n in execution.input.get("nodes") or [] if isinstance(n, str))
+    busy = _deprovisioning_nodes(deps, cfg)
     waiting, protected, deprovisions = _advance_replacements(deps, cfg, dry_run)
     busy |= waiting
     restored = [] if dry_run else repair_stranded(deps, snapshot, busy, now)
@@ -343,63 +341,112 @@ def disrupt_once(deps: DisruptionDeps, cfg: DisruptionConfig, dry_run: bool = Fa
     result = DisruptionResult(plan, deprovisions, dry_run=dry_run, restored=restored, adopted=adopted)
     pools = {p.name: p for p in snapshot.nodepools}
     for d in plan.decisions:
-        did = decision_id(d)
-        pool = pools.get(d.nodepool)
-        grace = pool.spec.template.spec.termination_grace_period_seconds if pool else None
-        deprovision: dict[str, Any] = {"cluster": cfg.cluster_name, "nodes": d.nodes, "reason": d.reason}
-        if grace is not None:
-            deprovision["terminationGracePeriodSeconds"] = int(grace)
-        deprovision_base = f"{d.reason.lower()}-{did}"
         deps.metrics.count(
             m.DISRUPTION_DECISIONS, 1, Reason=d.reason, Decision="replace" if d.replacement else "delete"
         )
         if dry_run:
             continue
+        grace = _termination_grace_period(pools.get(d.nodepool))
         if d.replacement is None:
-            names, _ = _attempt(deps, cfg, did, "deprovision", {"deprovision": deprovision_base}, now)
-            deprovision_name = names["deprovision"]
-            deps.workflows.start(cfg.deprovision_state_machine_arn, deprovision_name, deprovision)
-            result.deprovisions.append(deprovision_name)
-            result.executions[d.key] = deprovision_name
-            for n in d.nodes:
-                _event(deps, n, "DisruptionTerminating", d.message, "Normal", now)
-            continue
-        claim = d.replacement
-        names, _ = _attempt(
-            deps, cfg, did, "provision", {"provision": f"replace-{did}", "deprovision": deprovision_base}, now
-        )
-        provision_name, deprovision_name = names["provision"], names["deprovision"]
-        deps.state.put_replacement(
-            did,
-            {
-                "nodes": d.nodes,
-                "reason": d.reason,
-                "provisionName": provision_name,
-                "deprovisionName": deprovision_name,
-                "deprovision": deprovision,
-                "decidedAt": now,
-            },
-        )
-        deps.workflows.start(
-            cfg.provision_state_machine_arn,
-            provision_name,
-            {
-                "cluster": cfg.cluster_name,
-                "instanceGroup": claim.instance_group,
-                "count": d.replacement_count,
-                "claimId": provision_name,
-                "pods": list(claim.pods),
-                "nodePool": claim.nodepool,
-                "instanceType": claim.instance_type,
-                "zone": claim.zone,
-                "registrationTimeoutSeconds": cfg.registration_timeout_seconds,
-            },
-        )
-        result.replacements.append(provision_name)
-        result.executions[d.key] = provision_name
-        for n in d.nodes:
-            _event(deps, n, "DisruptionLaunching", d.message, "Normal", now)
+            _start_deletion(deps, cfg, d, grace, now, result)
+        else:
+            _start_replacement(deps, cfg, d, d.replacement, grace, now, result)
     _log_decisions(result, now)
+    _report_plan(deps, plan, now, dry_run)
+    result.seconds = deps.clock() - started
+    return result
+
+
+def _deprovisioning_nodes(deps: DisruptionDeps, cfg: DisruptionConfig) -> set[str]:
+    """The nodes running deprovision executions are removing (their inputs' ``nodes``)."""
+    busy: set[str] = set()
+    for execution in deps.workflows.running(cfg.deprovision_state_machine_arn):
+        busy.update(n for n in execution.input.get("nodes") or [] if isinstance(n, str))
+    return busy
+
+
+def _termination_grace_period(pool: NodePool | None) -> int | None:
+    """The NodePool's ``spec.template.spec.terminationGracePeriod`` in seconds (None when unset or no such pool)."""
+    grace = pool.spec.template.spec.termination_grace_period_seconds if pool else None
+    return int(grace) if grace is not None else None
+
+
+def _deprovision_input(cfg: DisruptionConfig, d: Decision, grace: int | None) -> dict[str, Any]:
+    deprovision: dict[str, Any] = {"cluster": cfg.cluster_name, "nodes": d.nodes, "reason": d.reason}
+    if grace is not None:
+        deprovision["terminationGracePeriodSeconds"] = grace
+    return deprovision
+
+
+def _deprovision_base(d: Decision) -> str:
+    return f"{d.reason.lower()}-{decision_id(d)}"
+
+
+def _start_deletion(
+    deps: DisruptionDeps, cfg: DisruptionConfig, d: Decision, grace: int | None, now: float, result: DisruptionResult
+) -> None:
+    """A decision without a replacement: its attempt recorded, then the deprovision execution of its nodes started."""
+    names, _ = _attempt(deps, cfg, decision_id(d), "deprovision", {"deprovision": _deprovision_base(d)}, now)
+    deprovision_name = names["deprovision"]
+    deps.workflows.start(cfg.deprovision_state_machine_arn, deprovision_name, _deprovision_input(cfg, d, grace))
+    result.deprovisions.append(deprovision_name)
+    result.executions[d.key] = deprovision_name
+    for n in d.nodes:
+        _event(deps, n, "DisruptionTerminating", d.message, "Normal", now)
+
+
+def _start_replacement(
+    deps: DisruptionDeps,
+    cfg: DisruptionConfig,
+    d: Decision,
+    claim: NodeClaim,
+    grace: int | None,
+    now: float,
+    result: DisruptionResult,
+) -> None:
+    """A decision with a replacement: its attempt and the deprovision to run once the new node is Ready are recorded,
+    then the provision execution of the replacement starts (the old nodes are drained later, by
+    ``_advance_replacements``)."""
+    did = decision_id(d)
+    names, _ = _attempt(
+        deps, cfg, did, "provision", {"provision": f"replace-{did}", "deprovision": _deprovision_base(d)}, now
+    )
+    provision_name, deprovision_name = names["provision"], names["deprovision"]
+    deps.state.put_replacement(
+        did,
+        {
+            "nodes": d.nodes,
+            "reason": d.reason,
+            "provisionName": provision_name,
+            "deprovisionName": deprovision_name,
+            "deprovision": _deprovision_input(cfg, d, grace),
+            "decidedAt": now,
+        },
+    )
+    deps.workflows.start(
+        cfg.provision_state_machine_arn,
+        provision_name,
+        {
+            "cluster": cfg.cluster_name,
+            "instanceGroup": claim.instance_group,
+            "count": d.replacement_count,
+            "claimId": provision_name,
+            "pods": list(claim.pods),
+            "nodePool": claim.nodepool,
+            "instanceType": claim.instance_type,
+            "zone": claim.zone,
+            "registrationTimeoutSeconds": cfg.registration_timeout_seconds,
+        },
+    )
+    result.replacements.append(provision_name)
+    result.executions[d.key] = provision_name
+    for n in d.nodes:
+        _event(deps, n, "DisruptionLaunching", d.message, "Normal", now)
+
+
+def _report_plan(deps: DisruptionDeps, plan: DisruptionPlan, now: float, dry_run: bool) -> None:
+    """A ``DisruptionBlocked`` event on every candidate kept for a reason of its own (not while busy or protected; not in
+    a dry run), and the allowed disruptions per NodePool and eligible nodes per reason as gauges."""
     if not dry_run:
         for node, why in plan.kept.items():
             if plan.kept_codes.get(node) in ("Busy", "Protected"):
@@ -410,5 +457,3 @@ def disrupt_once(deps: DisruptionDeps, cfg: DisruptionConfig, dry_run: bool = Fa
             deps.metrics.gauge(m.NODEPOOL_ALLOWED_DISRUPTIONS, allowed, NodePool=pool_name, Reason=reason)
     for reason, count in plan.eligible.items():
         deps.metrics.gauge(m.DISRUPTION_ELIGIBLE_NODES, count, Reason=reason)
-    result.seconds = deps.clock() - started
-    return result

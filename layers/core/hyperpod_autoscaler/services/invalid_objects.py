@@ -13,6 +13,7 @@ from ..domain.errors import InvalidObject
 from ..ports import metrics as m
 from ..ports.cluster import ClusterPort, ObjectRef
 from ..ports.metrics import MetricsPort
+from .events import SentEvents, send_event
 
 REASON = "InvalidObject"
 API_VERSIONS = {
@@ -38,28 +39,23 @@ def warn_invalid_object(
     cluster: ClusterPort,
     metrics: MetricsPort,
     error: InvalidObject,
-    sent: dict[tuple[str, str, str], float],
+    sent: SentEvents,
     now: float,
     repeat_seconds: float,
 ) -> None:
     """A Warning Event on the object an error is about, unless the same one was sent within ``repeat_seconds``."""
     ref = object_ref(error)
     key = (f"{error.kind}/{error.name}", REASON, str(error))
-    seen = sent.get(key)
-    if ref is None or (seen is not None and now - seen < repeat_seconds):
+    if ref is None or not sent.first_in_window(key, now, repeat_seconds):
         return
-    sent[key] = now
-    try:
-        cluster.record_event(ref, REASON, f"Skipped by the autoscaler: {error}", "Warning")
-    except Exception:  # an event is information: a failed write must not fail the decision
-        metrics.count(m.CLOUDPROVIDER_ERRORS, 1, Error="KubernetesEvent")
+    send_event(cluster, metrics, ref, REASON, f"Skipped by the autoscaler: {error}", "Warning")
 
 
 def report_invalid_objects(
     cluster: ClusterPort,
     metrics: MetricsPort,
     errors: list[InvalidObject],
-    sent: dict[tuple[str, str, str], float],
+    sent: SentEvents,
     now: float,
     repeat_seconds: float,
 ) -> None:

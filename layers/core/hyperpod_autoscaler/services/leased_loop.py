@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Generic, TypeVar
 
 from ..ports.lease import LeasePort
@@ -47,6 +47,10 @@ class LoopSettings:
             raise ValueError(
                 f"LoopSettings.lease_seconds ({self.lease_seconds}) must exceed interval_seconds ({self.interval_seconds})"
             )
+
+    def single_pass(self) -> LoopSettings:
+        """The same loop with no budget for a second pass (a dry run, an alarm going back to OK)."""
+        return replace(self, budget_seconds=0.0)
 
 
 @dataclass

@@ -226,7 +226,7 @@ def run_pod_scaler(
     sleep: Callable[[float], None] = time.sleep,
 ) -> PodScalerResult:
     first = [trigger.kind in ("alarm", "manual")]
-    effective = loop if not trigger.dry_run else LoopSettings(budget_seconds=0.0, lease_seconds=loop.lease_seconds)
+    effective = loop if not trigger.dry_run else loop.single_pass()
 
     def one_pass() -> tuple[ScalerPass, bool]:
         force, first[0] = first[0], False

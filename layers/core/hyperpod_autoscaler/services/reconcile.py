@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..domain.catalog import Catalog
-from ..domain.gangs import split_gangs
+from ..domain.gangs import GangSplit, split_gangs
 from ..domain.hyperpod import ClusterView
 from ..domain.k8s import Pod
 from ..domain.objects import ClusterObjects
@@ -50,6 +50,7 @@ from ..ports.metrics import MetricsPort
 from ..ports.state import BackoffReader
 from ..ports.workflow import LIVE, Execution, WorkflowPort
 from .conflict import hold_off
+from .events import SentEvents, send_event
 from .gang_claims import batches
 from .invalid_objects import report_invalid_objects
 from .leased_loop import LoopOutcome, LoopSettings, run_leased_loop
@@ -116,7 +117,7 @@ class ReconcileDeps:
     metrics: MetricsPort
     catalog: Catalog
     scheduler: Scheduler = default_scheduler
-    events_sent: dict[tuple[str, str, str], float] = field(default_factory=dict)
+    events_sent: SentEvents = field(default_factory=SentEvents)
     """(pod, reason, message) -> when: keeps repeated passes of a warm container from re-sending the same event."""
     clock: Callable[[], float] = time.time
 
@@ -270,24 +271,31 @@ def decision_cap(settings: ReconcileSettings, committed: int) -> int:
 # --- one pass ------------------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Demand:
+    """What asks for capacity in one pass: the pending pods, and the pods and requests split into gangs."""
+
+    pending: list[Pod]
+    split: GangSplit
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """Capacity already asked for and what a new decision may add: the claims in flight, the attempt each recorded claim
+    continues from (None while its execution is live) and the cap on new nodes."""
+
+    inflight: list[InflightClaim]
+    attempts: dict[str, RecordedClaim | None]
+    cap: int
+
+
 def reconcile_once(deps: ReconcileDeps, settings: ReconcileSettings, dry_run: bool = False) -> PassResult:
     started = deps.clock()
     result = PassResult(dry_run=dry_run)
     snapshot = deps.cluster.snapshot()
-    result.skipped_objects = len(snapshot.errors)
-    report_invalid_objects(
-        deps.cluster, deps.metrics, snapshot.errors, deps.events_sent, started, settings.event_repeat_seconds
-    )
-    pending = snapshot.pending_pods
-    result.pending = len(pending)
-    # a request (Kueue's admission check) asks for capacity before its pods exist: it is planned without pending pods
-    split = split_gangs(snapshot.pods, snapshot.provisioning_requests, snapshot.pod_templates)
-    result.gangs = len(split.gangs)
     status = StatusDeps(deps.cluster, deps.metrics, deps.clock)
-    if not dry_run:
-        end_bookings(status, snapshot)
-    deps.metrics.gauge_high_resolution(m.PENDING_PODS, len(pending))
-    if not pending and not split.gangs:
+    demand = _read_demand(deps, settings, status, snapshot, result, started)
+    if not demand.pending and not demand.split.gangs:
         deps.metrics.gauge(m.UNSCHEDULABLE_PODS, 0)
         result.seconds = deps.clock() - started
         return result
@@ -306,16 +314,73 @@ def reconcile_once(deps: ReconcileDeps, settings: ReconcileSettings, dry_run: bo
     if result.conflict is not None:  # two autoscalers never fight: this one leaves the cluster alone
         result.seconds = deps.clock() - started
         return result
+    capacity = _capacity_in_flight(deps, settings, snapshot, view, result)
+    plan = _plan(deps, settings, snapshot, demand.split, view, capacity, result)
+    pods_by_key = {p.key: p for p in demand.pending}
+    if not dry_run:
+        _start_claims(deps, settings, plan, pods_by_key, capacity.attempts, started, result)
+        after_plan(status, snapshot, demand.split.gangs, plan)
+    else:
+        _claims_to_start(settings, plan, pods_by_key, result)
+    _events(deps, settings, snapshot, plan, result, pods_by_key)
+    _metrics(deps, snapshot, plan, result)
+    result.seconds = deps.clock() - started
+    return result
+
+
+def _read_demand(
+    deps: ReconcileDeps,
+    settings: ReconcileSettings,
+    status: StatusDeps,
+    snapshot: ClusterObjects,
+    result: PassResult,
+    started: float,
+) -> Demand:
+    """What asks for capacity: the pending pods and the gangs (a request, Kueue's admission check, asks before its pods
+    exist: it is planned without pending pods). Objects the snapshot could not parse are reported; bookings whose pods
+    have arrived end (not in a dry run)."""
+    result.skipped_objects = len(snapshot.errors)
+    report_invalid_objects(
+        deps.cluster, deps.metrics, snapshot.errors, deps.events_sent, started, settings.event_repeat_seconds
+    )
+    pending = snapshot.pending_pods
+    result.pending = len(pending)
+    split = split_gangs(snapshot.pods, snapshot.provisioning_requests, snapshot.pod_templates)
+    result.gangs = len(split.gangs)
+    if not result.dry_run:
+        end_bookings(status, snapshot)
+    deps.metrics.gauge_high_resolution(m.PENDING_PODS, len(pending))
+    return Demand(pending, split)
+
+
+def _capacity_in_flight(
+    deps: ReconcileDeps, settings: ReconcileSettings, snapshot: ClusterObjects, view: ClusterView, result: PassResult
+) -> Capacity:
+    """Capacity already asked for (claims in flight; orphans are started again unless in a dry run), the groups backed
+    off and the cap of this decision."""
     inflight, orphans, attempts = _inflight(deps, settings, view)
     result.inflight_nodes = sum(c.count for c in inflight)
     result.backoffs = deps.backoffs.unavailable_groups()
-    if not dry_run:
+    if not result.dry_run:
         for orphan in orphans:
             _start(deps, settings, orphan.claim, orphan.execution_name)
-    committed = committed_nodes(view, managed_groups(snapshot), inflight)
-    cap = decision_cap(settings, committed)
+    cap = decision_cap(settings, committed_nodes(view, managed_groups(snapshot), inflight))
     result.cap = cap
+    return Capacity(inflight, attempts, cap)
 
+
+def _plan(
+    deps: ReconcileDeps,
+    settings: ReconcileSettings,
+    snapshot: ClusterObjects,
+    split: GangSplit,
+    view: ClusterView,
+    capacity: Capacity,
+    result: PassResult,
+) -> Plan:
+    """The packing engine over the individual pods and the gangs, with in-flight claims as capacity and new nodes up to
+    the decision's cap."""
+    cap = capacity.cap
     plan_input = PlanInput(
         pods=split.individual,
         nodes=snapshot.nodes,
@@ -325,7 +390,7 @@ def reconcile_once(deps: ReconcileDeps, settings: ReconcileSettings, dry_run: bo
         cluster=view,
         catalog=deps.catalog,
         daemonsets=snapshot.daemonsets,
-        inflight=inflight,
+        inflight=capacity.inflight,
         unavailable_groups=dict(result.backoffs),
         gangs=split.gangs,
         consumed=split.consumed,
@@ -343,41 +408,46 @@ def reconcile_once(deps: ReconcileDeps, settings: ReconcileSettings, dry_run: bo
     result.planned_nodes = len(plan.node_claims)
     result.unschedulable = len(plan.unschedulable)
     result.capped = _capped(plan, cap)
+    return plan
 
-    pods_by_key = {p.key: p for p in pending}
-    planned = batches(plan)
-    if not dry_run:
-        for (group, nodepool, gang), claims in planned.items():
-            started_claim = _start_batch(deps, settings, group, nodepool, claims, pods_by_key, attempts, gang)
-            if result.first_start_seconds is None:
-                result.first_start_seconds = deps.clock() - started
-            result.claims.append(started_claim)
-    else:
-        for (group, nodepool, gang), claims in planned.items():
-            pods = [p for c in claims for p in c.pods]
-            cid = claim_id(settings.cluster_name, group, nodepool, (_pod_id(pods_by_key, k) for k in pods))
-            first = claims[0]
-            result.claims.append(
-                StartedClaim(
-                    cid,
-                    execution_name(group, cid),
-                    group,
-                    nodepool,
-                    first.instance_type,
-                    first.zone,
-                    len(claims),
-                    pods,
-                    False,
-                    gang,
-                )
+
+def _start_claims(
+    deps: ReconcileDeps,
+    settings: ReconcileSettings,
+    plan: Plan,
+    pods_by_key: dict[str, Pod],
+    attempts: dict[str, RecordedClaim | None],
+    started: float,
+    result: PassResult,
+) -> None:
+    """One claim per (instance group, NodePool, gang) batch of the plan: recorded, then its provision execution started."""
+    for (group, nodepool, gang), claims in batches(plan).items():
+        started_claim = _start_batch(deps, settings, group, nodepool, claims, pods_by_key, attempts, gang)
+        if result.first_start_seconds is None:
+            result.first_start_seconds = deps.clock() - started
+        result.claims.append(started_claim)
+
+
+def _claims_to_start(settings: ReconcileSettings, plan: Plan, pods_by_key: dict[str, Pod], result: PassResult) -> None:
+    """The claims a dry run would start, under their base names, nothing recorded nor started."""
+    for (group, nodepool, gang), claims in batches(plan).items():
+        pods = [p for c in claims for p in c.pods]
+        cid = claim_id(settings.cluster_name, group, nodepool, (_pod_id(pods_by_key, k) for k in pods))
+        first = claims[0]
+        result.claims.append(
+            StartedClaim(
+                cid,
+                execution_name(group, cid),
+                group,
+                nodepool,
+                first.instance_type,
+                first.zone,
+                len(claims),
+                pods,
+                False,
+                gang,
             )
-
-    if not dry_run:
-        after_plan(status, snapshot, split.gangs, plan)
-    _events(deps, settings, snapshot, plan, result, pods_by_key)
-    _metrics(deps, snapshot, plan, result)
-    result.seconds = deps.clock() - started
-    return result
+        )
 
 
 def _inflight(
@@ -536,10 +606,10 @@ def _events(
         if pod is None:
             continue
         message = f"Failed to provision a node for the pod: {reason}"
-        seen = deps.events_sent.get((key, "FailedProvisioning", message))
-        if seen is not None and now - seen < settings.event_repeat_seconds:
+        if not deps.events_sent.first_in_window(
+            (key, "FailedProvisioning", message), now, settings.event_repeat_seconds
+        ):
             continue
-        deps.events_sent[(key, "FailedProvisioning", message)] = now
         todo.append((_pod_ref(pod), "FailedProvisioning", message, "Warning"))
     if result.capped:
         text = (
@@ -554,17 +624,8 @@ def _events(
     if not todo:
         return
     with ThreadPoolExecutor(max_workers=max(1, settings.event_workers)) as pool_:
-        list(pool_.map(lambda e: _send_event(deps, *e), todo))
-    # Forget old entries so that a warm container's memory stays bounded.
-    for k in [k for k, t in deps.events_sent.items() if now - t >= settings.event_repeat_seconds]:
-        del deps.events_sent[k]
-
-
-def _send_event(deps: ReconcileDeps, ref: ObjectRef, reason: str, message: str, type_: str) -> None:
-    try:
-        deps.cluster.record_event(ref, reason, message, type_)
-    except Exception:  # an event is information: a failed write must not fail the decision that was already made
-        deps.metrics.count(m.CLOUDPROVIDER_ERRORS, 1, Error="KubernetesEvent")
+        list(pool_.map(lambda e: send_event(deps.cluster, deps.metrics, *e), todo))
+    deps.events_sent.forget_older(now, settings.event_repeat_seconds)
 
 
 def _pod_ref(pod: Pod) -> ObjectRef:
@@ -603,7 +664,7 @@ def run_reconcile(
 ) -> ReconcileResult:
     """Passes under the lease while pods stay pending (see the module docstring). An alarm going back to OK and a dry run
     get a single pass."""
-    effective = loop if trigger.wants_recheck and not trigger.dry_run else _single_pass(loop)
+    effective = loop if trigger.wants_recheck and not trigger.dry_run else loop.single_pass()
     # announced pods (the pod scaler just raised replicas) take a few seconds to be created and found unschedulable
     watch_until = deps.clock() + ANNOUNCED_PODS_GRACE_SECONDS if trigger.announces_pods else 0.0
 
@@ -626,13 +687,3 @@ def run_reconcile(
         deps.metrics.count(m.LEASE_CONTENDED, 1)
     deps.metrics.count(m.RECONCILE_PASSES, len(result.passes))
     return ReconcileResult(trigger.description, result.held, result.stopped, result.passes)
-
-
-def _single_pass(loop: LoopSettings) -> LoopSettings:
-    return LoopSettings(
-        interval_seconds=loop.interval_seconds,
-        budget_seconds=0.0,
-        lease_seconds=loop.lease_seconds,
-        poll_seconds=loop.poll_seconds,
-        safety_margin_seconds=loop.safety_margin_seconds,
-    )

@@ -21,6 +21,7 @@ from ..domain.plan import Plan
 from ..ports import metrics as m
 from ..ports.cluster import ClusterPort, ObjectRef
 from ..ports.metrics import MetricsPort
+from .events import send_event
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +99,5 @@ def _write(
     ref = ObjectRef(PROVISIONING_REQUEST, pr.metadata.name, pr.namespace, pr.metadata.uid, api_version=API_VERSION)
     for c in events:
         kind = "Warning" if c.reason in WARNING_REASONS else "Normal"
-        try:
-            deps.cluster.record_event(ref, c.reason, f"{c.type}={c.status}: {c.message}", kind)
-        except Exception:  # an event is information: the status is written
-            deps.metrics.count(m.CLOUDPROVIDER_ERRORS, 1, Error="KubernetesEvent")
+        send_event(deps.cluster, deps.metrics, ref, c.reason, f"{c.type}={c.status}: {c.message}", kind)
     return 1

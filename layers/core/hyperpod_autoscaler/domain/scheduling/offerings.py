@@ -256,6 +256,144 @@ def usable_nodeclass(
     return nodeclass, ""
 
 
+@dataclass(frozen=True)
+class LaunchContext:
+    """What decides whether an instance group can launch a node and with what room: the cluster view, the catalog, the
+    DaemonSets, the resource space and the groups unavailable now (group -> reason)."""
+
+    cluster: ClusterView
+    catalog: Catalog
+    daemonsets: DaemonSetIndex
+    space: Space
+    unavailable_groups: dict[str, str]
+
+
+@dataclass(frozen=True)
+class GroupTarget:
+    """Where one instance group of a pool launches: its instance type, its zone and the label sets a new node may carry."""
+
+    itype: InstanceType
+    zone: str
+    variants: list[dict[str, str]]
+
+
+def pool_requirements(nodepool: NodePool) -> tuple[Requirements, str] | tuple[None, str]:
+    """A NodePool's requirements with its template labels (Karpenter adds them as ``In [value]``: zone=a pins the zone),
+    or why they cannot be used: a bad requirement, or a key no node can ever satisfy."""
+    name = nodepool.name
+    try:
+        requirements = Requirements.from_selector_requirements(
+            nodepool.spec.template.spec.requirements, "NodePool", name
+        ).intersection(Requirements.from_labels(nodepool.spec.template.metadata.labels))
+    except InvalidObject as exc:
+        return None, str(exc)
+    bad_key = requirements.unsatisfiable_key()
+    if bad_key is not None:
+        return None, f"spec.template.spec.requirements on {bad_key} can never be satisfied ({requirements[bad_key]})"
+    return requirements, ""
+
+
+def new_pool(nodepool: NodePool, nodeclass: HyperpodNodeClass, requirements: Requirements, tier: int) -> Pool:
+    # each limit on its own: a resource vector leaves zeros out, and a limit of 0 allows no node at all
+    limits = {k: Resources.parse({k: v})[k] for k, v in nodepool.spec.limits.items()}
+    return Pool(
+        name=nodepool.name,
+        nodepool=nodepool,
+        weight=nodepool.weight,
+        requirements=requirements,
+        taints=list(nodepool.spec.template.spec.taints),
+        limits=limits,
+        tier=tier,
+        groups=list(nodeclass.spec.instance_groups),
+    )
+
+
+def group_target(pool: Pool, nodeclass: HyperpodNodeClass, group: str, ctx: LaunchContext) -> GroupTarget | str:
+    """Where the pool's ``group`` launches, or why it cannot: not in the cluster, an instance type the catalog does not
+    know, no known zone, or labels the NodePool's requirements exclude."""
+    view = ctx.cluster.group(group)
+    if view is None:
+        return f"instance group {group} is not in cluster {ctx.cluster.name or '(unnamed)'}"
+    itype = ctx.catalog.get(view.instance_type)
+    if itype is None:
+        return f"instance type {view.instance_type} of group {group} is not in the catalog"
+    zone = group_zone(nodeclass, ctx.cluster, group)
+    if not zone:
+        return (
+            f"zone of group {group} is unknown (no subnets in HyperpodNodeClass {nodeclass.name} "
+            "status.instanceGroups nor in the cluster view)"
+        )
+    variants = label_variants(pool.requirements, new_node_labels(pool, group, itype, zone, ctx.cluster.name))
+    mismatch = pool.requirements.first_mismatch(variants[0])
+    if mismatch is not None:
+        return f"{itype.name} in {zone} is excluded by the NodePool requirement {mismatch}"
+    return GroupTarget(itype, zone, variants)
+
+
+def add_group_offerings(pool: Pool, target: GroupTarget, group: str, ctx: LaunchContext, built: OfferingSet) -> None:
+    """One offering per label variant of the group whose allocatable holds the DaemonSets that would run there; a
+    variant that cannot marks the group excluded (the other variants are still offered)."""
+    itype = target.itype
+    for labels in target.variants:
+        overhead = ctx.daemonsets.overhead(labels, pool.taints)
+        alloc = vsub(ctx.space.new_node_vec(itype.allocatable), ctx.space.vec(overhead))
+        if any(v < 0 for v in alloc):
+            pool.excluded[group] = (
+                f"DaemonSets need {overhead.format()}, more than {itype.name} allocatable {itype.allocatable.format()}"
+            )
+            continue
+        offering = Offering(
+            idx=len(built.offerings),
+            pool=pool,
+            group=group,
+            itype=itype,
+            zone=target.zone,
+            labels=labels,
+            taints=pool.taints,
+            alloc=alloc,
+            price=itype.price,
+            capacity=instance_capacity(itype),
+            ds_overhead=overhead,
+            ds_ports=ctx.daemonsets.host_ports(labels, pool.taints),
+        )
+        built.offerings.append(offering)
+        pool.offerings.append(offering)
+
+
+def add_pool_offerings(pool: Pool, nodeclass: HyperpodNodeClass, ctx: LaunchContext, built: OfferingSet) -> None:
+    """The offerings of every instance group of the pool's class; a group that cannot launch is excluded with the reason
+    (and listed as unavailable when it is backed off)."""
+    for group in nodeclass.spec.instance_groups:
+        target = group_target(pool, nodeclass, group, ctx)
+        if isinstance(target, str):
+            pool.excluded[group] = target
+            continue
+        if group in ctx.unavailable_groups:
+            reason = f"instance group {group} is unavailable: {ctx.unavailable_groups[group]}"
+            pool.excluded[group] = reason
+            built.unavailable[f"{pool.name}/{group}"] = reason
+            continue
+        add_group_offerings(pool, target, group, ctx, built)
+
+
+def report_pool(
+    pool: Pool, nodeclass: HyperpodNodeClass, unavailable_groups: dict[str, str], built: OfferingSet
+) -> None:
+    """A pool without offerings is a NodePool error naming why each group was excluded; a pool with some warns about
+    the groups it left out (but not about the backed-off ones: they are listed as unavailable)."""
+    if not pool.offerings:
+        if not nodeclass.spec.instance_groups:
+            built.nodepool_errors[pool.name] = f"HyperpodNodeClass {nodeclass.name} lists no spec.instanceGroups"
+        else:
+            built.nodepool_errors[pool.name] = "no usable instance group: " + "; ".join(
+                pool.excluded[g] for g in nodeclass.spec.instance_groups if g in pool.excluded
+            )
+        return
+    for group, reason in pool.excluded.items():
+        if group not in (unavailable_groups or {}):
+            built.warnings.append(f"NodePool {pool.name}: {reason}")
+
+
 def build_offerings(
     nodepools: list[NodePool],
     nodeclasses: list[HyperpodNodeClass],
@@ -265,110 +403,27 @@ def build_offerings(
     space: Space,
     unavailable_groups: dict[str, str],
 ) -> OfferingSet:
+    """Every usable NodePool as a pool with its offerings, highest weight first (ties by name, as Karpenter orders them);
+    a NodePool that cannot be used at all is in ``nodepool_errors`` with the reason."""
+    ctx = LaunchContext(cluster, catalog, daemonsets, space, unavailable_groups)
     classes = {c.name: c for c in nodeclasses}
-    errors: dict[str, str] = {}
-    warnings: list[str] = []
-    unavailable: dict[str, str] = {}
-    pools: list[Pool] = []
-    offerings: list[Offering] = []
+    built = OfferingSet(pools=[], offerings=[], nodepool_errors={}, warnings=[], unavailable={})
     ordered = sorted(nodepools, key=lambda p: (-p.weight, p.name))
     weights = sorted({p.weight for p in ordered}, reverse=True)
     for nodepool in ordered:
-        name = nodepool.name
         nodeclass, why = usable_nodeclass(nodepool, classes)
         if nodeclass is None:
-            errors[name] = why
+            built.nodepool_errors[nodepool.name] = why
             continue
-        try:
-            # the template labels are requirements too (Karpenter adds them as In [value]): zone=a pins the zone
-            requirements = Requirements.from_selector_requirements(
-                nodepool.spec.template.spec.requirements, "NodePool", name
-            ).intersection(Requirements.from_labels(nodepool.spec.template.metadata.labels))
-        except InvalidObject as exc:
-            errors[name] = str(exc)
+        requirements, why = pool_requirements(nodepool)
+        if requirements is None:
+            built.nodepool_errors[nodepool.name] = why
             continue
-        bad_key = requirements.unsatisfiable_key()
-        if bad_key is not None:
-            errors[name] = (
-                f"spec.template.spec.requirements on {bad_key} can never be satisfied ({requirements[bad_key]})"
-            )
-            continue
-        # each limit on its own: a resource vector leaves zeros out, and a limit of 0 allows no node at all
-        limits = {k: Resources.parse({k: v})[k] for k, v in nodepool.spec.limits.items()}
-        pool = Pool(
-            name=name,
-            nodepool=nodepool,
-            weight=nodepool.weight,
-            requirements=requirements,
-            taints=list(nodepool.spec.template.spec.taints),
-            limits=limits,
-            tier=weights.index(nodepool.weight),
-            groups=list(nodeclass.spec.instance_groups),
-        )
-        for group in nodeclass.spec.instance_groups:
-            view = cluster.group(group)
-            if view is None:
-                pool.excluded[group] = f"instance group {group} is not in cluster {cluster.name or '(unnamed)'}"
-                continue
-            itype = catalog.get(view.instance_type)
-            if itype is None:
-                pool.excluded[group] = f"instance type {view.instance_type} of group {group} is not in the catalog"
-                continue
-            zone = group_zone(nodeclass, cluster, group)
-            if not zone:
-                pool.excluded[group] = (
-                    f"zone of group {group} is unknown (no subnets in HyperpodNodeClass {nodeclass.name} "
-                    "status.instanceGroups nor in the cluster view)"
-                )
-                continue
-            variants = label_variants(requirements, new_node_labels(pool, group, itype, zone, cluster.name))
-            mismatch = requirements.first_mismatch(variants[0])
-            if mismatch is not None:
-                pool.excluded[group] = f"{itype.name} in {zone} is excluded by the NodePool requirement {mismatch}"
-                continue
-            if group in unavailable_groups:
-                reason = f"instance group {group} is unavailable: {unavailable_groups[group]}"
-                pool.excluded[group] = reason
-                unavailable[f"{name}/{group}"] = reason
-                continue
-            for labels in variants:
-                overhead = daemonsets.overhead(labels, pool.taints)
-                alloc = vsub(space.new_node_vec(itype.allocatable), space.vec(overhead))
-                if any(v < 0 for v in alloc):
-                    pool.excluded[group] = (
-                        f"DaemonSets need {overhead.format()}, more than {itype.name} allocatable "
-                        f"{itype.allocatable.format()}"
-                    )
-                    continue
-                offering = Offering(
-                    idx=len(offerings),
-                    pool=pool,
-                    group=group,
-                    itype=itype,
-                    zone=zone,
-                    labels=labels,
-                    taints=pool.taints,
-                    alloc=alloc,
-                    price=itype.price,
-                    capacity=instance_capacity(itype),
-                    ds_overhead=overhead,
-                    ds_ports=daemonsets.host_ports(labels, pool.taints),
-                )
-                offerings.append(offering)
-                pool.offerings.append(offering)
-        if not pool.offerings:
-            if not nodeclass.spec.instance_groups:
-                errors[name] = f"HyperpodNodeClass {nodeclass.name} lists no spec.instanceGroups"
-            else:
-                errors[name] = "no usable instance group: " + "; ".join(
-                    pool.excluded[g] for g in nodeclass.spec.instance_groups if g in pool.excluded
-                )
-        else:
-            for group, reason in pool.excluded.items():
-                if group not in (unavailable_groups or {}):
-                    warnings.append(f"NodePool {name}: {reason}")
-        pools.append(pool)
-    return OfferingSet(pools, offerings, errors, warnings, unavailable)
+        pool = new_pool(nodepool, nodeclass, requirements, weights.index(nodepool.weight))
+        add_pool_offerings(pool, nodeclass, ctx, built)
+        report_pool(pool, nodeclass, unavailable_groups, built)
+        built.pools.append(pool)
+    return built
 
 
 def pools_of_node(node: Node, pools: list[Pool]) -> list[Pool]:
