@@ -90,3 +90,11 @@ def test_another_configuration_gets_its_own_and_reset_forgets(container: None, m
     moved = runtime.lease()
     runtime.reset()
     assert runtime.lease() is not moved
+
+
+def test_every_client_has_the_connect_and_read_timeouts(container: None) -> None:
+    """botocore waits 60 s for each by default: a ScaledObject trigger in another region must not hang a function."""
+    for c in (runtime.client("sqs"), runtime.regional_client("sqs", "eu-west-1"), runtime.regional_client("sqs")):
+        assert c.meta.config.connect_timeout == runtime.CONNECT_TIMEOUT_SECONDS
+        assert c.meta.config.read_timeout == runtime.READ_TIMEOUT_SECONDS
+    assert runtime.regional_client("sqs", "eu-west-1").meta.region_name == "eu-west-1"

@@ -172,19 +172,23 @@ def _cached_client(service: str, region_name: str, config: Any = None, kind: str
     )
 
 
-def client(service: str) -> Any:
-    """A boto3 client per service in the function's region, with connect and read timeouts."""
+def _timeouts() -> Any:
     from botocore.config import Config
 
-    config = Config(connect_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=READ_TIMEOUT_SECONDS)
-    return _cached_client(service, region(), config)
+    return Config(connect_timeout=CONNECT_TIMEOUT_SECONDS, read_timeout=READ_TIMEOUT_SECONDS)
+
+
+def client(service: str) -> Any:
+    """A boto3 client per service in the function's region, with connect and read timeouts."""
+    return _cached_client(service, region(), _timeouts())
 
 
 def regional_client(service: str, region_name: str | None = None) -> Any:
-    """A client in ``region_name`` (a ScaledObject trigger's awsRegion), else the function's region."""
+    """A client in ``region_name`` (a ScaledObject trigger's awsRegion), else the function's region; with the same
+    timeouts."""
     if not region_name:
         return client(service)
-    return _cached_client(service, region_name)
+    return _cached_client(service, region_name, _timeouts())
 
 
 def _sagemaker() -> Any:
