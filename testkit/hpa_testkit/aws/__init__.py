@@ -10,9 +10,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
+import threading
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -24,9 +27,11 @@ from ..clock import SimClock
 from . import sfn
 from .hyperpod import HyperPodEmulator, NodeRecord, install
 
-__all__ = ["AwsEmulator", "HyperPodEmulator", "NodeRecord"]
+__all__ = ["AwsEmulator", "HyperPodEmulator", "NodeRecord", "wait_for_execution_threads"]
 
 REGION = "us-west-2"
+EXECUTION_THREADS = ("(_execution_logic)", "(eval)", "(_exec_and_notify)")
+"""The names moto's ASL interpreter gives the threads of an execution (``Thread-N (<target>)``)."""
 PROJECT = Path(__file__).resolve().parents[3]
 
 
@@ -34,6 +39,17 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def wait_for_execution_threads(seconds: float) -> bool:
+    """Wait (at most ``seconds``) until no thread of moto's ASL interpreter is alive; True when none is. A stopped
+    execution's thread ends after its current state: a Task's handler returns, a Wait wakes (on the clock)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        alive = any(t.is_alive() and t.name.endswith(EXECUTION_THREADS) for t in threading.enumerate())
+        if not alive or time.monotonic() >= deadline:
+            return not alive
+        time.sleep(0.02)
 
 
 class AwsEmulator:
@@ -80,6 +96,7 @@ class AwsEmulator:
         urllib.request.urlopen(req, timeout=10).read()
 
     def reset(self) -> None:
+        self.stop_executions()
         urllib.request.urlopen(
             urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST"), timeout=10
         ).read()
@@ -89,8 +106,23 @@ class AwsEmulator:
         sfn.install(self.clock)
         self._config({"stepfunctions": {"execute_state_machine": True}})
 
+    def stop_executions(self, wait_seconds: float = 10.0) -> None:
+        """Stop every running execution and wait (bounded) until moto's threads for them are over. moto runs each in
+        threads of this process and routes its Lambda tasks to the handlers registered *now*: one left running past its
+        emulator (a test that started one and ended) ran its task after the test had restored the environment, and
+        cached clients for a server that was gone under the next test's keys (the next test's provision failed with
+        EndpointConnectionError)."""
+        with contextlib.suppress(Exception):  # best effort: the server may be gone already
+            sfn = self.client("stepfunctions")
+            for machine in sfn.list_state_machines().get("stateMachines", []):
+                running = sfn.list_executions(stateMachineArn=machine["stateMachineArn"], statusFilter="RUNNING")
+                for e in running.get("executions", []):
+                    sfn.stop_execution(executionArn=e["executionArn"], error="EmulatorStopped")
+        wait_for_execution_threads(wait_seconds)
+
     def stop(self) -> None:
         if self._server is not None:
+            self.stop_executions()
             self._server.stop()
             self._server = None
         for key, value in self._env.items():

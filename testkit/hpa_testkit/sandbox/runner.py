@@ -28,7 +28,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from hpa_testkit.aws import sfn
+from hpa_testkit.aws import sfn, wait_for_execution_threads
 
 from .alarms import Alarm, evaluate, evaluation_interval, evaluation_range, state_change_event
 from .clock import SteppedClock, quiet_stopped_threads
@@ -545,7 +545,12 @@ class Sandbox:
 
         _route_put_events(None)
         quiet_stopped_threads()
-        self.clock.stop()  # invocations still waiting on cluster time end (else their threads keep the process alive)
+        if self.aws is not None:
+            self.aws.stop_executions(wait_seconds=0)  # their tasks must not run once the environment goes back
+        self.clock.stop()
+        wait_for_execution_threads(
+            10.0
+        )  # a Wait woke on the stopped clock, a Task's handler returned  # invocations still waiting on cluster time end (else their threads keep the process alive)
         self.pool.shutdown(wait=False, cancel_futures=True)
         if getattr(self, "connection_file", None) is not None:
             with contextlib.suppress(OSError):
