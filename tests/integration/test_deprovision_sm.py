@@ -357,3 +357,20 @@ def test_a_node_that_is_not_a_hyperpod_node_is_never_cordoned(stack: Stack) -> N
     )
     assert stack.kube.store.evictions == [], "nothing drained from it"
     assert node(stack, a) is None, "the HyperPod node still goes"
+
+
+def test_an_eviction_answered_409_is_tried_again_not_taken_as_gone(stack: Stack) -> None:
+    """Whole-system soak (seed 6253): an eviction answered 409 Conflict counted as "gone", so the drain reported the
+    node empty while its pod still ran there, and the node was deleted with the pod (its PDB allowed no disruption).
+    Only a 404 says the pod is gone; upstream (Karpenter's eviction queue) reads 409 as gone only for an eviction that
+    carries the pod's UID as a precondition, which a 409 then means another pod of that name."""
+    a, b = up(stack)
+    stack.kube.apply(pdb("web", {"app": "web"}, min_available=1))
+    stack.kube.apply(running_pod("web-1", a, {"app": "web"}))
+    stack.kube.apply(running_pod("web-2", b, {"app": "web"}))
+    stack.kube.fail(409, count=1, methods={"POST"}, path="/eviction")
+    out = down(stack, [a])
+    assert out["status"] == "SUCCEEDED", out
+    assert stack.kube.store.evictions == [("default", "web-1")], "evicted once the conflict was over"
+    assert stack.kube.store.pdb_violations == [], "the node was not deleted under its pod"
+    assert node(stack, a) is None

@@ -383,8 +383,11 @@ class KubeCluster:
         except KubeApiError as exc:
             if exc.status == 429:
                 return "blocked"
-            if exc.status in (404, 409):
+            if exc.status == 404:
                 return "gone"
+            if exc.status == 409:
+                # not "gone": without a UID precondition (upstream's reading of 409) the pod may well still run there
+                return "conflict"
             raise
 
     def delete_pod(self, namespace: str, name: str, grace_period_seconds: int | None = None) -> None:

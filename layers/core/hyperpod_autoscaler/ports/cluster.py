@@ -9,7 +9,9 @@ from typing import Any, Literal, Protocol
 from ..domain.k8s import Node, Pod, Taint
 from ..domain.objects import ClusterObjects
 
-EvictionResult = Literal["evicted", "blocked", "gone"]
+EvictionResult = Literal["evicted", "blocked", "gone", "conflict"]
+"""``blocked``: a PodDisruptionBudget refused it (429); ``gone``: no such pod (404); ``conflict``: the API server answered
+409, the pod is still there, the next round tries again."""
 """evicted: the API accepted the eviction; blocked: 429, a PodDisruptionBudget refused it (retry later); gone: 404/409."""
 
 

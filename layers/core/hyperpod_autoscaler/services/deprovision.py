@@ -198,7 +198,7 @@ def _termination_deadline(deps: DeprovisionDeps, name: str, grace: float) -> flo
 
 
 def _drain_pod(deps: DeprovisionDeps, pod: Pod, deadline: float | None) -> str:
-    """One pod in one drain round: "evicted", "blocked" (a PDB refused), "gone", "waiting-do-not-disrupt" or
+    """One pod in one drain round: "evicted", "blocked" (a PDB refused), "gone", "conflict" (409: tried again next round), "waiting-do-not-disrupt" or
     "deleted-after-grace". ``deadline`` (expiry only) is when the node's terminationGracePeriod ends: from the pod's own
     grace period before it, the pod is deleted whatever protects it (Karpenter's ``DeleteExpiringPods``)."""
     if deadline is not None:
