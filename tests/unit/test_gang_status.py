@@ -238,3 +238,54 @@ def test_a_request_past_the_decisions_pod_budget_waits_and_one_past_it_alone_fai
     assert conditions(deps, "b") == {"Accepted": ("True", "Accepted"), "Provisioned": ("False", "CapacityIsNotFound")}
     assert "0 are left" in message(deps, "Provisioned", "b"), "b fits the budget on another pass: retried"
     assert conditions(deps, "c") == {"Failed": ("True", "FailedToCreatePods")}, "c alone is past it: it never fits"
+
+
+def test_the_capacity_is_revoked_when_a_booked_node_is_lost_and_only_then(table: Any) -> None:
+    # types.go: CapacityRevoked, "requested resources are not longer valid"; Kueue then evicts the Workload and asks
+    # again, the way out for pods that trigger no capacity of their own
+    clock = Clock()
+    deps = status_deps(table, clock, objects(template("worker"), request("train", count=2)))
+    deps.cluster.objects.nodes.extend(ready_g6("hp-node-1", "hp-node-2"))
+    reconcile_once(deps, SETTINGS)
+    assert conditions(deps)["Provisioned"] == ("True", "CapacityIsFound")
+    clock.t += 10
+    reconcile_once(deps, SETTINGS)
+    assert "CapacityRevoked" not in conditions(deps), "both nodes there: nothing revoked"
+
+    (n2,) = [n for n in deps.cluster.objects.nodes if n.name == "hp-node-2"]
+    n2.metadata.labels["sagemaker.amazonaws.com/node-health-status"] = "UnschedulablePendingReplacement"
+    clock.t += 10
+    reconcile_once(deps, SETTINGS)
+    assert conditions(deps)["CapacityRevoked"] == ("True", "BookedNodeLost")
+    assert "hp-node-2 (UnschedulablePendingReplacement)" in message(deps, "CapacityRevoked")
+    assert request_events(deps)[-1] == ("train", "BookedNodeLost", "Warning")
+    clock.t += 10
+    writes = len(deps.cluster.writes)
+    reconcile_once(deps, SETTINGS)
+    assert len(deps.cluster.writes) == writes, "revoked once: the request wants nothing more"
+
+
+def test_a_booked_node_gone_after_the_booking_is_over_revokes_nothing(table: Any) -> None:
+    clock = Clock()
+    deps = status_deps(table, clock, objects(template("worker"), request("train", count=1)))
+    deps.cluster.objects.nodes.extend(ready_g6("hp-node-1"))
+    reconcile_once(deps, SETTINGS)
+    clock.t += 601
+    reconcile_once(deps, SETTINGS)
+    assert conditions(deps)["BookingExpired"] == ("True", "CapacityReservationTimeExpired")
+    deps.cluster.objects.nodes.clear()
+    clock.t += 10
+    reconcile_once(deps, SETTINGS)
+    assert "CapacityRevoked" not in conditions(deps)
+
+
+def test_a_booked_node_gone_revokes_the_capacity(table: Any) -> None:
+    clock = Clock()
+    deps = status_deps(table, clock, objects(template("worker"), request("train", count=1)))
+    deps.cluster.objects.nodes.extend(ready_g6("hp-node-1"))
+    reconcile_once(deps, SETTINGS)
+    deps.cluster.objects.nodes.clear()
+    clock.t += 10
+    reconcile_once(deps, SETTINGS)
+    assert conditions(deps)["CapacityRevoked"] == ("True", "BookedNodeLost")
+    assert message(deps, "CapacityRevoked") == "the capacity booked for it is lost: hp-node-1 (gone)"

@@ -32,6 +32,7 @@ from typing import Any, Literal
 from .catalog import Catalog
 from .cron import window_active
 from .duration import parse_duration
+from .gangs import Reservation, consumed_request, reservations
 from .hyperpod import ClusterView
 from .k8s import DO_NOT_DISRUPT, NODEPOOL_LABEL, Node, Pod, PodDisruptionBudget
 from .karpenter import NodePool
@@ -356,9 +357,15 @@ class _Sim:
     """Pending pods that fit on the existing nodes now: a move must leave room for them (the others do not matter)."""
     committed: list[InflightClaim] = field(default_factory=list)
     """The replacements of the decisions this pass has made so far (``launched``)."""
+    booked: list[Reservation] = field(default_factory=list)
+    """The room Provisioned requests hold on existing nodes: no moved pod may take it."""
 
     def __post_init__(self) -> None:
-        pending = self.inp.objects.pending_pods
+        objs = self.inp.objects
+        self.booked = reservations(objs.pods, objs.provisioning_requests, objs.pod_templates)
+        holders = {r.key for r in self.booked}
+        # a pending pod of a booked request is already counted by its booking
+        pending = [p for p in objs.pending_pods if f"{p.namespace}/{consumed_request(p)}" not in holders]
         if pending:
             plan = self._schedule(list(pending), set(), max_new_nodes=0)
             self.waiting = [p for p in pending if p.key not in plan.unschedulable]
@@ -425,6 +432,7 @@ class _Sim:
                 daemonsets=objs.daemonsets,
                 inflight=[*self.inp.inflight, *self.committed],
                 unavailable_groups=self.inp.unavailable_groups,
+                reservations=self.booked,
             ),
             PlanOptions(max_new_nodes=max_new_nodes, time_budget_seconds=self.settings.simulation_budget_seconds),
         )

@@ -22,13 +22,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .gangs import CHECK_CAPACITY, ProvisioningRequest
+from .gangs import CHECK_CAPACITY, ProvisioningRequest, books_capacity, listed_nodes
+from .k8s import HP_HEALTH_LABEL, HYPERPOD_UNSCHEDULABLE_HEALTH, Node
 from .plan import GangDecision
 
 ACCEPTED = "Accepted"
 PROVISIONED = "Provisioned"
 FAILED = "Failed"
 BOOKING_EXPIRED = "BookingExpired"
+CAPACITY_REVOKED = "CapacityRevoked"
 ACCEPTED_MSG = "ProvisioningRequest is accepted by ClusterAutoscaler"
 CAPACITY_IS_FOUND = "CapacityIsFound"
 CAPACITY_IS_NOT_FOUND = "CapacityIsNotFound"
@@ -38,6 +40,8 @@ RESERVATION_EXPIRED = "CapacityReservationTimeExpired"
 BOOKING_CONSUMED = "CapacityBookingConsumed"
 PROVISIONING = "Provisioning"
 """Ours: new nodes for every pod are launched or booting; not all are Ready yet."""
+BOOKED_NODE_LOST = "BookedNodeLost"
+"""Ours: a node that holds a Provisioned request's booked capacity is gone, or HyperPod is replacing or rebooting it."""
 DEFAULT_BOOKING_SECONDS = 600.0
 """Cluster Autoscaler's ``defaultReservationTime`` (processor.go): 10 minutes."""
 
@@ -69,7 +73,7 @@ def booking_over(
 ) -> Condition | None:
     """``BookingExpired=True`` for a Provisioned request whose booking ended: every one of its pods is scheduled, or the
     window since it became Provisioned has passed (processor.go's ``bookCapacity`` and ``refresh``); else None."""
-    if not is_true(pr, PROVISIONED) or is_true(pr, BOOKING_EXPIRED) or is_true(pr, FAILED):
+    if not books_capacity(pr):
         return None
     if pod_count > 0 and bound_pods >= pod_count:
         return Condition(
@@ -79,6 +83,29 @@ def booking_over(
     if since is not None and (now - since).total_seconds() > window:
         return Condition(BOOKING_EXPIRED, "True", RESERVATION_EXPIRED, "Capacity reservation time is expired")
     return None
+
+
+def revoked(pr: ProvisioningRequest, nodes: Mapping[str, Node]) -> Condition | None:
+    """``CapacityRevoked=True`` for a request whose booking holds (Provisioned, not over) when a node that holds its
+    capacity is gone or HyperPod marked it for replacement or reboot; else None.
+
+    types.go: "requested resources are not longer valid". Kueue then deactivates the Workload (evicting what runs of it)
+    and asks again (kueue ``keps/1136-provisioning-request-support``), which is the way out: the request's pods trigger no
+    capacity of their own, so without it they would wait for capacity that is no longer there."""
+    if not books_capacity(pr):
+        return None
+    lost = []
+    for name in listed_nodes(pr):
+        node = nodes.get(name)
+        if node is None:
+            lost.append(f"{name} (gone)")
+        elif node.metadata.labels.get(HP_HEALTH_LABEL) in HYPERPOD_UNSCHEDULABLE_HEALTH:
+            lost.append(f"{name} ({node.metadata.labels[HP_HEALTH_LABEL]})")
+    if not lost:
+        return None
+    return Condition(
+        CAPACITY_REVOKED, "True", BOOKED_NODE_LOST, f"the capacity booked for it is lost: {', '.join(sorted(lost))}"
+    )
 
 
 def after_decision(
@@ -145,11 +172,6 @@ def _parse_time(value: Any) -> datetime | None:
         return None
 
 
-BOOKED_NODES = "bookedNodes"
-"""Ours, in ``status.provisioningClassDetails`` (types.go: "values custom provisioning classes may want to pass to end
-users"): the comma-separated nodes that hold a Provisioned request's capacity, written with ``Provisioned=True``."""
-
-
 def booked_nodes(
     requests: list[ProvisioningRequest], now: float, window: float = DEFAULT_BOOKING_SECONDS
 ) -> dict[str, str]:
@@ -158,15 +180,11 @@ def booked_nodes(
     Autoscaler books such capacity against scale-down (``processor.go``, ``bookCapacity``); so does consolidation."""
     out: dict[str, str] = {}
     for pr in requests:
-        if not is_true(pr, PROVISIONED) or any(is_true(pr, k) for k in (BOOKING_EXPIRED, FAILED, "CapacityRevoked")):
+        if not books_capacity(pr):
             continue
         since = _parse_time(current(pr)[PROVISIONED].get("lastTransitionTime"))
         if since is None or now - since.timestamp() > window:
             continue
-        status = pr.status if isinstance(pr.status, Mapping) else {}
-        details = status.get("provisioningClassDetails")
-        listed = details.get(BOOKED_NODES) if isinstance(details, Mapping) else None
-        for name in str(listed or "").split(","):
-            if name.strip():
-                out.setdefault(name.strip(), pr.key)
+        for name in listed_nodes(pr):
+            out.setdefault(name, pr.key)
     return out

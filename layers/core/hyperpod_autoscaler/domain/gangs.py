@@ -119,6 +119,18 @@ class Gang:
 
 
 @dataclass
+class Reservation:
+    """Capacity a Provisioned request books (Cluster Autoscaler's ``bookCapacity``, ``processors/provreq/processor.go``):
+    stand-ins for its pods not yet scheduled, held on existing nodes so that no other pod is planned into that room."""
+
+    key: str
+    """``namespace/name`` of the request."""
+    pods: list[Pod]
+    nodes: tuple[str, ...] = ()
+    """The nodes the request's status lists as holding its capacity (``bookedNodes``): tried first."""
+
+
+@dataclass
 class GangSplit:
     """The pods of a decision sorted out: gangs, pods planned one by one, pods that are a request's (never planned)."""
 
@@ -126,6 +138,8 @@ class GangSplit:
     individual: list[Pod] = field(default_factory=list)
     consumed: dict[str, str] = field(default_factory=dict)
     """Pod key -> why it is not planned on its own."""
+    reservations: list[Reservation] = field(default_factory=list)
+    """Capacity Provisioned requests hold: planned as used before anything else."""
 
 
 def consumed_request(pod: Pod) -> str | None:
@@ -228,6 +242,56 @@ def provisioned(pr: ProvisioningRequest) -> bool:
     return any(
         isinstance(c, Mapping) and c.get("type") == "Provisioned" and c.get("status") == "True" for c in conditions
     )
+
+
+BOOKED_NODES = "bookedNodes"
+"""Ours, in ``status.provisioningClassDetails`` (types.go: "values custom provisioning classes may want to pass to end
+users"): the comma-separated nodes that hold a Provisioned request's capacity, written with ``Provisioned=True``."""
+
+
+def listed_nodes(pr: ProvisioningRequest) -> tuple[str, ...]:
+    """The nodes a request's status says hold its capacity (``provisioningClassDetails.bookedNodes``)."""
+    status = pr.status if isinstance(pr.status, Mapping) else {}
+    details = status.get("provisioningClassDetails")
+    listed = details.get(BOOKED_NODES) if isinstance(details, Mapping) else None
+    return tuple(n.strip() for n in str(listed or "").split(",") if n.strip())
+
+
+def books_capacity(pr: ProvisioningRequest) -> bool:
+    """Whether the request's capacity is booked: Provisioned, of a class served here, and not Failed, BookingExpired
+    or CapacityRevoked (``ShouldCapacityBeBooked``, ``provisioningrequest/conditions/conditions.go``)."""
+    cls = pr.spec.get("provisioningClassName") if isinstance(pr.spec, Mapping) else None
+    return cls in CLASSES and provisioned(pr) and not finished(pr)
+
+
+def reservations(
+    pods: list[Pod], requests: list[ProvisioningRequest], templates: list[PodTemplate], budget: int = MAX_REQUEST_PODS
+) -> list[Reservation]:
+    """The capacity each booked request holds: as many of its pods as are not yet scheduled.
+
+    Cluster Autoscaler injects every pod of a booked request into its simulation until all of them are scheduled
+    (then the booking is consumed); we inject only the ones not yet scheduled, so a request half consumed does not hold
+    its room twice. A request whose pods cannot be made (its template was deleted since) books nothing."""
+    scheduled: dict[str, int] = {}
+    for pod in pods:
+        name = consumed_request(pod)
+        if name and pod.spec.node_name and not pod.is_terminal:
+            scheduled[f"{pod.namespace}/{name}"] = scheduled.get(f"{pod.namespace}/{name}", 0) + 1
+    by_template = {t.key: t for t in templates}
+    out = []
+    for pr in sorted(requests, key=lambda r: r.key):
+        if not books_capacity(pr):
+            continue
+        left = pod_count(pr) - scheduled.get(pr.key, 0)
+        if left <= 0 or left > budget:
+            continue
+        try:
+            made = request_pods(pr, _pod_sets(pr), by_template)
+        except InvalidObject:
+            continue
+        budget -= left
+        out.append(Reservation(pr.key, made[:left], listed_nodes(pr)))
+    return out
 
 
 def template_pod(template: PodTemplate, name: str) -> Pod:
@@ -369,7 +433,8 @@ def split_gangs(pods: list[Pod], requests: list[ProvisioningRequest], templates:
     a group's size)."""
     split = GangSplit()
     by_template = {t.key: t for t in templates}
-    budget = MAX_REQUEST_PODS
+    split.reservations = reservations(pods, requests, templates)
+    budget = MAX_REQUEST_PODS - sum(len(r.pods) for r in split.reservations)
     for pr in sorted(requests, key=lambda r: r.key):
         if not finished(pr) and not provisioned(pr):
             split.gangs.append(request_gang(pr, by_template, budget))

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .catalog import Catalog
-from .gangs import POD_GROUP, Gang, split_gangs
+from .gangs import POD_GROUP, Gang, Reservation, reservations, split_gangs
 from .hyperpod import ClusterView
 from .k8s import DaemonSet, Node, Pod
 from .karpenter import HyperpodNodeClass, NodePool
@@ -74,6 +74,8 @@ class PlanInput:
     """Pods placed all or nothing (ProvisioningRequests, pod groups); not in ``pods``."""
     consumed: dict[str, str] = field(default_factory=dict)
     """Pending pods not planned because a ProvisioningRequest stands for them (pod key -> why)."""
+    reservations: list[Reservation] = field(default_factory=list)
+    """Capacity Provisioned requests book on existing nodes: used before any other pod is placed."""
 
     @classmethod
     def from_objects(
@@ -95,6 +97,11 @@ class PlanInput:
             daemonsets=objects.daemonsets,
             gangs=split.gangs if split is not None else [],
             consumed=split.consumed if split is not None else {},
+            reservations=(
+                split.reservations
+                if split is not None
+                else reservations(objects.pods, objects.provisioning_requests, objects.pod_templates)
+            ),
         )
 
 

@@ -394,6 +394,7 @@ def _plan(
         unavailable_groups=dict(result.backoffs),
         gangs=split.gangs,
         consumed=split.consumed,
+        reservations=split.reservations,
     )
     t0 = deps.clock()
     plan = deps.scheduler(

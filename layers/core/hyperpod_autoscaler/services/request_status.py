@@ -2,7 +2,8 @@
 meanings are ``domain.gang_status``'s) and an event on each transition.
 
 Two moments: ``end_bookings`` right after the snapshot (a Provisioned request's booking ends when its pods are all
-scheduled or its window passes, whether or not anything is pending), and ``after_plan`` once the plan is made (Accepted,
+scheduled or its window passes; its capacity is revoked when a node that holds it is lost, whether or not anything is
+pending), and ``after_plan`` once the plan is made (Accepted,
 Provisioned, Failed of the requests that want capacity). A write that fails for one request is counted and logged and
 never stops the others: the next pass writes it again.
 """
@@ -15,7 +16,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ..domain import gang_status as gs
-from ..domain.gangs import PROVISIONING_REQUEST, Gang, ProvisioningRequest, consumed_request, finished, pod_count
+from ..domain.gangs import (
+    BOOKED_NODES,
+    PROVISIONING_REQUEST,
+    Gang,
+    ProvisioningRequest,
+    consumed_request,
+    finished,
+    pod_count,
+)
 from ..domain.objects import ClusterObjects
 from ..domain.plan import Plan
 from ..ports import metrics as m
@@ -26,7 +35,7 @@ from .events import send_event
 log = logging.getLogger(__name__)
 
 API_VERSION = "autoscaling.x-k8s.io/v1"
-WARNING_REASONS = {gs.CAPACITY_IS_NOT_FOUND, gs.FAILED_TO_CREATE_PODS}
+WARNING_REASONS = {gs.CAPACITY_IS_NOT_FOUND, gs.FAILED_TO_CREATE_PODS, gs.BOOKED_NODE_LOST}
 
 
 @dataclass
@@ -38,11 +47,15 @@ class StatusDeps:
 
 
 def end_bookings(deps: StatusDeps, snapshot: ClusterObjects) -> int:
-    """``BookingExpired=True`` on the Provisioned requests whose booking is over; how many were written."""
+    """``BookingExpired=True`` on the Provisioned requests whose booking is over, ``CapacityRevoked=True`` on those
+    whose booked capacity is lost; how many were written."""
     now = datetime.fromtimestamp(deps.clock(), UTC)
+    nodes = {n.name: n for n in snapshot.nodes}
     written = 0
     for pr in snapshot.provisioning_requests:
         over = gs.booking_over(pr, now, _bound(snapshot, pr), pod_count(pr), deps.booking_seconds)
+        if over is None:
+            over = gs.revoked(pr, nodes)
         if over is not None:
             written += _write(deps, pr, [over])
     return written
@@ -62,7 +75,7 @@ def after_plan(deps: StatusDeps, snapshot: ClusterObjects, gangs: list[Gang], pl
         nodes = _ready_nodes_of(plan, gang, ready)
         wanted = gs.after_decision(pr, decision, gang.error, not gang.retryable, nodes is not None)
         provisioned = any(c.type == gs.PROVISIONED and c.status == "True" for c in wanted)
-        details = {gs.BOOKED_NODES: ",".join(nodes or [])} if provisioned else None
+        details = {BOOKED_NODES: ",".join(nodes or [])} if provisioned else None
         written += _write(deps, pr, wanted, details)
     return written
 

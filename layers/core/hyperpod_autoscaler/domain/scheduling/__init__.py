@@ -14,9 +14,9 @@ from .packer import Packer
 def schedule(inp: PlanInput, opts: PlanOptions | None = None) -> Plan:
     """Place ``inp.pods`` on existing nodes, in-flight capacity and new node claims, Karpenter's semantics, GPU-first and
     cost-aware; then improve the new claims within ``opts.time_budget_seconds``. ``inp.gangs`` are planned first, each
-    all or nothing (``gangs.py``)."""
+    all or nothing (``gangs.py``), after the capacity booked requests hold (``inp.reservations``)."""
     opts = opts or PlanOptions()
-    if inp.gangs or inp.consumed:
+    if inp.gangs or inp.consumed or inp.reservations:
         from .gangs import schedule_gangs
 
         return schedule_gangs(inp, opts, _schedule_pods)

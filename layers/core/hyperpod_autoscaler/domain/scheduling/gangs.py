@@ -16,6 +16,12 @@ Classes (Cluster Autoscaler's, ``cluster-autoscaler/provisioningrequest/``):
 - ``check-capacity``: existing and in-flight capacity only, never a new node.
 
 Pod groups are planned as best-effort-atomic requests.
+
+Before any gang, the capacity of each request already Provisioned is held (Cluster Autoscaler's ``bookCapacity``,
+``processors/provreq/processor.go``): stand-ins for its pods not yet scheduled are placed on existing nodes, first on
+the nodes its status lists, then anywhere, and count as bound there for every trial and the final plan. So the pods of
+other workloads get capacity of their own instead of the room the request's pods are about to take. Stand-ins that fit
+nowhere hold nothing (Cluster Autoscaler's injection drops them too); they never cause a new node.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from ..gangs import Gang
+from ..gangs import Gang, Reservation
 from ..k8s import Pod
 from ..plan import GangDecision, InflightClaim, NodeClaim, Plan, PlanInput, PlanOptions
 
@@ -63,6 +69,7 @@ class Booked:
             unavailable_groups=dict(inp.unavailable_groups if unavailable is None else unavailable),
             gangs=[],
             consumed={},
+            reservations=[],
         )
 
     def book(self, gang: Gang, trial: Plan) -> None:
@@ -135,8 +142,12 @@ class GangPlanner:
         self.booked = Booked(inflight=list(inp.inflight))
         self.decisions: list[GangDecision] = []
         self.blocked: dict[str, str] = {}
+        self.held: dict[str, dict[str, int]] = {}
+        """Booked request -> node -> how many of its pods' room is held there."""
 
     def run(self) -> Plan:
+        for reservation in self.inp.reservations:
+            self.reserve(reservation)
         for gang in sorted(self.inp.gangs, key=lambda g: g.order):
             self.decisions.append(self.decide(gang))
         final = self.engine(
@@ -144,6 +155,36 @@ class GangPlanner:
             replace(self.opts, max_new_nodes=_remaining(self.opts, self.booked)),
         )
         return self.merge(final)
+
+    # --- booked capacity ---------------------------------------------------------------------------------------------
+
+    def reserve(self, reservation: Reservation) -> None:
+        """Hold a booked request's room on existing nodes: the nodes its status lists first, then any (see the module's
+        docstring). Never a new node, never in-flight capacity."""
+        listed = set(reservation.nodes)
+        tries = [[n for n in self.inp.nodes if n.name in listed], list(self.inp.nodes)]
+        left = list(reservation.pods)
+        held = self.held.setdefault(reservation.key, {})
+        for nodes in tries:
+            if not left or not nodes:
+                continue
+            inp = replace(
+                self.booked.input_for(self.inp, left, planned=False),
+                nodes=nodes,
+                inflight=[],
+                pods=left,
+            )
+            trial = self.engine(
+                inp, replace(self.opts, allow_new_nodes=False, max_new_nodes=0, improve=False, time_budget_seconds=0.0)
+            )
+            by_key = {p.key: p for p in left}
+            for where, keys in trial.existing_nodes.items():
+                if where.startswith("inflight:"):
+                    continue
+                for key in keys:
+                    self.booked.bound.append(_bound_to(by_key.pop(key), where))
+                    held[where] = held.get(where, 0) + 1
+            left = list(by_key.values())
 
     # --- one gang ----------------------------------------------------------------------------------------------------
 
@@ -249,6 +290,11 @@ class GangPlanner:
             plan.existing_nodes.setdefault(node, []).extend(keys)
         plan.unschedulable = {**self.blocked, **final.unschedulable}
         plan.stats["skipped"] = {**plan.stats.get("skipped", {}), **self.inp.consumed}
+        if self.held:
+            plan.stats["booked"] = {
+                r.key: {"pods": len(r.pods), "held": dict(sorted(self.held.get(r.key, {}).items()))}
+                for r in self.inp.reservations
+            }
         return plan
 
 
