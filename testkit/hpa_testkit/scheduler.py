@@ -25,6 +25,8 @@ from .kube import KubeEmulator
 from .kube.store import now_iso
 
 RUN_SECONDS = "hpa-testkit/run-seconds"
+GANG_ANNOTATION = "hpa-testkit/gang"
+"""On a Job: a distributed training job, which starts only once all of its pods run (their run time counts from then)."""
 
 
 class SchedulerStandIn:
@@ -233,6 +235,10 @@ class ReplicaController:
         if int((job.get("status") or {}).get("succeeded") or 0) != succeeded:
             self.kube.patch_status("batch/v1", "Job", name, {"succeeded": succeeded}, ns)
         now = self.now()
+        gang = ((job.get("metadata") or {}).get("annotations") or {}).get(GANG_ANNOTATION) == "true"
+        running = sum(1 for p in active if (p.get("status") or {}).get("phase") == "Running")
+        if gang and running < completions - succeeded:
+            return  # the job cannot start until every worker runs: no pod's run time counts yet
         for p in active:
             if (p.get("status") or {}).get("phase") != "Running":
                 continue

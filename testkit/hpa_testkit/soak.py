@@ -133,8 +133,10 @@ def _provision_run(stack: Stack, rng: random.Random, report: SoakReport, timeout
     result = output.get("status") if out["status"] == "SUCCEEDED" else out["status"]
     report.count(report.outcomes, f"provision:{result}")
     ready = len(_ready_nodes(stack, group))
-    # a claim ends with its nodes Ready, or gives back all but those that did come up (it keeps and reports them)
-    expected = before + (count if result == "ready" else len(output.get("kept") or []))
+    # a claim ends with its nodes Ready (less the failed launches it dropped), or gives back all but those that did
+    # come up (it keeps and reports them)
+    dropped = len(output.get("dropped") or [])
+    expected = before + (count - dropped if result == "ready" else len(output.get("kept") or []))
     extra = _live_instances(stack, group) - expected
     if extra > 0 or ready != expected:
         report.over_provisioned_nodes += max(0, extra)

@@ -196,6 +196,8 @@ def _faults(rng: random.Random) -> list[dict[str, Any]]:
         }
         if kind == "capacity-outage":
             fault["group"] = rng.choice(GROUPS)
+        elif kind == "partial-capacity":
+            fault.update(group=rng.choice(GROUPS), count=rng.randint(1, 3))
         elif kind == "conflicts":
             fault["rate"] = float(rng.randint(1, 4)) / 10
         elif kind == "kube-errors":

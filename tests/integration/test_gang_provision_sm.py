@@ -55,3 +55,16 @@ def test_a_gang_whose_nodes_all_come_up_keeps_them(stack: Stack) -> None:
     assert out["status"] == "SUCCEEDED" and out["output"]["status"] == "ready", out
     assert len(out["output"]["nodes"]) == 2
     assert stack.aws.hyperpod.clusters["hyperpod-eks-demo"].groups[GROUP].target == 2
+
+
+def test_a_gang_meeting_partial_capacity_is_given_back_before_any_of_its_nodes_runs(stack: Stack) -> None:
+    # only 2 instances of the group can launch: the third fails at once (EC2 answers an insufficient-capacity launch
+    # within seconds), while the two others still boot; the gang gives all three back, so none ever bills
+    hp = stack.aws.hyperpod
+    hp.capacity_limit(GROUP, 2)
+    ran: list[str] = []
+    hp.on_running.append(lambda rec: ran.append(rec.instance_id))
+    out = stack.run("provision", gang_claim(3))
+    result = out["output"]
+    assert result["status"] == "gave-back" and result["reason"] == "InsufficientCapacity", result
+    assert len(result["deleted"]) == 3 and ran == [], (result, ran)

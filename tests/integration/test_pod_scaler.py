@@ -204,3 +204,23 @@ def test_end_to_end_queue_to_nodes_and_back(stack: Stack) -> None:
     assert replicas(stack, "worker") == 1, "back to minReplicaCount"
     controller.step()
     assert len(stack.kube.list("v1", "Pod", "default")) == 1
+
+
+def test_each_scaling_decision_is_one_structured_log_line(stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 15: what scaled, from what to what, and why, at the cluster's time, in the pod scaler's log."""
+    import logging
+
+    stack.kube.apply(deployment("worker", 1))
+    stack.kube.apply(sqs_scaled_object(queue(stack, 12)))
+    with caplog.at_level(logging.INFO, logger="hyperpod_autoscaler.services.pod_scaler"):
+        stack.invoke("pod_scaler", sample("manual.json"))
+    lines = [r.msg for r in caplog.records if isinstance(r.msg, dict) and r.msg.get("decision") == "pod-scale"]
+    assert len(lines) == 1, lines
+    line = lines[0]
+    assert (line["scaledObject"], line["target"], line["from"], line["to"]) == (
+        "default/worker-scaler",
+        "Deployment/worker",
+        1,
+        3,
+    )
+    assert line["why"] and line["at"] == stack.clock.now()

@@ -70,13 +70,48 @@ def test_a_partial_capacity_failure_keeps_the_nodes_that_came_up_labelled_with_t
     out = stack.run("provision", {**claim(count=3), "nodePool": "gpunodepool"})
     assert out["status"] == "SUCCEEDED", out
     result = out["output"]
-    assert result["status"] == "gave-back" and len(result["deleted"]) == 1 and len(result["kept"]) == 2, result
+    assert result["status"] == "ready" and len(result["nodes"]) == 2, "the failed launch is dropped, not the claim"
+    assert len(result["dropped"]) == 1, result
     nodes = {n["metadata"]["name"]: n for n in stack.kube.list("v1", "Node")}
-    assert sorted(nodes) == result["kept"]
+    assert sorted(nodes) == result["nodes"]
     assert all(n["metadata"]["labels"].get("karpenter.sh/nodepool") == "gpunodepool" for n in nodes.values()), (
         "kept nodes belong to their NodePool, so consolidation can remove them when they are not needed"
     )
     assert stack.aws.hyperpod.clusters["hyperpod-eks-demo"].groups["auto-g6-az1"].target == 2, "nothing else left"
+    from hyperpod_autoscaler import runtime
+
+    assert "auto-g6-az1" in runtime.backoff().unavailable_groups(), (
+        "the group is backed off, as for any capacity failure"
+    )
+
+
+def test_a_launch_that_fails_early_is_dropped_and_the_others_still_booting_are_kept(stack: Stack) -> None:
+    # Karpenter's launches are independent: an insufficient-capacity answer for one node does not take the others
+    # down. Here the third launch fails within seconds while the other two boot; they come up and are the claim's.
+    stack.aws.hyperpod.capacity_limit("auto-g6-az1", 2)
+    out = stack.run("provision", {**claim(count=3), "nodePool": "gpunodepool"})
+    result = out["output"]
+    assert result["status"] == "ready" and len(result["nodes"]) == 2 and len(result["dropped"]) == 1, result
+    instances = stack.aws.hyperpod.clusters["hyperpod-eks-demo"].instances.values()
+    assert sorted(i.status for i in instances) == ["Running", "Running"], "the failed launch is deleted"
+
+
+def test_a_claim_whose_every_launch_fails_is_given_back(stack: Stack) -> None:
+    stack.aws.hyperpod.capacity_failure("auto-g6-az1")
+    out = stack.run("provision", claim(count=2))
+    result = out["output"]
+    assert result["status"] == "gave-back" and result["reason"] == "InsufficientCapacity", result
+    assert stack.aws.hyperpod.clusters["hyperpod-eks-demo"].groups["auto-g6-az1"].target == 0
+
+
+def test_the_same_pods_failing_again_in_a_later_attempt_back_off_longer(stack: Stack) -> None:
+    # reconcile decides the same pods again under the same claim id, attempt after attempt (a new clientToken each):
+    # every attempt's failure is a strike of its own, or a gang that can never all launch retries at the base backoff
+    # forever (sandbox gang-scarce: 36 give-backs of one claim, every one 180 s)
+    stack.aws.hyperpod.capacity_failure("auto-g6-az1")
+    first = stack.run("provision", {**claim(), "clientToken": "claim-0001-1-aaaa"})["output"]["backoffSeconds"]
+    second = stack.run("provision", {**claim(), "clientToken": "claim-0001-2-bbbb"})["output"]["backoffSeconds"]
+    assert second == 2 * first
 
 
 def test_registration_timeout(stack: Stack) -> None:

@@ -250,3 +250,30 @@ def test_concurrent_deciders_of_one_decision_start_one_attempt(table: Any) -> No
     names = {c.execution_name for r in results for c in r.claims}
     assert len(names) == 1 and sum(c.recorded for r in results for c in r.claims) == 1
     assert len(workflows.executions) == 2
+
+
+def test_each_decision_is_one_structured_log_line(table: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 15: the reconcile side of the decision lines: the claim started (what, for which pods, why, its execution),
+    then, once the pods ride it, what was not launched for and why."""
+    import logging
+
+    clock = Clock()
+    deps = make_deps(table, clock)
+    with caplog.at_level(logging.INFO, logger="hyperpod_autoscaler.services.reconcile"):
+        result = reconcile_once(deps, SETTINGS)
+        clock.t += 10
+        reconcile_once(deps, SETTINGS)
+    lines = [r.msg for r in caplog.records if isinstance(r.msg, dict) and "decision" in r.msg]
+    started = [m for m in lines if m["decision"] == "provision"]
+    assert len(started) == 1, lines
+    (claim,) = result.claims
+    line = started[0]
+    assert (line["instanceGroup"], line["count"], line["podCount"], line["execution"]) == (
+        "auto-g6-az1",
+        2,
+        6,
+        claim.execution_name,
+    )
+    assert line["at"] == 1_800_000_000.0 and "cheapest placement" in line["why"] and "$" in line["why"]
+    kept = [m for m in lines if m["decision"] == "provision-kept"]
+    assert kept and kept[-1]["onNodesLaunching"] == 6, "the second pass launches nothing: the pods ride the claim"

@@ -93,6 +93,15 @@ def env_float(name: str, default: float) -> float:
         raise InvalidObject("environment", name, name, f"{raw!r} is not a number") from None
 
 
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    if raw.lower() not in ("true", "false"):
+        raise InvalidObject("environment", name, name, f"{raw!r} is not true or false")
+    return raw.lower() == "true"
+
+
 @dataclass(frozen=True)
 class Config:
     hyperpod_cluster: str
@@ -352,6 +361,7 @@ def reconcile_settings() -> ReconcileSettings:
         max_nodes_per_decision=env_int("MAX_NODES_PER_DECISION", 20),
         max_nodes_total=env_int("MAX_NODES_TOTAL", 100),
         registration_timeout_seconds=env_int("REGISTRATION_TIMEOUT_SECONDS", 1200),
+        atomic_pod_groups=env_bool("ATOMIC_POD_GROUPS", True),
     )
 
 

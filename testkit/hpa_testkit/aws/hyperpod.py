@@ -8,8 +8,9 @@ the wire format botocore expects (awsJson1_1; errors as ``{"__type", "message"}`
 
 Life cycle on the given clock: an added instance is ``Pending`` and becomes ``Running`` after the group's provisioning
 delay (the ``on_running`` hook registers its Kubernetes Node); during a capacity outage a launch ends in ``Failure``
-(``InsufficientInstanceCapacity``) after ``failure_delay`` and, in continuous mode, is retried by the service after the delay; a deleted
-instance is ``ShuttingDown`` and gone after ``shutdown_delay`` (``on_gone`` removes the Node).
+(``InsufficientInstanceCapacity``) after ``failure_delay`` and, in continuous mode, is retried by the service after the delay; under
+partial capacity (``capacity_limit``) only the first instances launched get capacity and the others fail the same way;
+a deleted instance is ``ShuttingDown`` and gone after ``shutdown_delay`` (``on_gone`` removes the Node).
 """
 
 from __future__ import annotations
@@ -142,6 +143,8 @@ class HyperPodEmulator:
         self.call_log: list[tuple[float, str, dict[str, Any], str | None]] = []
         # faults
         self.capacity_outages: dict[str, int | None] = {}
+        self.capacity_limits: dict[str, int] = {}
+        """Partial capacity: group -> how many of its instances can hold capacity (booting or Running) at once."""
         self.throttle_rate = 0.0
         self.throttle_next = 0
         self.throttle_ops: set[str] | None = None
@@ -167,6 +170,32 @@ class HyperPodEmulator:
                 self.capacity_outages.pop(group, None)
             else:
                 self.capacity_outages[group] = times
+
+    def capacity_limit(self, group: str, count: int | None) -> None:
+        """Only ``count`` instances of ``group`` can hold capacity at once (booting or Running; the first launched get
+        it): a launch past that ends in ``Failure`` (``InsufficientInstanceCapacity``) and HyperPod keeps retrying it in
+        the background. ``None`` lifts the limit."""
+        with self.lock:
+            if count is None:
+                self.capacity_limits.pop(group, None)
+            else:
+                self.capacity_limits[group] = count
+
+    def _starved(self, cluster: Cluster, inst: Instance) -> bool:
+        """Whether ``inst`` finds no capacity under its group's partial-capacity limit: the group's Running instances
+        and those booting that were launched before it already take all of it."""
+        limit = self.capacity_limits.get(inst.group)
+        if limit is None:
+            return False
+        first = (inst.launched_at, inst.instance_id)
+        holding = sum(
+            1
+            for o in cluster.instances.values()
+            if o is not inst
+            and o.group == inst.group
+            and (o.status == "Running" or (o.status == "Pending" and (o.launched_at, o.instance_id) < first))
+        )
+        return holding >= limit
 
     def throttle(self, rate: float = 0.0, next_n: int = 0, ops: set[str] | None = None) -> None:
         """Throttle the next ``next_n`` calls, then each call with probability ``rate``; only the operations in ``ops``
@@ -332,7 +361,19 @@ class HyperPodEmulator:
                         )
                         continue
                     outage = inst.group in self.capacity_outages
+                    starved = inst.status in ("Pending", "Failure") and self._starved(cluster, inst)
                     due = inst.ready_at
+                    if starved and not outage and inst.status == "Pending":
+                        due = min(due, inst.launched_at + self.failure_delay)
+                        if now >= due:
+                            inst.status = "Failure"
+                            inst.message = "InsufficientInstanceCapacity: no capacity for the instance type in the zone"
+                            inst.ready_at = now + self.delay_for(inst.group)  # the service retries in the background
+                        continue
+                    if starved and inst.status == "Failure":
+                        if now >= due:
+                            inst.ready_at = now + self.delay_for(inst.group)
+                        continue
                     if outage and inst.status == "Pending":
                         due = min(due, inst.launched_at + self.failure_delay)
                     if inst.status in ("Pending", "Failure") and now >= due:

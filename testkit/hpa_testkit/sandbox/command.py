@@ -1,4 +1,4 @@
-"""``hyperpod-autoscaler sandbox [--scenario FILE] [--speed X] [--report DIR]``: the whole autoscaler on an embedded
+"""``hyperpod-autoscaler sandbox [--scenario FILE] [--speed X] [--report DIR] [--parameter-overrides K=V ...]``: the whole autoscaler on an embedded
 HyperPod + EKS sandbox (the test kit's emulators), playing a scenario on a simulated clock, with a live view and a report.
 
 The command lives in the test kit, which registers it with the product's CLI as a plugin (the entry point
@@ -30,6 +30,13 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report", default="reports/sandbox", help="directory for the HTML report and summary.json")
     parser.add_argument("--template", default=None, help="the SAM template to wire from (default: the project's)")
     parser.add_argument("--plain", action="store_true", help="plain progress lines instead of the live view")
+    parser.add_argument(
+        "--parameter-overrides",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="template parameters for this run, as sam deploy takes them (AtomicPodGroups=false)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,7 +53,15 @@ def run(args: argparse.Namespace) -> int:
             return 2
         path = bundled
     scenario = load_scenario(path)
+    overrides = {}
+    for item in args.parameter_overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            print(f"sandbox: --parameter-overrides {item!r} is not KEY=VALUE", file=sys.stderr)
+            return 2
+        overrides[key] = value
     options = SandboxOptions(
+        parameter_overrides=overrides,
         speed=args.speed,
         function_log=Path(args.report) / "functions.log",
         connection_file=sandbox_file(args.report),

@@ -28,7 +28,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from hyperpod_autoscaler.domain.gangs import POD_GROUP_LABEL, POD_GROUP_TOTAL
+
 from hpa_testkit.aws import sfn, wait_for_execution_threads
+from hpa_testkit.scheduler import GANG_ANNOTATION
 
 from .alarms import Alarm, evaluate, evaluation_interval, evaluation_range, state_change_event
 from .clock import SteppedClock, quiet_stopped_threads
@@ -314,6 +317,11 @@ def job_manifest(job: Any, clock_start: float) -> list[dict[str, Any]]:
     labels = {"job-name": job.name}
     annotations = {"hpa-testkit/run-seconds": str(job.duration)}
     pod_annotations = {"karpenter.sh/do-not-disrupt": "true"} if job.do_not_disrupt else {}
+    pod_labels = dict(labels)
+    if job.gang:
+        annotations[GANG_ANNOTATION] = "true"
+        pod_labels[POD_GROUP_LABEL] = job.name
+        pod_annotations[POD_GROUP_TOTAL] = str(job.count)
     return [
         {
             "apiVersion": "batch/v1",
@@ -323,7 +331,7 @@ def job_manifest(job: Any, clock_start: float) -> list[dict[str, Any]]:
                 "parallelism": job.count,
                 "completions": job.count,
                 "template": {
-                    "metadata": {"labels": labels, "annotations": pod_annotations},
+                    "metadata": {"labels": pod_labels, "annotations": pod_annotations},
                     "spec": {
                         "restartPolicy": "Never",
                         "containers": [
@@ -402,6 +410,7 @@ class Sandbox:
         overrides = {
             **SANDBOX_PARAMETERS,
             **scenario.cloudwatch.template_parameters(),
+            **scenario.parameters,
             **self.options.parameter_overrides,
         }
         self.wiring = read_wiring(self.options.template, overrides)
@@ -667,6 +676,11 @@ class Sandbox:
                 self._next_schedule[rule.logical_id] = 0.0
                 self._schedule_expr[rule.logical_id] = str(resolve(rule.schedule, context))
         cluster = json.loads((PROJECT / "examples" / "cluster.json").read_text())
+        for extra in self.scenario.instance_groups:
+            group = json.loads(json.dumps(cluster["InstanceGroups"][0]))
+            group.update(InstanceGroupName=extra.name, InstanceType=extra.instance_type)
+            group["OverrideVpcConfig"]["Subnets"] = [extra.subnet]
+            cluster["InstanceGroups"].append(group)
         hp = self.aws.hyperpod
         delays = self.scenario.provisioning_delay
         if isinstance(delays, dict):
@@ -710,6 +724,8 @@ class Sandbox:
         streams = [ArrivalStream(t, trace if t.source == "azure-llm" else None) for t in sc.traffic]
         self.live = live
         self._outage_groups: set[str] = set()
+        self._gang_started: dict[str, float] = {}
+        self._gang_startable: dict[str, float] = {}
         self._nodes_seen: dict[str, dict[str, Any]] = {}
         self._bound_last: dict[str, tuple[str, bool]] = {}
         self.killed_pods: list[str] = []
@@ -783,6 +799,8 @@ class Sandbox:
         if fault.kind == "capacity-outage" and fault.group:
             hp.capacity_failure(fault.group)
             self._outage_groups.add(fault.group)
+        elif fault.kind == "partial-capacity" and fault.group:
+            hp.capacity_limit(fault.group, fault.count)
         elif fault.kind == "throttling":
             hp.throttle(fault.rate)
         elif fault.kind == "conflicts":
@@ -810,6 +828,8 @@ class Sandbox:
         if fault.kind == "capacity-outage" and fault.group:
             hp.capacity_failure(fault.group, times=0)
             self._outage_groups.discard(fault.group)
+        elif fault.kind == "partial-capacity" and fault.group:
+            hp.capacity_limit(fault.group, None)
         elif fault.kind == "throttling":
             hp.throttle(0.0)
         elif fault.kind == "conflicts":
@@ -989,7 +1009,7 @@ class Sandbox:
             itype_name = labels.get(INSTANCE_TYPE_LABEL, "")
             cost += catalog[itype_name].price if itype_name in catalog else 0.0
             if name not in self._nodes_seen:
-                self._nodes_seen[name] = {"group": group, "created": t}
+                self._nodes_seen[name] = {"group": group, "created": t, "type": itype_name}
                 self.tracker.observe_node(name, t)
                 self._decision(t, "node", f"node {name} joined ({group})")
         for name, info in self._nodes_seen.items():
@@ -1019,6 +1039,7 @@ class Sandbox:
             else:
                 pending += 1
                 self.tracker.observe_pending(uid, key, t, owner)
+        self._observe_gang_jobs(t, pods)
         present = {(p.get("metadata") or {}).get("uid") or "" for p in pods}
         for uid in [u for u, r in self.tracker.records.items() if r.bound_at is None and u not in present]:
             self.tracker.forget(uid)  # deleted while pending (the Deployment scaled down first): not a pod to serve
@@ -1036,6 +1057,59 @@ class Sandbox:
             self.demand.observe(t, pods, managed_types(objects, view, catalog))
         if self.live is not None:
             self.live.update(t, pending, running, per_group, cost)
+
+    def _observe_gang_jobs(self, t: float, pods: list[dict[str, Any]]) -> None:
+        """A gang Job starts when every one of its pods runs at once (the first time it does)."""
+        for job in self.scenario.jobs:
+            if not job.gang or job.name in self._gang_started or t < job.at:
+                continue
+            nodes = [
+                str((p.get("spec") or {}).get("nodeName"))
+                for p in pods
+                if (p.get("metadata") or {}).get("namespace") == job.namespace
+                and ((p.get("metadata") or {}).get("labels") or {}).get("job-name") == job.name
+                and (p.get("status") or {}).get("phase") == "Running"
+            ]
+            if len(nodes) >= job.count:
+                self._gang_started[job.name] = t
+                # it could start once the last node its pods run on joined
+                joined = [self._nodes_seen[n]["created"] for n in nodes if n in self._nodes_seen]
+                self._gang_startable[job.name] = max(joined, default=t)
+                self._decision(t, "job", f"gang Job {job.name} started: all {job.count} pods run")
+
+    def gang_jobs(self) -> list[dict[str, Any]]:
+        """Per gang Job: when it started, and the GPU nodes billed while it could not start (every GPU node of the
+        cluster from its submission until the last node its pods run on joined, or the end: the run's other GPU work
+        counts too, so a scenario that measures this has none). A node bills while it is a Node (Running in HyperPod),
+        as EC2 bills an instance from when it is running."""
+        catalog = getattr(self, "_catalog", None)
+        end = self.played_seconds
+        out = []
+        for job in self.scenario.jobs:
+            if not job.gang:
+                continue
+            started = self._gang_started.get(job.name)
+            until = self._gang_startable.get(job.name, end)
+            hours = cost = 0.0
+            for info in self._nodes_seen.values():
+                itype = catalog[info["type"]] if catalog is not None and info.get("type") in catalog else None
+                if itype is None or not itype.gpus:
+                    continue
+                seconds = max(0.0, min(until, info.get("gone", end)) - max(job.at, info["created"]))
+                hours += seconds / 3600
+                cost += seconds / 3600 * itype.price
+            out.append(
+                {
+                    "name": job.name,
+                    "pods": job.count,
+                    "submittedAt": job.at,
+                    "startedAt": started,
+                    "secondsToStart": None if started is None else round(started - job.at, 1),
+                    "gpuNodeHoursWhileWaiting": round(hours, 3),
+                    "gpuNodeCostWhileWaiting": round(cost, 2),
+                }
+            )
+        return out
 
     def _publish_metrics(self, t: float) -> None:
         """What AWS publishes without us: SQS queue depth (every minute) and, as the CloudWatch agent with Container
@@ -1252,6 +1326,7 @@ class Sandbox:
             "slowTicks": self.slow_ticks,
             "invocationErrors": [list(e) for e in self.functions.errors[:50]],
             "scaledObjects": self._scaled_objects(),
+            "gangJobs": self.gang_jobs(),
         }
 
     def _scaled_objects(self) -> dict[str, Any]:

@@ -72,6 +72,9 @@ class Job(_Model):
     gpus: int = Field(default=1, ge=0)
     duration: float = Field(default=600, gt=0)
     do_not_disrupt: bool = Field(default=True, alias="doNotDisrupt")
+    gang: bool = False
+    """A distributed training job: its pods are a Kueue pod group (``kueue.x-k8s.io/pod-group-name`` = the Job's name,
+    ``pod-group-total-count`` = ``count``), and it starts (its pods' ``duration`` counts) only once all of them run."""
 
 
 FaultKind = Literal[
@@ -85,6 +88,7 @@ FaultKind = Literal[
     "lambda-throttling",
     "node-failure",
     "execution-already-exists",
+    "partial-capacity",
 ]
 
 
@@ -101,8 +105,18 @@ class Fault(_Model):
     hang_rate: float = Field(default=0.0, ge=0, le=1, alias="hangRate")
     """``kube-errors``: the share of requests that hang ``hangSeconds`` (real seconds) before they are answered."""
     hang_seconds: float = Field(default=1.0, ge=0, le=30, alias="hangSeconds")
-    count: int = Field(default=1, ge=1)
-    """``node-failure``: how many Ready nodes (of ``group`` when given) fail at ``at``."""
+    count: int = Field(default=1, ge=0)
+    """``node-failure``: how many Ready nodes (of ``group`` when given) fail at ``at``; ``partial-capacity``: how many
+    instances of ``group`` can hold capacity at once."""
+
+
+class InstanceGroup(_Model):
+    """An instance group added to the sandbox's HyperPod cluster (``examples/cluster.json``), like its first group but
+    with its own name and type (and subnet, hence zone)."""
+
+    name: str
+    instance_type: str = Field(alias="instanceType")
+    subnet: str = "subnet-0a1b2c3d4e5f60001"
 
 
 class Drill(_Model):
@@ -164,6 +178,10 @@ class Scenario(_Model):
     drills: list[Drill] = Field(default_factory=list)
     cloudwatch: CloudWatchModel = Field(default_factory=CloudWatchModel, alias="cloudWatch")
     """How Container Insights and the pending-pods alarm see pending pods (AWS's defaults)."""
+    instance_groups: list[InstanceGroup] = Field(default_factory=list, alias="instanceGroups")
+    """Instance groups added to the seed cluster (list them in a HyperpodNodeClass among ``objects``)."""
+    parameters: dict[str, str] = Field(default_factory=dict)
+    """Template parameter overrides, as ``sam deploy --parameter-overrides`` gives them (``AtomicPodGroups: "false"``)."""
 
     def delay_for(self, group: str) -> float:
         if isinstance(self.provisioning_delay, dict):

@@ -427,10 +427,13 @@ def group_gang(namespace: str, name: str, members: list[Pod]) -> Gang | None:
 # --- all together -----------------------------------------------------------------------------------------------------
 
 
-def split_gangs(pods: list[Pod], requests: list[ProvisioningRequest], templates: list[PodTemplate]) -> GangSplit:
+def split_gangs(
+    pods: list[Pod], requests: list[ProvisioningRequest], templates: list[PodTemplate], atomic_pod_groups: bool = True
+) -> GangSplit:
     """Sort the pods of a decision: pending pods that consume a request are the request's, pods of a pod group are
     their group's gang, the other pending pods are planned one by one. ``pods``: every pod read (bound ones count for
-    a group's size)."""
+    a group's size). ``atomic_pod_groups=False`` plans a pod group's pods one by one, as Karpenter does (the template's
+    ``AtomicPodGroups``; the sandbox compares the two)."""
     split = GangSplit()
     by_template = {t.key: t for t in templates}
     split.reservations = reservations(pods, requests, templates)
@@ -450,7 +453,7 @@ def split_gangs(pods: list[Pod], requests: list[ProvisioningRequest], templates:
                 "none of its own"
             )
             continue
-        group = pod.metadata.labels.get(POD_GROUP_LABEL)
+        group = pod.metadata.labels.get(POD_GROUP_LABEL) if atomic_pod_groups else None
         if group:
             groups.setdefault((pod.namespace, group), []).append(pod)
         elif pod.is_pending:

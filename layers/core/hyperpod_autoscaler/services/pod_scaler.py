@@ -154,15 +154,7 @@ def _scale_object(deps: PodScalerDeps, raw: dict[str, Any], force: bool, dry_run
         record_scale(spec, state, decision, current, now)
         _announce(deps, spec, current, decision.replicas)
         deps.metrics.count(m.POD_SCALER_CHANGES, 1, Direction="up" if decision.replicas > current else "down")
-        log.info(
-            "ScaledObject %s: %s/%s %d -> %d (%s)",
-            spec.key,
-            spec.target_kind,
-            spec.target_name,
-            current,
-            decision.replicas,
-            decision.reason,
-        )
+
     if not dry_run:
         deps.states.put(spec.key, state.to_dict())
         uid = (raw.get("metadata") or {}).get("uid")
@@ -171,6 +163,21 @@ def _scale_object(deps: PodScalerDeps, raw: dict[str, Any], force: bool, dry_run
         _write_status(deps, ref, status, scale_events(spec, decision, current))
     deps.metrics.gauge(m.POD_SCALER_DESIRED, decision.replicas, ScaledObject=spec.key)
     target = f"{spec.target_kind}/{spec.target_name}"
+    if decision.replicas != current or decision.active:
+        # one line per change, and per poll that holds an active object where it is (the reason says why)
+        log.info(
+            {
+                "decision": "pod-scale" if decision.replicas != current else "pod-scale-kept",
+                "at": now,
+                "scaledObject": spec.key,
+                "target": target,
+                "from": current,
+                "to": decision.replicas,
+                "active": decision.active,
+                "why": decision.reason,
+                "dryRun": dry_run,
+            }
+        )
     return ObjectResult(spec.key, target, current, decision.replicas, decision.reason, decision.active)
 
 

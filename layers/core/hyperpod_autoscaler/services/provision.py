@@ -100,16 +100,29 @@ def _mine(deps: ProvisionDeps, event: dict[str, Any], group: str) -> list[Cluste
 
 
 def check(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
-    """Ready when ``count`` of the claim's nodes are Running in HyperPod and Ready in Kubernetes."""
+    """Ready when the claim's nodes are Running in HyperPod and Ready in Kubernetes: ``count`` of them, less the launches
+    that failed and were dropped.
+
+    A launch that fails (``InsufficientInstanceCapacity``: only part of the capacity is there) is dropped at once, as
+    Karpenter's launches are independent of each other: it is deleted (HyperPod would retry it in the background and
+    it would come up later, owned by nothing), the group is backed off, and the claim waits for its other nodes, which
+    were launched fine. The pods the dropped node was for are planned again once this execution ends. A gang's claim
+    never shrinks (a part of a gang is of no use to it), nor a claim whose every launch failed: both are given back."""
     group, count, claim = _claim(event)
     started = event.get("scale") or {}
     timeout = int(event.get("registrationTimeoutSeconds") or DEFAULT_REGISTRATION_TIMEOUT)
     nodes = _mine(deps, event, group)
-    failed = [n for n in nodes if n.status == "Failure"]
-    if failed:
+    dropped = set((event.get("check") or {}).get("dropped") or [])
+    dropped |= {n.instance_id for n in nodes if n.status == "ShuttingDown"}  # a retry after the delete went through
+    failed = [n for n in nodes if n.status == "Failure" and n.instance_id not in dropped]
+    if failed and (_gang(event) or len(failed) + len(dropped) >= count):
         raise InsufficientCapacity(
             f"{group}: {len(failed)} of {count} new nodes failed to launch: {failed[0].message or 'launch failure'}"
         )
+    if failed:
+        dropped |= _drop(deps, event, group, failed)
+    nodes = [n for n in nodes if n.instance_id not in dropped]
+    count -= len(dropped)
     ready: list[str] = []
     for n in nodes:
         if n.status != "Running":
@@ -121,15 +134,38 @@ def check(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
             ready.append(n.node_name)
     elapsed = deps.clock() - float(started.get("startedAt") or deps.clock())
     deps.metrics.count(m.PROVISION_STEPS, 1, Step="Check", InstanceGroup=group)
+    shrunk = {"dropped": sorted(dropped)} if dropped else {}
     if len(ready) >= count:
-        return {"ready": True, "readyNodes": sorted(ready), "elapsed": round(elapsed, 1)}
+        return {"ready": True, "readyNodes": sorted(ready), "elapsed": round(elapsed, 1), **shrunk}
     if elapsed > timeout:
         raise RegistrationTimeout(
             f"{group}: {len(ready)} of {count} nodes Ready after {int(elapsed)}s (timeout {timeout}s), claim {claim}"
         )
     pending = sum(1 for n in nodes if n.status != "Running")
     log.info("claim %s: %d/%d Ready, %d pending, %ds elapsed", claim, len(ready), count, pending, int(elapsed))
-    return {"ready": False, "readyNodes": sorted(ready), "elapsed": round(elapsed, 1)}
+    return {"ready": False, "readyNodes": sorted(ready), "elapsed": round(elapsed, 1), **shrunk}
+
+
+def _drop(deps: ProvisionDeps, event: dict[str, Any], group: str, failed: list[ClusterNode]) -> set[str]:
+    """Delete a claim's failed launches and back the group off; the ids deleted. A refused delete raises
+    ``ClusterBusy`` (the state machine retries the check; each step here is idempotent)."""
+    why = f"InsufficientCapacity: {failed[0].message or 'launch failure'}"
+    backoff = deps.backoff.mark_unavailable(group, why[:300], cause=_attempt(event))
+    deleted = deps.hyperpod.delete_nodes(node_ids=[n.instance_id for n in failed])
+    if deleted.failed:
+        raise ClusterBusy(
+            f"{group}: HyperPod refused to delete {len(deleted.failed)} failed launch(es): {deleted.failed}"
+        )
+    log.warning(
+        "claim %s: dropped %d failed launch(es) in %s (%s), group backed off %.0fs; waiting for the others",
+        event.get("claimId"),
+        len(failed),
+        group,
+        why,
+        backoff,
+    )
+    deps.metrics.count(m.CLOUDPROVIDER_ERRORS, 1, Error="InsufficientCapacity", InstanceGroup=group)
+    return {n.instance_id for n in failed}
 
 
 def _label_with_nodepool(
@@ -152,6 +188,12 @@ def _label_with_nodepool(
             log.warning("could not label node %s with its NodePool %s: %s", name, pool, exc)
             if must:
                 raise
+
+
+def _attempt(event: dict[str, Any]) -> str:
+    """Which launch attempt failed, for the backoff: a task retried within one attempt marks one strike, while each
+    later attempt for the same pods (reconcile's new ``clientToken``, same claim id) is a strike of its own."""
+    return str(event.get("clientToken") or event.get("claimId") or "")
 
 
 def _gang(event: dict[str, Any]) -> bool:
@@ -186,7 +228,7 @@ def give_back(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
             result["deleted"], result["failed"] = deleted.deleted, deleted.failed
     if group and reason in ("InsufficientCapacity", "RegistrationTimeout"):
         result["backoffSeconds"] = deps.backoff.mark_unavailable(
-            group, f"{reason}: {str(error.get('Cause', ''))[:300]}", cause=str(event.get("claimId") or "")
+            group, f"{reason}: {str(error.get('Cause', ''))[:300]}", cause=_attempt(event)
         )
     if deps.claims is not None and event.get("claimId"):
         deps.claims.forget(str(event["claimId"]))
@@ -209,4 +251,5 @@ def finish(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
     if deps.claims is not None:
         deps.claims.forget(claim)
     deps.metrics.count(m.NODECLAIMS_READY, len(ready), InstanceGroup=group)
-    return {"status": "ready", "nodes": ready}
+    dropped = (event.get("check") or {}).get("dropped") or []
+    return {"status": "ready", "nodes": ready, **({"dropped": dropped} if dropped else {})}

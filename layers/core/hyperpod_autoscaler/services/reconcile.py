@@ -27,6 +27,7 @@ seconds within the invocation, and stops when there are none.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -56,6 +57,8 @@ from .invalid_objects import report_invalid_objects
 from .leased_loop import LoopOutcome, LoopSettings, run_leased_loop
 from .naming import attempt_name, new_token
 from .request_status import StatusDeps, after_plan, end_bookings
+
+log = logging.getLogger(__name__)
 
 LEASE_NAME = "reconcile"
 ANNOUNCED_PODS_GRACE_SECONDS = 30.0
@@ -90,6 +93,8 @@ class ReconcileSettings:
     event_workers: int = 8
     event_repeat_seconds: float = 600.0
     """A FailedProvisioning event for the same pod and message is not re-sent within this window (warm invocations)."""
+    atomic_pod_groups: bool = True
+    """Kueue pod groups get their nodes all or nothing; False plans their pods one by one (``ATOMIC_POD_GROUPS``)."""
 
     def __post_init__(self) -> None:
         if not self.cluster_name:
@@ -324,8 +329,69 @@ def reconcile_once(deps: ReconcileDeps, settings: ReconcileSettings, dry_run: bo
         _claims_to_start(settings, plan, pods_by_key, result)
     _events(deps, settings, snapshot, plan, result, pods_by_key)
     _metrics(deps, snapshot, plan, result)
+    _log_decisions(plan, result, started)
     result.seconds = deps.clock() - started
     return result
+
+
+DECISION_LIST_LIMIT = 20
+"""At most this many pods (or reasons) named in one decision line; the line gives the full count beside them."""
+
+
+def _log_decisions(plan: Plan, result: PassResult, now: float) -> None:
+    """One structured line per claim started (what, for which pods, and why) and one for the pending pods no new node
+    was started for (and why), at the cluster's time: the reconcile side of what the disruption lines are for the
+    other (README: a Logs Insights query over ``message.decision``)."""
+    price: dict[tuple[str, str], float] = {}
+    for c in plan.node_claims:
+        price[(c.instance_group, c.nodepool)] = c.price
+    for claim in result.claims:
+        each = price.get((claim.instance_group, claim.nodepool))
+        cost = f" at ${each:.3f}/h each" if each is not None else ""
+        log.info(
+            {
+                "decision": "provision",
+                "at": now,
+                "nodePool": claim.nodepool,
+                "instanceGroup": claim.instance_group,
+                "instanceType": claim.instance_type,
+                "zone": claim.zone,
+                "count": claim.count,
+                "podCount": len(claim.pods),
+                "pods": claim.pods[:DECISION_LIST_LIMIT],
+                **({"gang": claim.gang.to_dict()} if claim.gang is not None else {}),
+                "why": (
+                    f"{len(claim.pods)} pending pod(s) fit no existing node and no node launching; "
+                    f"{claim.count} x {claim.instance_type} in {claim.instance_group}{cost} is the cheapest placement "
+                    "the plan found for them"
+                ),
+                "execution": claim.execution_name,
+                "dryRun": result.dry_run,
+            }
+        )
+    riding = sum(len(keys) for where, keys in plan.existing_nodes.items() if where.startswith("inflight:"))
+    on_nodes = sum(len(keys) for where, keys in plan.existing_nodes.items() if not where.startswith("inflight:"))
+    if not (plan.unschedulable or riding or on_nodes or result.capped or result.backoffs):
+        return
+    reasons: dict[str, list[str]] = {}
+    for pod, why in plan.unschedulable.items():
+        reasons.setdefault(why, []).append(pod)
+    log.info(
+        {
+            "decision": "provision-kept",
+            "at": now,
+            "onExistingNodes": on_nodes,
+            "onNodesLaunching": riding,
+            "unschedulable": len(plan.unschedulable),
+            "why": [
+                {"reason": why, "podCount": len(pods), "pods": pods[:5]}
+                for why, pods in sorted(reasons.items(), key=lambda kv: -len(kv[1]))[:DECISION_LIST_LIMIT]
+            ],
+            "groupsBackedOff": dict(result.backoffs),
+            "capped": result.capped,
+            "dryRun": result.dry_run,
+        }
+    )
 
 
 def _read_demand(
@@ -345,7 +411,9 @@ def _read_demand(
     )
     pending = snapshot.pending_pods
     result.pending = len(pending)
-    split = split_gangs(snapshot.pods, snapshot.provisioning_requests, snapshot.pod_templates)
+    split = split_gangs(
+        snapshot.pods, snapshot.provisioning_requests, snapshot.pod_templates, settings.atomic_pod_groups
+    )
     result.gangs = len(split.gangs)
     if not result.dry_run:
         end_bookings(status, snapshot)
