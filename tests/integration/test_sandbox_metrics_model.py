@@ -47,6 +47,7 @@ def test_the_alarm_sees_pending_pods_after_collection_and_delivery(lag: float) -
         "pendingPodsMetric": "pod_status_pending",
         "collectionIntervalSeconds": 60,
         "deliveryLagSeconds": lag,
+        "queueDeliveryLagSeconds": 60,
         "alarmPeriodSeconds": 60,
     }
 
@@ -82,3 +83,40 @@ def test_the_functions_high_resolution_metric_is_stamped_on_the_cluster_clock() 
     assert points.get(0) == 0 and points.get(60) == 1, points
     assert alarm.metric_name == "PendingPods" and alarm.period == 10
     assert "ALARM" in states, states
+
+
+@pytest.mark.parametrize("lag", [0, 150])
+def test_the_queue_alarm_sees_the_depth_after_sqs_pushes_it_and_it_is_delivered(lag: float) -> None:
+    """SQS pushes a queue's depth to CloudWatch at one-minute intervals (SQS developer guide, "Available CloudWatch
+    metrics"); the point is readable ``queueDeliveryLag`` later. Messages arrive from t=10 and nothing consumes them:
+    the depth is first sampled at t=60, and the pod tier's queue alarm (60 s period, evaluated every minute) goes to
+    ALARM at the first evaluation at or after both the end of that sample's period and its arrival."""
+    scenario = Scenario.model_validate(
+        {
+            "name": "queue-model",
+            "duration": 360,
+            "parameters": {"ScalerQueueName": "q"},
+            "traffic": [
+                {
+                    "source": "constant",
+                    "as": "sqs",
+                    "queue": "q",
+                    "deployment": "nobody",
+                    "start": PENDING_FROM,
+                    "end": 360,
+                    "rate": 1.0,
+                    "perReplicaPerSecond": 1.0,
+                }
+            ],
+            "cloudWatch": {"queueDeliveryLag": lag},
+        }
+    )
+    with Sandbox(scenario, SandboxOptions(speed=100_000, live=False)) as sandbox:
+        summary = sandbox.run()
+        alarm = next(a for a in sandbox.alarms.values() if a.name.endswith("pod-tier-sqs-q"))
+        start = sandbox.clock.start
+        at = next(stamp.timestamp() - start for stamp, state in alarm.history if state == "ALARM")
+    sampled = 60
+    evaluated = math.ceil(max(sampled + 60, sampled + lag) / 60) * 60
+    assert at == evaluated, (lag, at)
+    assert summary["cloudWatchModel"]["queueDeliveryLagSeconds"] == lag

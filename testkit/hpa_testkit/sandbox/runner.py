@@ -427,7 +427,9 @@ class Sandbox:
         self.slow_ticks = 0
         self.ended_at = scenario.duration
         self.interrupted_at: float | None = None
-        self._collected: list[tuple[float, datetime, float]] = []
+        self._collected: list[tuple[float, str, str, dict[str, str], float, datetime]] = []
+        """Data points sampled and not yet in CloudWatch: (when they arrive, namespace, metric, dimensions, value, the
+        sample's time), in arrival order."""
         """Pending-pods samples Container Insights collected, not yet in CloudWatch: (delivered at, timestamp, value)."""
         """The cluster second at which Ctrl-C (KeyboardInterrupt) stopped the run; None when it played to its end."""
         self.live: Any = None
@@ -1112,26 +1114,29 @@ class Sandbox:
         return out
 
     def _publish_metrics(self, t: float) -> None:
-        """What AWS publishes without us: SQS queue depth (every minute) and, as the CloudWatch agent with Container
-        Insights does, the cluster's pending pods: sampled every ``collectionInterval`` seconds, readable in CloudWatch
-        ``deliveryLag`` seconds later (with the sample's own timestamp), as the scenario's ``cloudWatch`` model says."""
+        """What AWS publishes without us: SQS queue depth (every minute, readable in CloudWatch ``queueDeliveryLag``
+        seconds later) and, as the CloudWatch agent with Container Insights does, the cluster's pending pods: sampled
+        every ``collectionInterval`` seconds, readable ``deliveryLag`` seconds later; each with the sample's own
+        timestamp, as the scenario's ``cloudWatch`` model says."""
         cw = self._client("cloudwatch")
         model = self.scenario.cloudwatch
         eks = str(self.wiring.parameters.get("EksClusterName"))
         if t % model.collection_interval < self.scenario.tick - 1e-9:  # the first tick of each collection interval
             stamp = to_datetime(self.clock.now())
-            self._collected.append((t + model.delivery_lag, stamp, float(self._pending)))
-        data: list[tuple[str, str, dict[str, str], float, datetime]] = []
-        while self._collected and self._collected[0][0] <= t:  # delivered by now
-            _, stamp, value = self._collected.pop(0)
-            data.append(("ContainerInsights", "pod_status_pending", {"ClusterName": eks}, value, stamp))
-        if int(t) % 60 == 0:
+            point = ("ContainerInsights", "pod_status_pending", {"ClusterName": eks}, float(self._pending), stamp)
+            self._collected.append((t + model.delivery_lag, *point))
+        if int(t) % 60 == 0:  # SQS pushes its queue metrics at one-minute intervals
             stamp = to_datetime(self.clock.now())
             sqs = self._client("sqs")
             for name, url in self.queues.items():
                 attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
                 depth = float(attrs["Attributes"]["ApproximateNumberOfMessages"])
-                data.append(("AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": name}, depth, stamp))
+                point = ("AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": name}, depth, stamp)
+                self._collected.append((t + model.queue_delivery_lag, *point))
+        self._collected.sort(key=lambda p: p[0])
+        data = []
+        while self._collected and self._collected[0][0] <= t:  # delivered by now
+            data.append(self._collected.pop(0)[1:])
         for namespace, metric, dims, value, stamp in data:
             cw.put_metric_data(
                 Namespace=namespace,

@@ -138,6 +138,10 @@ class CloudWatchModel(_Model):
 
     collection_interval: float = Field(default=60, gt=0, alias="collectionInterval")
     delivery_lag: float = Field(default=60, ge=0, alias="deliveryLag")
+    queue_delivery_lag: float = Field(default=60, ge=0, alias="queueDeliveryLag")
+    """Seconds from SQS sampling a queue's depth (``ApproximateNumberOfMessagesVisible``, pushed to CloudWatch at
+    one-minute intervals) to CloudWatch having the data point. AWS publishes no figure: 60 s is this model's
+    assumption, as for ``deliveryLag``."""
     alarm_period: Literal[10, 30, 60] = Field(default=60, alias="alarmPeriod")
     pending_pods_metric: Literal["pod_status_pending", "PendingPods"] = Field(
         default="pod_status_pending", alias="pendingPodsMetric"
@@ -157,6 +161,7 @@ class CloudWatchModel(_Model):
             "pendingPodsMetric": self.pending_pods_metric,
             "collectionIntervalSeconds": self.collection_interval,
             "deliveryLagSeconds": self.delivery_lag,
+            "queueDeliveryLagSeconds": self.queue_delivery_lag,
             "alarmPeriodSeconds": self.alarm_period,
         }
 
