@@ -9,6 +9,10 @@ of moto's package directory per request.
   read the client's next request, or block on it). A chunked request body still closes its connection.
 * ``moto.backends.list_of_moto_modules`` lists moto's package directory and stats each entry on every request, under
   the dispatcher's global lock; the directory does not change while the process runs, so it is listed once.
+* moto's DynamoDB checks a write's ``ConditionExpression`` and then writes, with no lock between: two concurrent
+  conditional writes of one item can both pass (a thread switch between check and write), which DynamoDB never allows
+  (its conditional writes are atomic). The whole-system soak met it: two overlapping reconcile passes both recorded the
+  first attempt of one claim and launched a node each for one pod. Item reads and writes run under one lock here.
 * moto's Step Functions lexes and parses the whole ASL definition with ANTLR (in pure Python, ~0.5 s for ours) on every
   StartExecution and CreateStateMachine. The parse tree of a definition is read-only once built, so it is kept per
   definition text; the preprocessor still builds fresh evaluation components from it for every execution (they hold
@@ -61,11 +65,29 @@ def _cache_module_list() -> None:
 
     serving.selectors = _Selectors()  # type: ignore[assignment]
     _keep_asl_parse_trees()
+    _atomic_dynamodb_items()
     listing = tuple(backends.list_of_moto_modules())
     backends.list_of_moto_modules = functools.wraps(backends.list_of_moto_modules)(  # type: ignore[assignment]
         lambda: listing
     )
     _patched[0] = True
+
+
+def _atomic_dynamodb_items() -> None:
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+
+    def locked(method: Any) -> Any:
+        @functools.wraps(method)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return method(*args, **kwargs)
+
+        return call
+
+    for name in ("put_item", "update_item", "delete_item", "get_item", "query", "scan", "transact_write_items"):
+        setattr(DynamoDBBackend, name, locked(getattr(DynamoDBBackend, name)))
 
 
 def _keep_asl_parse_trees() -> None:
