@@ -96,6 +96,23 @@ def test_a_launch_that_fails_early_is_dropped_and_the_others_still_booting_are_k
     assert sorted(i.status for i in instances) == ["Running", "Running"], "the failed launch is deleted"
 
 
+def test_the_claims_record_counts_a_dropped_launch_off_so_its_pods_are_decided_again(stack: Stack) -> None:
+    # reconcile reads in-flight capacity from the claim's record: a dropped launch is capacity no longer coming
+    from hyperpod_autoscaler import runtime
+    from hyperpod_autoscaler.domain.plan import InflightClaim
+
+    store = runtime.claims()
+    recorded = InflightClaim(
+        "claim-0001", "gpunodepool", "auto-g6-az1", "ml.g6.xlarge", "us-west-2a", 3, ("default/p1",)
+    )
+    assert store.record_claim(recorded, "auto-g6-az1-claim-0001-1-tok", 3600)
+    stack.aws.hyperpod.capacity_limit("auto-g6-az1", 2)
+    out = stack.run("provision", {**claim(count=3), "clientToken": "claim-0001-1-tok"})
+    assert out["output"]["status"] == "ready" and len(out["output"]["dropped"]) == 1, out["output"]
+    after = store.get("claim-0001")
+    assert after is not None and (after.claim.count, after.claim.dropped) == (2, 1)
+
+
 def test_a_claim_whose_every_launch_fails_is_given_back(stack: Stack) -> None:
     stack.aws.hyperpod.capacity_failure("auto-g6-az1")
     out = stack.run("provision", claim(count=2))

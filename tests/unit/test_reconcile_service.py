@@ -277,3 +277,24 @@ def test_each_decision_is_one_structured_log_line(table: Any, caplog: pytest.Log
     assert line["at"] == 1_800_000_000.0 and "cheapest placement" in line["why"] and "$" in line["why"]
     kept = [m for m in lines if m["decision"] == "provision-kept"]
     assert kept and kept[-1]["onNodesLaunching"] == 6, "the second pass launches nothing: the pods ride the claim"
+
+
+def test_the_pods_of_a_dropped_launch_are_planned_again_while_the_claim_still_runs(table: Any) -> None:
+    """A claim's execution dropped one of its two launches (insufficient capacity: the provision check deletes it,
+    backs the group off, and counts it off the claim's record). The next pass plans the pods that launch was for
+    again at once, instead of letting them ride a node that will never come until the execution ends. Here the
+    seed's only group is backed off, so they are reported unschedulable with the backoff's reason."""
+    clock = Clock()
+    deps = make_deps(table, clock)
+    first = reconcile_once(deps, SETTINGS)
+    (claim,) = first.claims
+    token = claim.execution_name[claim.execution_name.index(claim.claim_id) :]
+    deps.claims.drop(claim.claim_id, token, 1)  # type: ignore[attr-defined]
+    deps.backoffs.groups["auto-g6-az1"] = "InsufficientCapacity: no capacity"  # type: ignore[attr-defined]
+    clock.t += 10
+    second = reconcile_once(deps, SETTINGS)
+    assert second.inflight_nodes == 1, "one node of the two is still coming"
+    assert second.unschedulable == 3 and second.claims == [], "the dropped node's 3 pods are decided again"
+
+    deps.claims.drop(claim.claim_id, "another-attempt-token", 2)  # type: ignore[attr-defined]
+    assert deps.claims.get(claim.claim_id).claim.count == 1, "another attempt's drop leaves this record alone"  # type: ignore[attr-defined]

@@ -65,7 +65,7 @@ def _cache_module_list() -> None:
 
     serving.selectors = _Selectors()  # type: ignore[assignment]
     _keep_asl_parse_trees()
-    _atomic_dynamodb_items()
+    atomic_dynamodb_items()
     listing = tuple(backends.list_of_moto_modules())
     backends.list_of_moto_modules = functools.wraps(backends.list_of_moto_modules)(  # type: ignore[assignment]
         lambda: listing
@@ -73,7 +73,15 @@ def _cache_module_list() -> None:
     _patched[0] = True
 
 
-def _atomic_dynamodb_items() -> None:
+_atomic = [False]
+
+
+def atomic_dynamodb_items() -> None:
+    """Make moto's DynamoDB item reads and writes atomic (see the module's docstring), once per process: for the
+    server, and for tests that use moto in process (``mock_aws``) from several threads."""
+    if _atomic[0]:
+        return
+    _atomic[0] = True
     from moto.dynamodb.models import DynamoDBBackend
 
     lock = threading.RLock()

@@ -2,7 +2,8 @@
 
 A claim (the decision: these pods on this group) is recorded BEFORE its provision execution starts, together with the
 attempt it is on and that attempt's execution name. Item: ``pk = "claim"``, ``sk = <claim id>``, with the claim's fields,
-``attempt``, ``executionName``, ``recordedAt``, ``closedAt`` (set when the workflow ended) and the TTL attribute.
+``attempt``, ``executionName``, ``recordedAt``, ``closedAt`` (set when the workflow ended), ``dropped`` (launches the
+attempt gave up: the claim counts that many nodes less) and the TTL attribute.
 
 Every write is conditional, so concurrent deciders agree on one attempt: the first attempt is written only when no live
 record exists (``attribute_not_exists`` or expired), the next attempt only over the exact attempt the decider saw end
@@ -88,13 +89,15 @@ class DynamoClaimStore(DynamoTable):
     def _parse(self, item: dict[str, Any]) -> RecordedClaim | None:
         try:
             body = json.loads(item["claim"]["S"])
+            dropped = int(item.get("dropped", {}).get("N", "0"))
             claim = InflightClaim(
                 claim_id=item[self._sk]["S"],
                 nodepool=str(body["nodePool"]),
                 instance_group=str(body["instanceGroup"]),
                 instance_type=str(body["instanceType"]),
                 zone=str(body["zone"]),
-                count=int(body["count"]),
+                count=max(0, int(body["count"]) - dropped),
+                dropped=dropped,
                 pods=tuple(str(p) for p in body.get("pods", [])),
                 gang=GangRef.from_dict(body.get("gang")),
             )
@@ -138,6 +141,21 @@ class DynamoClaimStore(DynamoTable):
             if "LastEvaluatedKey" not in page:
                 return out
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def drop(self, claim_id: str, attempt_token: str, dropped: int) -> None:
+        """Record that the attempt named with ``attempt_token`` dropped ``dropped`` launches (a total: a retry writes
+        the same); the claim then counts that many nodes less. Another attempt's record is left alone."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._key(claim_id),
+                UpdateExpression="SET dropped = :d",
+                ConditionExpression="contains(executionName, :token)",
+                ExpressionAttributeValues={":d": {"N": str(dropped)}, ":token": {"S": attempt_token}},
+            )
+        except ClientError as exc:
+            if not conditional_failed(exc):
+                raise
 
     def forget(self, claim_id: str) -> None:
         """The claim's workflow ended (the provision workflow's last step calls it): mark the attempt closed. The record

@@ -31,6 +31,9 @@ class InflightClaim:
     pods: tuple[str, ...] = ()
     gang: GangRef | None = None
     """The gang whose new nodes this claim launches all or nothing (its execution gives them all back on a failure)."""
+    dropped: int = 0
+    """Launches the claim's execution gave up (insufficient capacity), already taken off ``count``: the pods its
+    remaining nodes cannot hold are planned again instead of riding it."""
 
 
 @dataclass(frozen=True)

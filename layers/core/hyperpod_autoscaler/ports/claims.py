@@ -45,9 +45,15 @@ class ClaimStore(Protocol):
 
 
 class ClaimForgetter(Protocol):
-    """What the provision workflow needs: forget a claim once its nodes are Ready or given back."""
+    """What the provision workflow needs: forget a claim once its nodes are Ready or given back, and say how many of
+    its launches it dropped meanwhile."""
 
     def forget(self, claim_id: str) -> None: ...
+
+    def drop(self, claim_id: str, attempt_token: str, dropped: int) -> None:
+        """The claim's attempt whose execution name contains ``attempt_token`` gave up ``dropped`` of its nodes in all:
+        they no longer count as capacity coming (a later attempt's record is left alone)."""
+        ...
 
 
 class ClaimsPort(ClaimStore, ClaimForgetter, Protocol):

@@ -106,7 +106,8 @@ def check(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
     A launch that fails (``InsufficientInstanceCapacity``: only part of the capacity is there) is dropped at once, as
     Karpenter's launches are independent of each other: it is deleted (HyperPod would retry it in the background and
     it would come up later, owned by nothing), the group is backed off, and the claim waits for its other nodes, which
-    were launched fine. The pods the dropped node was for are planned again once this execution ends. A gang's claim
+    were launched fine. The claim's record counts the dropped nodes off, so the next decision plans their pods again
+    (elsewhere, or after the backoff) without waiting for this execution to end. A gang's claim
     never shrinks (a part of a gang is of no use to it), nor a claim whose every launch failed: both are given back."""
     group, count, claim = _claim(event)
     started = event.get("scale") or {}
@@ -124,6 +125,7 @@ def check(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
         )
     if failed:
         dropped |= _drop(deps, event, group, failed)
+        _tell_reconcile(deps, event, len(dropped))
     nodes = [n for n in nodes if n.instance_id not in dropped]
     count -= len(dropped)
     ready: list[str] = []
@@ -191,6 +193,19 @@ def _label_with_nodepool(
             log.warning("could not label node %s with its NodePool %s: %s", name, pool, exc)
             if must:
                 raise
+
+
+def _tell_reconcile(deps: ProvisionDeps, event: dict[str, Any], dropped: int) -> None:
+    """Count the dropped launches off the claim's record, so that the next decision plans their pods again at once
+    (elsewhere: the group is backed off) instead of when this execution ends. Best effort: if the write fails, the
+    pods wait for the execution's end, as before."""
+    token = str(event.get("clientToken") or "")
+    if deps.claims is None or not token:
+        return
+    try:
+        deps.claims.drop(str(event.get("claimId")), token, dropped)
+    except Exception as exc:
+        log.warning("claim %s: could not record %d dropped launch(es): %s", event.get("claimId"), dropped, exc)
 
 
 def _attempt(event: dict[str, Any]) -> str:

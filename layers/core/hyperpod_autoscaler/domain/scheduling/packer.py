@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import Callable
 
 from ..k8s import HOSTNAME_LABEL, Pod
-from ..plan import NodeClaim, Plan, PlanInput, PlanOptions
+from ..plan import InflightClaim, NodeClaim, Plan, PlanInput, PlanOptions
 from ..resources import CPU, GPU, MEMORY, NEURON
 from .explain import explain
 from .fit import format_taint, untolerated_taint
@@ -241,21 +241,28 @@ class Packer:
         return sorted(by_key.values(), key=lambda c: c.sort_key)
 
     def _place_inflight_pods(self) -> None:
-        """Pods an in-flight claim was made for are already placed there (first fit over its virtual nodes)."""
-        wanted: dict[str, list[Bin]] = {}
+        """Pods an in-flight claim was made for are already placed there (first fit over its virtual nodes; one that
+        fits none still rides the first, so that a change in the allocatable model never launches it twice). When the
+        claim dropped launches, the pods its remaining nodes cannot hold are planned again instead."""
+        wanted: dict[str, tuple[InflightClaim, list[Bin]]] = {}
         for claim, bins in self.inflight:
             for key in claim.pods:
-                wanted[key] = bins
+                wanted[key] = (claim, bins)
         if not wanted:
             return
         for cls in self.classes:
             keep: list[Pod] = []
             for pod in cls.pods:
-                wanted_bins = wanted.get(pod.key)
-                if wanted_bins is None:
+                found = wanted.get(pod.key)
+                if found is None:
                     keep.append(pod)
                     continue
-                target = next((b for b in wanted_bins if fits_sum(b.used, cls.req, b.alloc)), wanted_bins[0])
+                claim, wanted_bins = found
+                target = next((b for b in wanted_bins if fits_sum(b.used, cls.req, b.alloc)), None)
+                if target is None and (claim.dropped or not wanted_bins):
+                    keep.append(pod)
+                    continue
+                target = target or wanted_bins[0]
                 target.used = vadd(target.used, cls.req)
                 target.pods.append(pod.key)
                 self._pending_inflight.append((cls, target, pod))
