@@ -145,30 +145,42 @@ class DynamoClaimStore(DynamoTable):
     def drop(self, claim_id: str, attempt_token: str, dropped: int) -> None:
         """Record that the attempt named with ``attempt_token`` dropped ``dropped`` launches (a total: a retry writes
         the same); the claim then counts that many nodes less. Another attempt's record is left alone."""
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=self._key(claim_id),
-                UpdateExpression="SET dropped = :d",
-                ConditionExpression="contains(executionName, :token)",
-                ExpressionAttributeValues={":d": {"N": str(dropped)}, ":token": {"S": attempt_token}},
-            )
-        except ClientError as exc:
-            if not conditional_failed(exc):
-                raise
+        self._set_if(
+            claim_id,
+            "SET dropped = :d",
+            "contains(executionName, :token)",
+            {":d": {"N": str(dropped)}, ":token": {"S": attempt_token}},
+        )
 
     def forget(self, claim_id: str) -> None:
         """The claim's workflow ended (the provision workflow's last step calls it): mark the attempt closed. The record
         stays until its TTL so that the next decision for the same pods knows which attempt comes next; a claim that
         was never recorded (a drill's, a replacement's) is left alone."""
+        self._set_if(
+            claim_id,
+            "SET closedAt = :now",
+            "attribute_exists(#pk)",
+            {":now": {"N": repr(round(self._now(), 3))}},
+            {"#pk": self._pk},
+        )
+
+    def _set_if(
+        self,
+        claim_id: str,
+        update: str,
+        condition: str,
+        values: dict[str, Any],
+        names: dict[str, str] | None = None,
+    ) -> None:
+        """One conditional update of a claim's record; a failed condition is no error (nothing to change)."""
         try:
             self._client.update_item(
                 TableName=self._table,
                 Key=self._key(claim_id),
-                UpdateExpression="SET closedAt = :now",
-                ConditionExpression="attribute_exists(#pk)",
-                ExpressionAttributeNames={"#pk": self._pk},
-                ExpressionAttributeValues={":now": {"N": repr(round(self._now(), 3))}},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                **({"ExpressionAttributeNames": names} if names else {}),
+                ExpressionAttributeValues=values,
             )
         except ClientError as exc:
             if not conditional_failed(exc):
