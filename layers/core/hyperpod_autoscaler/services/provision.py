@@ -114,10 +114,9 @@ def check(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
     timeout = int(event.get("registrationTimeoutSeconds") or DEFAULT_REGISTRATION_TIMEOUT)
     nodes = _mine(deps, event, group)
     dropped = set((event.get("check") or {}).get("dropped") or [])
-    if (event.get("scale") or {}).get("logicalIds"):  # the claim's own nodes exactly: one shutting down was dropped
-        dropped |= {
-            n.instance_id for n in nodes if n.status == "ShuttingDown"
-        }  # (a retry after the delete went through)
+    if (event.get("scale") or {}).get("logicalIds"):
+        # the claim's own nodes exactly: one shutting down was dropped (a retry after the delete went through)
+        dropped |= {n.instance_id for n in nodes if n.status == "ShuttingDown"}
     failed = [n for n in nodes if n.status == "Failure" and n.instance_id not in dropped]
     if failed and (_gang(event) or len(failed) + len(dropped) >= count):
         raise InsufficientCapacity(
