@@ -298,3 +298,14 @@ def test_the_pods_of_a_dropped_launch_are_planned_again_while_the_claim_still_ru
 
     deps.claims.drop(claim.claim_id, "another-attempt-token", 2)  # type: ignore[attr-defined]
     assert deps.claims.get(claim.claim_id).claim.count == 1, "another attempt's drop leaves this record alone"  # type: ignore[attr-defined]
+
+
+def test_the_nominated_event_names_what_exists(table: Any) -> None:
+    """Issue 15: no ``nodeclaim/<id>`` (there is no such object here): the instance group and the execution."""
+    deps = make_deps(table, Clock())
+    (claim,) = reconcile_once(deps, SETTINGS).claims
+    messages = {e[2] for e in deps.cluster.events if e[1] == "Nominated"}  # type: ignore[attr-defined]
+    assert messages == {
+        "Pod should schedule on: a new node of instance group auto-g6-az1 (ml.g6.xlarge, us-west-2a), launched by "
+        f"provision execution {claim.execution_name}"
+    }

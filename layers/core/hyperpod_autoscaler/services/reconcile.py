@@ -663,8 +663,11 @@ def _events(
     now = deps.clock()
     todo: list[tuple[ObjectRef, str, str, str]] = []
     for claim in result.claims:
+        # Karpenter names its NodeClaim here; ours is not a Kubernetes object, so name what exists: the instance group
+        # and the provision execution that launches the node
         where = (
-            f"nodeclaim/{claim.claim_id} (instance group {claim.instance_group}, {claim.instance_type}, {claim.zone})"
+            f"a new node of instance group {claim.instance_group} ({claim.instance_type}, {claim.zone}), "
+            f"launched by provision execution {claim.execution_name}"
         )
         for key in claim.pods:
             pod = pods_by_key.get(key)
