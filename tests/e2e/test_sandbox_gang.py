@@ -36,6 +36,7 @@ def run(atomic: bool) -> dict[str, Any]:
 def test_an_unstartable_gang_bills_no_gpu_node_with_atomicity_on(atomic: bool) -> None:
     summary = run(atomic)
     (job,) = summary["gangJobs"]
+    assert summary["verdict"]["gangJobs"] == [job], "a training scenario's verdict says what its jobs waited and paid"
     assert job["startedAt"] is not None and job["startedAt"] > FAULT_SECONDS, job
     if atomic:
         assert job["gpuNodeHoursWhileWaiting"] == 0.0, job

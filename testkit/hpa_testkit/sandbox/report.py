@@ -159,6 +159,7 @@ VERDICT_LABELS = {
     "drills": "Drills",
     "violations": "Violations",
     "unservedPods": "Pods never served, with plan's reason",
+    "gangJobs": "Training jobs (gangs): time to start (s), GPU-node-hours and $ billed while they could not start",
 }
 
 

@@ -1296,6 +1296,7 @@ class Sandbox:
                 "doNotDisrupt": len(self.killed_pods),
             },
             "unservedPods": unserved_reasons(self.tracker.unserved(), objects, view, catalog),
+            **({"gangJobs": self.gang_jobs()} if any(j.gang for j in self.scenario.jobs) else {}),
         }
 
     def summary(self) -> dict[str, Any]:
