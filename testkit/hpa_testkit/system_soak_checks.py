@@ -172,6 +172,15 @@ def _nodes(sb: Any, obs: Any, pods: dict[str, Any], nodes: dict[str, Any], t: fl
             obs.flag("strandedNode", name, f"t={t:.0f} node {name} cordoned/tainted since {seen.held_since:.0f}")
 
 
+def _dropped_launches(sb: Any) -> dict[str, int]:
+    """Execution name -> launches it dropped for lack of capacity, from the claims' records: those nodes are not coming,
+    and the pods they were for may be claimed again by a later decision (services/provision.py, ``check``)."""
+    from hyperpod_autoscaler.adapters.dynamo_claims import DynamoClaimStore
+
+    store = DynamoClaimStore(sb._client("dynamodb"), sb.physical["StateTable"], now=sb.clock.now)
+    return {r.execution_name: r.claim.dropped for r in store.recorded_claims() if r.claim.dropped}
+
+
 def _running(sb: Any, t: float) -> bool:
     return any(e.status == "RUNNING" for e in executions(sb))
 
@@ -181,7 +190,9 @@ def _over_provisioning(sb: Any, obs: Any, pods: dict[str, Any], nodes: dict[str,
     claimed by two running provisions at once, or instances booting beyond what the running provisions asked for (a
     launch repeated, or one that no live execution owns). A running drill may add ``ACTIVE_DRILL_SLACK`` instances.
 
-    A launch a fault delayed until its pods found room elsewhere is not double provisioning (Karpenter too launches
+    A claim that dropped launches (partial capacity) asks for that many nodes less, and the pods they were for may be
+    claimed by a later provision too. A launch a fault delayed until its pods found room elsewhere is not double
+    provisioning (Karpenter too launches
     for the pods it saw, and consolidates the node later); nor is a replacement whose old node's pods ended meanwhile."""
     instances = _instances(sb)
     obs.max_instances = max(obs.max_instances, len(instances))
@@ -191,6 +202,7 @@ def _over_provisioning(sb: Any, obs: Any, pods: dict[str, Any], nodes: dict[str,
         if i.status == "Pending" or (i.status == "Failure" and i.message.startswith(LAUNCH_FAILURE))
     )
     running = [e for e in executions(sb) if e.status == "RUNNING"]
+    shrunk = _dropped_launches(sb)
     asked = 0
     owner: dict[str, str] = {}
     twice: list[str] = []
@@ -201,9 +213,9 @@ def _over_provisioning(sb: Any, obs: Any, pods: dict[str, Any], nodes: dict[str,
             body = json.loads(e.execution_input or "{}")
         except ValueError:
             continue
-        asked += int(body.get("count") or 0)
+        asked += max(0, int(body.get("count") or 0) - shrunk.get(e.name, 0))
         for key in body.get("pods") or []:
-            if key in owner:
+            if key in owner and not (shrunk.get(e.name) or shrunk.get(owner[key])):
                 twice.append(f"{key} ({owner[key]}, {e.name})")
             owner[key] = e.name
     drills = sum(1 for e in running if "Drill" in e.state_machine_arn)
