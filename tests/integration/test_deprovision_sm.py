@@ -210,6 +210,25 @@ def test_partial_delete_failure_rolls_back_the_refused_node(stack: Stack) -> Non
     assert target(stack) == 1
 
 
+def test_a_node_back_in_service_after_a_refused_delete_loses_its_termination_deadline(stack: Stack) -> None:
+    """Soak seed 6907: an expired node's delete was refused, so it went back into service with the first drain's
+    deadline still on it; a do-not-disrupt pod landed on it, and the next expiry deleted that pod at the stale
+    deadline, 75 s after it arrived. Back in service, the node's grace period starts again with its next drain."""
+    (a,) = up(stack, 1)
+    stack.aws.hyperpod.delete_failures(ids={a[len("hyperpod-") :]})
+    first = down(stack, [a], reason="Expired", terminationGracePeriodSeconds=600)
+    assert first["status"] == "SUCCEEDED" and a in first["output"]["delete"]["failed"], first
+    raw = node(stack, a)
+    assert raw is not None and not raw["spec"].get("unschedulable"), "the refused node is back in service"
+    assert TERMINATION not in (raw["metadata"].get("annotations") or {}), "and without the first drain's deadline"
+
+    stack.aws.hyperpod.delete_failures(ids=set())
+    stack.clock.advance(900)  # the first deadline has long passed when a protected pod lands on the node
+    stack.kube.apply(running_pod("train-0", a, {"job": "t"}, annotations={"karpenter.sh/do-not-disrupt": "true"}))
+    _out, seen, took = expire(stack, a, (300,))
+    assert seen[300] == ["train-0"] and took >= 570, "the pod gets the whole grace period from this drain"
+
+
 def test_unknown_nodes_are_already_gone(stack: Stack) -> None:
     out = down(stack, ["hyperpod-i-0000000000000000"])
     assert out["status"] == "SUCCEEDED"

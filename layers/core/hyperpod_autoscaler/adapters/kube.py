@@ -362,6 +362,16 @@ class KubeCluster:
         self._update_node(node_name, add)
         return kept[0] if kept else None
 
+    def remove_node_annotation(self, node_name: str, key: str) -> None:
+        def drop(raw: dict[str, Any]) -> bool:
+            current = (raw.get("metadata") or {}).get("annotations") or {}
+            if key not in current:
+                return False
+            raw["metadata"]["annotations"] = {k: v for k, v in current.items() if k != key}
+            return True
+
+        self._update_node(node_name, drop)
+
     def cordon(self, node_name: str) -> None:
         self._set_unschedulable(node_name, True)
 

@@ -81,6 +81,10 @@ class ClusterPort(Protocol):
         """Set annotation ``key`` on a node unless it has one; the value in effect afterwards (None: no such node)."""
         ...
 
+    def remove_node_annotation(self, node_name: str, key: str) -> None:
+        """Remove annotation ``key`` from a node (idempotent; a missing node is ignored)."""
+        ...
+
     def get_scale(self, kind: str, namespace: str, name: str) -> tuple[int, int]:
         """(spec.replicas, status.replicas) of a Deployment or StatefulSet's scale subresource."""
         ...

@@ -105,6 +105,16 @@ def _release(deps: DeprovisionDeps, node: str) -> None:
     deps.cluster.uncordon(node)
 
 
+def _restore(deps: DeprovisionDeps, node: str) -> None:
+    """Put a node back into service after its disruption failed (HyperPod refused the delete, or the run rolled back).
+    Unlike a drain handed back at its bound (which keeps its deadline, or a grace period longer than the bound could
+    never end), the node's termination deadline goes too: pods may land on it again, and a later expiry gives them the
+    whole grace period from its own drain (soak seed 6907: a do-not-disrupt pod that landed after a refused delete was
+    deleted at the first drain's deadline, 75 s after it arrived)."""
+    deps.cluster.remove_node_annotation(node, TERMINATION_TIMESTAMP)
+    _release(deps, node)
+
+
 def _released_view(node: Node) -> Node:
     """The node as a pending pod would see it once given back: uncordoned, without the disrupted taint."""
     taints = [t for t in node.spec.taints if t.key != DISRUPTED_TAINT_KEY]
@@ -286,7 +296,7 @@ def delete(deps: DeprovisionDeps, event: dict[str, Any]) -> dict[str, Any]:
     deleted = [ids[i] for i in (result.deleted if result else []) if i in ids]
     failed = {ids.get(i, i): why for i, why in (result.failed.items() if result else [])}
     for name in failed:
-        _release(deps, name)  # roll back the nodes HyperPod refused to delete
+        _restore(deps, name)  # roll back the nodes HyperPod refused to delete
     deps.metrics.count(m.DEPROVISION_STEPS, 1, Step="Delete")
     deps.metrics.count(m.NODECLAIMS_TERMINATED, len(deleted), Reason=str(event.get("reason") or "Underutilized"))
     log.info("deleted %s; failed %s; needed again %s", deleted, failed, needed)
@@ -320,7 +330,7 @@ def rollback(deps: DeprovisionDeps, event: dict[str, Any]) -> dict[str, Any]:
     failed: dict[str, Exception] = {}
     for name in nodes:
         try:
-            _release(deps, name)
+            _restore(deps, name)
             done.append(name)
         except Exception as exc:  # keep rolling back the others
             log.warning("rollback of %s failed: %s", name, exc)
