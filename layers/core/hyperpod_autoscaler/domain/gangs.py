@@ -264,6 +264,17 @@ def books_capacity(pr: ProvisioningRequest) -> bool:
     return cls in CLASSES and provisioned(pr) and not finished(pr)
 
 
+def scheduled_per_request(pods: list[Pod]) -> dict[str, int]:
+    """``namespace/request`` -> how many of the pods consuming that ProvisioningRequest are scheduled (bound to a node,
+    not terminal)."""
+    scheduled: dict[str, int] = {}
+    for pod in pods:
+        name = consumed_request(pod)
+        if name and pod.spec.node_name and not pod.is_terminal:
+            scheduled[f"{pod.namespace}/{name}"] = scheduled.get(f"{pod.namespace}/{name}", 0) + 1
+    return scheduled
+
+
 def reservations(
     pods: list[Pod], requests: list[ProvisioningRequest], templates: list[PodTemplate], budget: int = MAX_REQUEST_PODS
 ) -> list[Reservation]:
@@ -272,11 +283,7 @@ def reservations(
     Cluster Autoscaler injects every pod of a booked request into its simulation until all of them are scheduled
     (then the booking is consumed); we inject only the ones not yet scheduled, so a request half consumed does not hold
     its room twice. A request whose pods cannot be made (its template was deleted since) books nothing."""
-    scheduled: dict[str, int] = {}
-    for pod in pods:
-        name = consumed_request(pod)
-        if name and pod.spec.node_name and not pod.is_terminal:
-            scheduled[f"{pod.namespace}/{name}"] = scheduled.get(f"{pod.namespace}/{name}", 0) + 1
+    scheduled = scheduled_per_request(pods)
     by_template = {t.key: t for t in templates}
     out = []
     for pr in sorted(requests, key=lambda r: r.key):

@@ -21,9 +21,9 @@ from ..domain.gangs import (
     PROVISIONING_REQUEST,
     Gang,
     ProvisioningRequest,
-    consumed_request,
     finished,
     pod_count,
+    scheduled_per_request,
 )
 from ..domain.objects import ClusterObjects
 from ..domain.plan import Plan
@@ -51,9 +51,10 @@ def end_bookings(deps: StatusDeps, snapshot: ClusterObjects) -> int:
     whose booked capacity is lost; how many were written."""
     now = datetime.fromtimestamp(deps.clock(), UTC)
     nodes = {n.name: n for n in snapshot.nodes}
+    scheduled = scheduled_per_request(snapshot.pods)
     written = 0
     for pr in snapshot.provisioning_requests:
-        over = gs.booking_over(pr, now, _bound(snapshot, pr), pod_count(pr), deps.booking_seconds)
+        over = gs.booking_over(pr, now, scheduled.get(pr.key, 0), pod_count(pr), deps.booking_seconds)
         if over is None:
             over = gs.revoked(pr, nodes)
         if over is not None:
@@ -87,12 +88,6 @@ def _ready_nodes_of(plan: Plan, gang: Gang, ready: set[str]) -> list[str] | None
     if not gang.pods or any(where.get(p.key) not in ready for p in gang.pods):
         return None
     return sorted({where[p.key] for p in gang.pods})
-
-
-def _bound(snapshot: ClusterObjects, pr: ProvisioningRequest) -> int:
-    return sum(
-        1 for p in snapshot.bound_pods if p.namespace == pr.namespace and consumed_request(p) == pr.metadata.name
-    )
 
 
 def _write(
