@@ -185,6 +185,29 @@ def test_events_conditions_and_nodeclass_status(kube: KubeEmulator, cluster: Kub
     assert ready["InstanceGroupReady"] == "False" and ready["SubnetsReady"] == "True"
 
 
+def test_events_and_conditions_keep_the_runtimes_clock(kube: KubeEmulator, kubeconfig: str) -> None:
+    """Event times, their one-minute de-duplication and a condition's lastTransitionTime follow the clock the adapter
+    is given (the runtime's: the cluster clock in the sandbox), not the machine's: a minute of that clock later, the
+    same event is sent again."""
+    seed(kube)
+    t = [1_800_000_000.0]  # 2027-01-15T08:00:00Z
+    cluster = KubeCluster.from_kubeconfig(kubeconfig, now=lambda: t[0])
+    ref = ObjectRef("Pod", "p1", "default", "uid-1")
+    cluster.record_event(ref, "Nominated", "Pod should schedule on: x")
+    t[0] += 30
+    cluster.record_event(ref, "Nominated", "Pod should schedule on: x")
+    assert len(kube.list("v1", "Event", "default")) == 1
+    t[0] += 31
+    cluster.record_event(ref, "Nominated", "Pod should schedule on: x")
+    events = kube.list("v1", "Event", "default")
+    assert len(events) == 2
+    assert sorted(e["lastTimestamp"] for e in events) == ["2027-01-15T08:00:00Z", "2027-01-15T08:01:01Z"]
+    cluster.set_nodepool_conditions("gpunodepool", [{"type": "Ready", "status": "True", "reason": "Ready"}])
+    np = kube.get("karpenter.sh/v1", "NodePool", "gpunodepool")
+    assert np is not None
+    assert [c["lastTransitionTime"] for c in np["status"]["conditions"]] == ["2027-01-15T08:01:01Z"]
+
+
 def test_scale_subresource_and_scaled_objects(kube: KubeEmulator, cluster: KubeCluster) -> None:
     kube.apply(
         {

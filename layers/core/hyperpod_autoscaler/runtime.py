@@ -217,9 +217,9 @@ def kubernetes() -> ClusterPort:
 
     def build() -> KubeCluster:
         if kubeconfig:
-            return KubeCluster.from_kubeconfig(kubeconfig, context or None)
+            return KubeCluster.from_kubeconfig(kubeconfig, context or None, now=now)
         cfg = Config.from_env()
-        return KubeCluster.from_eks(cfg.eks_cluster, cfg.region)
+        return KubeCluster.from_eks(cfg.eks_cluster, cfg.region, now=now)
 
     return once(("kubernetes", kubeconfig, context), build)
 

@@ -78,22 +78,32 @@ def kube_error(status: int, reason: str, body: str) -> KubeApiError:
     return _ERRORS[from_kube_status(status)](status, reason, body)
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _stamp(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class KubeCluster:
     """ClusterPort (``ports.cluster``) against a Kubernetes API server."""
 
-    def __init__(self, api_client: Any, request_timeout: tuple[float, float] = REQUEST_TIMEOUT) -> None:
+    def __init__(
+        self,
+        api_client: Any,
+        request_timeout: tuple[float, float] = REQUEST_TIMEOUT,
+        now: Callable[[], float] = time.time,
+    ) -> None:
         self.api = api_client
         self.request_timeout = request_timeout
+        self.now = now
+        """The clock of event and condition times and of the events' one-minute de-duplication (the runtime's: wall
+        time in AWS, the cluster clock in the sandbox)."""
         self._events_sent: dict[tuple[str, str, str, str], float] = {}
 
     # --- construction ----------------------------------------------------------------------------------------------------
 
     @classmethod
-    def from_kubeconfig(cls, path: str, context: str | None = None) -> KubeCluster:
+    def from_kubeconfig(
+        cls, path: str, context: str | None = None, now: Callable[[], float] = time.time
+    ) -> KubeCluster:
         from kubernetes.client.api_client import ApiClient
         from kubernetes.client.configuration import Configuration
         from kubernetes.config.kube_config import load_kube_config
@@ -101,10 +111,12 @@ class KubeCluster:
         cfg = Configuration()
         load_kube_config(config_file=path, context=context, client_configuration=cfg)
         cfg.retries = 0  # urllib3 would retry a timed-out read 3 times, unseen: one attempt, the callers retry
-        return cls(ApiClient(cfg))
+        return cls(ApiClient(cfg), now=now)
 
     @classmethod
-    def from_eks(cls, cluster_name: str, region: str, session: Any = None) -> KubeCluster:
+    def from_eks(
+        cls, cluster_name: str, region: str, session: Any = None, now: Callable[[], float] = time.time
+    ) -> KubeCluster:
         """Endpoint and CA from ``eks:DescribeCluster``; a bearer token from a presigned STS URL, renewed before expiry."""
         import base64
 
@@ -131,7 +143,7 @@ class KubeCluster:
 
         cfg.refresh_api_key_hook = refresh
         cfg.retries = 0
-        return cls(ApiClient(cfg))
+        return cls(ApiClient(cfg), now=now)
 
     # --- transport -------------------------------------------------------------------------------------------------------
 
@@ -412,12 +424,12 @@ class KubeCluster:
 
     def record_event(self, ref: ObjectRef, reason: str, message: str, type_: str = "Normal") -> None:
         key = (f"{ref.kind}/{ref.namespace}/{ref.name}", reason, message, type_)
-        now = time.time()
+        now = self.now()
         if now - self._events_sent.get(key, 0.0) < 60:
             return  # deduplicated within a minute (a warm container re-deciding)
         self._events_sent[key] = now
         namespace = ref.namespace or "default"
-        stamp = _now()
+        stamp = _stamp(now)
         body = {
             "apiVersion": "v1",
             "kind": "Event",
@@ -458,11 +470,12 @@ class KubeCluster:
 
     def set_nodepool_conditions(self, name: str, conditions: list[dict[str, Any]]) -> None:
         self._merge_status(
-            self._custom_path(*NODEPOOLS, name=name), lambda st: {**st, "conditions": merge_conditions(st, conditions)}
+            self._custom_path(*NODEPOOLS, name=name),
+            lambda st: {**st, "conditions": merge_conditions(st, conditions, self.now())},
         )
 
     def set_nodeclass_status(self, name: str, status: dict[str, Any]) -> None:
-        self._merge_status(self._custom_path(*NODECLASSES, name=name), _status_change(status))
+        self._merge_status(self._custom_path(*NODECLASSES, name=name), _status_change(status, self.now()))
 
     def set_provisioning_request_status(
         self, namespace: str, name: str, conditions: list[dict[str, Any]], details: dict[str, str] | None = None
@@ -470,7 +483,7 @@ class KubeCluster:
         path = self._custom_path(*PROVISIONING_REQUESTS, name=name, namespace=namespace)
 
         def change(st: dict[str, Any]) -> dict[str, Any]:
-            out = {**st, "conditions": merge_conditions(st, conditions)}
+            out = {**st, "conditions": merge_conditions(st, conditions, self.now())}
             if details:
                 out["provisioningClassDetails"] = {**(st.get("provisioningClassDetails") or {}), **details}
             return out
@@ -478,7 +491,9 @@ class KubeCluster:
         self._merge_status(path, change)
 
     def set_scaled_object_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        self._merge_status(self._custom_path(*SCALEDOBJECTS, name=name, namespace=namespace), _status_change(status))
+        self._merge_status(
+            self._custom_path(*SCALEDOBJECTS, name=name, namespace=namespace), _status_change(status, self.now())
+        )
 
     # --- scale -----------------------------------------------------------------------------------------------------------
 
@@ -503,29 +518,33 @@ class KubeCluster:
         )
 
 
-def _status_change(status: dict[str, Any]) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """Merge ``status`` into a stored status: conditions by type, the other fields replaced."""
+def _status_change(status: dict[str, Any], now: float) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Merge ``status`` into a stored status: conditions by type (a changed one stamped ``now``), the other fields
+    replaced."""
 
     def change(st: dict[str, Any]) -> dict[str, Any]:
         out = {**st, **{k: v for k, v in status.items() if k != "conditions"}}
         if "conditions" in status:
-            out["conditions"] = merge_conditions(st, status["conditions"])
+            out["conditions"] = merge_conditions(st, status["conditions"], now)
         return out
 
     return change
 
 
-def merge_conditions(status: dict[str, Any], updates: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Merge conditions by type; ``lastTransitionTime`` changes only when the status does."""
+def merge_conditions(
+    status: dict[str, Any], updates: list[dict[str, Any]], now: float | None = None
+) -> list[dict[str, Any]]:
+    """Merge conditions by type; ``lastTransitionTime`` (``now``, default wall time) changes only when the status does."""
+    stamp = _stamp(time.time() if now is None else now)
     current = {c.get("type"): dict(c) for c in status.get("conditions") or [] if isinstance(c, dict)}
     for update in updates:
         kind = update.get("type")
         old = current.get(kind)
         new = dict(update)
         if old is not None and old.get("status") == new.get("status"):
-            new["lastTransitionTime"] = old.get("lastTransitionTime") or _now()
+            new["lastTransitionTime"] = old.get("lastTransitionTime") or stamp
         else:
-            new.setdefault("lastTransitionTime", _now())
+            new.setdefault("lastTransitionTime", stamp)
         current[kind] = new
     return [current[k] for k in sorted(current, key=str)]
 
