@@ -296,7 +296,9 @@ def run_one(seed: int) -> RunResult:
     if log is None:
         logging.disable(logging.WARNING)  # the handlers' own log lines would drown the report
     logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
-    options = SandboxOptions(speed=1e9, live=False, workers=16, quiet_timeout=1.0, function_log=log)
+    options = SandboxOptions(
+        speed=1e9, live=False, workers=16, quiet_timeout=1.0, function_log=log, deterministic=False
+    )
     try:
         with SoakSandbox(plan, options) as sandbox:
             sandbox.run()

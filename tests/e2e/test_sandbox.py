@@ -206,3 +206,32 @@ def test_a_stopped_sandbox_leaves_no_logger_on_its_closed_log_file() -> None:
         module_logger = sandbox.functions.modules["ProvisionFunction"].logger
     handler = module_logger.registered_handler
     assert not getattr(handler.stream, "closed", False)
+
+
+def _played(scenario: Any, deterministic: bool) -> tuple[dict[str, Any], list[tuple[float, str, str]]]:
+    with Sandbox(scenario, SandboxOptions(speed=100_000, live=False, deterministic=deterministic)) as sandbox:
+        summary = sandbox.run()
+        events = [(e.t, e.kind, e.text) for e in sandbox.timeline.events]
+    return summary, events
+
+
+def test_a_scenario_gives_the_same_figures_twice() -> None:
+    """Issue 15: "identical figures on two runs". Queue traffic, throttling, a capacity outage and a real drill that
+    replaces a node: the summary (every figure of the report) and the timeline of decisions, events and faults are the
+    same on two runs, however the threads were scheduled."""
+    from hpa_testkit.sandbox.scenario import Drill, Fault
+
+    base = load_scenario(SCENARIOS / "short.yaml")
+    scenario = base.model_copy(
+        update={
+            "duration": 900.0,
+            "faults": [*base.faults, Fault(at=100, kind="throttling", rate=0.3, duration=200)],
+            "drills": [Drill(at=400, name="replace-node")],
+        }
+    )
+    first, first_events = _played(scenario, deterministic=True)
+    second, second_events = _played(scenario, deterministic=True)
+    assert first["slowTicks"] == 0 and first["drills"][0]["status"] == "SUCCEEDED", first["drills"]
+    assert first["nodesCreated"] >= 2 and first["podsServed"] >= 4
+    assert second == first
+    assert second_events == first_events

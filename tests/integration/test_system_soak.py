@@ -34,7 +34,7 @@ def _instance(sb: SoakSandbox, group: str) -> str:
 def test_the_checks_catch_what_they_check() -> None:
     plan = random_scenario(1)
     plan.last_fault_end = 0.0
-    with SoakSandbox(plan, SandboxOptions(speed=1e9, live=False, workers=2)) as sb:
+    with SoakSandbox(plan, SandboxOptions(speed=1e9, live=False, workers=2, deterministic=False)) as sb:
         for _ in range(3):
             _instance(sb, "auto-g6-az1")  # three nodes booting, no pod waits for one
         check_tick(sb, 0.0)
@@ -89,7 +89,9 @@ def test_a_short_whole_system_soak_keeps_the_invariant(short_soak: dict[str, Any
 
 
 def _play(plan: SoakPlan) -> dict[str, list[str]]:
-    with SoakSandbox(plan, SandboxOptions(speed=1e9, live=False, workers=8, quiet_timeout=1.0)) as sb:
+    with SoakSandbox(
+        plan, SandboxOptions(speed=1e9, live=False, workers=8, quiet_timeout=1.0, deterministic=False)
+    ) as sb:
         sb.run()
         return sb.result().violations
 
@@ -174,7 +176,7 @@ def test_a_run_ends_early_only_once_settled() -> None:
     from hpa_testkit.system_soak import SETTLE
 
     plan = random_scenario(1)
-    with SoakSandbox(plan, SandboxOptions(speed=1e9, live=False, workers=2)) as sb:
+    with SoakSandbox(plan, SandboxOptions(speed=1e9, live=False, workers=2, deterministic=False)) as sb:
         end = plan.script_end
         assert not sb.settled(end - 15.0)  # jobs, drills or faults still to come
         assert not sb.settled(end)
@@ -231,7 +233,7 @@ def test_the_harness_reads_the_cluster_through_injected_sagemaker_faults() -> No
     """The report's DescribeCluster went through the faults injected for the autoscaler (seeds 2089, 2092, 2106: the
     run ended as a harness error, counted as neither a pass nor a violation)."""
     plan = random_scenario(1)
-    with SoakSandbox(plan, SandboxOptions(speed=1e9, live=False, workers=2)) as sb:
+    with SoakSandbox(plan, SandboxOptions(speed=1e9, live=False, workers=2, deterministic=False)) as sb:
         sb.aws.hyperpod.server_errors(rate=1.0)
         _objects, view = sb._engine_view()
         assert {g.name for g in view.instance_groups} >= {"auto-g6-az1", "auto-g6-4xaz2"}
@@ -240,7 +242,7 @@ def test_the_harness_reads_the_cluster_through_injected_sagemaker_faults() -> No
 
 def test_a_pod_claimed_by_two_running_provisions_is_double_provisioning() -> None:
     plan = random_scenario(1)
-    with SoakSandbox(plan, SandboxOptions(speed=1e9, live=False, workers=2)) as sb:
+    with SoakSandbox(plan, SandboxOptions(speed=1e9, live=False, workers=2, deterministic=False)) as sb:
         arn = sb.physical["ProvisionStateMachine"]
         claim = {"cluster": sb.cluster_name, "instanceGroup": "auto-g6-az1", "count": 1, "pods": ["default/x"]}
         for name in ("first", "second"):

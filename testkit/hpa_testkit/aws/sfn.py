@@ -19,6 +19,7 @@ import re
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,7 @@ _done = [False]
 class _Context:
     def __init__(self, name: str) -> None:
         self.function_name = name
-        self.aws_request_id = f"sfn-{time.monotonic_ns()}"
+        self.aws_request_id = f"sfn-{uuid.uuid4()}"
         self.invoked_function_arn = name
         self.memory_limit_in_mb = 512
 
@@ -166,9 +167,88 @@ def install(clock: Any) -> None:
 
         wait_function.WaitFunction._wait_interval = wait_interval  # type: ignore[method-assign]
         _patch_lambda_service_errors()
+        _patch_turns()
         _patch_sfn_integration()
         _patch_lost_start_responses()
         _done[0] = True
+
+
+def _turns() -> Any:
+    """The clock when it gives turns (the deterministic sandbox, see ``hpa_testkit.sandbox.clock``), else None."""
+    clock = _clock[0]
+    return clock if getattr(clock, "turns", False) else None
+
+
+class _InheritingThread(threading.Thread):
+    """A thread an execution starts and waits for (a program's body, a Task state's evaluation): it works in the
+    execution's turn, which its parent holds while it waits."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        clock = _turns()
+        self._hpa_worker = clock.current_worker() if clock is not None else None
+
+    def run(self) -> None:
+        clock = _turns()
+        if clock is not None:
+            clock.adopt(self._hpa_worker)
+        super().run()
+
+
+class _ThreadingWithTurns:
+    """The ``threading`` module as moto's program sees it, with ``Thread`` the inheriting one."""
+
+    Thread = _InheritingThread
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(threading, name)
+
+
+class _SyncPollTime:
+    """The ``time`` module of moto's ``.sync`` integration: with turns, its poll for the child execution's end sleeps
+    on the cluster clock (it gives the turn up, and sees the child's end at the next tick); else as it was."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        clock = _turns()
+        if clock is None:
+            time.sleep(seconds)
+        else:
+            clock.sleep(seconds)
+
+
+def _patch_turns() -> None:
+    """With a clock that gives turns, each execution is one worker: queued when StartExecution creates it (by the
+    worker whose call created it), its threads taking one turn between them. Without one, moto's threads as they were."""
+    from moto.stepfunctions.parser.asl.component.program import program
+    from moto.stepfunctions.parser.asl.component.state.exec import execute_state
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
+    from moto.stepfunctions.parser.backend import execution_worker
+
+    program.threading = _ThreadingWithTurns()  # type: ignore[assignment]
+    execute_state.Thread = _InheritingThread  # type: ignore[misc]
+    state_task_service_callback.time = _SyncPollTime()  # type: ignore[assignment]
+    original_start = execution_worker.ExecutionWorker.start
+
+    def start(self: Any) -> None:
+        clock = _turns()
+        if clock is None:
+            original_start(self)
+            return
+        worker = clock.new_worker(f"execution#{len(execution_worker.TMP_THREADS)}")
+
+        def _execution_logic() -> None:  # the name wait_for_execution_threads looks for
+            with clock.run_as(worker):
+                self._execution_logic()
+
+        thread = threading.Thread(target=_execution_logic, daemon=True)
+        execution_worker.TMP_THREADS.append(thread)
+        thread.start()
+
+    execution_worker.ExecutionWorker.start = start  # type: ignore[method-assign]
 
 
 def _patch_lambda_service_errors() -> None:

@@ -16,6 +16,7 @@ import importlib.util
 import json
 import logging
 import os
+import random
 import sys
 import tempfile
 import threading
@@ -191,7 +192,22 @@ class FunctionHost:
             finally:
                 self.clock.exit_work()
 
-        future = self.pool.submit(run_counted)
+        if self.clock.turns:
+            # a thread of its own, queued for its turn now (in the order the worker holding the turn invokes), so that
+            # a pool with every thread asleep on the clock can never keep the next turn from starting
+            worker = self.clock.new_worker(f"{logical_id}#{len(self.invocations)}")
+            future: Future[Any] = Future()
+
+            def in_turn() -> None:
+                try:
+                    with self.clock.run_as(worker):
+                        future.set_result(run_counted())
+                except BaseException as exc:  # the invocation's error (or a stopped clock) is the future's
+                    future.set_exception(exc)
+
+            threading.Thread(target=in_turn, name=f"lambda-{worker.name}", daemon=True).start()
+        else:
+            future = self.pool.submit(run_counted)
         with self._lock:
             self.invocations.append(Invocation(logical_id, source, self.clock.elapsed, future))
 
@@ -383,9 +399,17 @@ class SandboxOptions:
     connection_file: Path | None = None
     """Where ``status --sandbox DIR`` finds this sandbox (the CLI: ``DIR/sandbox.json`` in the report directory; default:
     in the sandbox's temporary directory). Each sandbox has its own and removes only its own."""
-    quiet_timeout: float = 5.0
-    """Real seconds the runner waits for running invocations before it advances the clock anyway (a slow tick)."""
+    quiet_timeout: float | None = None
+    """Real seconds the runner waits for running invocations before it advances the clock anyway (a slow tick).
+    Default: 5; 120 in a deterministic run, where a slow tick would make the run's figures depend on the machine's
+    speed (there, one means a worker that neither slept nor ended for two minutes: a hang)."""
+    deterministic: bool = True
+    """Turns (see ``clock``) and seeded identifiers: the same scenario gives the same figures twice. Off, invocations
+    and executions run concurrently, as in AWS (the whole-system soak, which looks for races)."""
 
+
+DETERMINISTIC_SEED = 20261203
+"""The seed of a deterministic run's identifiers (``Sandbox._seed_identifiers``)."""
 
 #: What the sandbox sets on the stack: a quick re-check loop and the sandbox's own limits.
 SANDBOX_PARAMETERS: dict[str, Any] = {
@@ -402,7 +426,7 @@ class Sandbox:
     def __init__(self, scenario: Scenario, options: SandboxOptions | None = None) -> None:
         self.scenario = scenario
         self.options = options or SandboxOptions()
-        self.clock = SteppedClock()
+        self.clock = SteppedClock(turns=self.options.deterministic)
         self.timeline = Timeline()
         self.tracker = PodTracker()
         self.demand = DemandTracker()
@@ -442,6 +466,8 @@ class Sandbox:
         self._core_log_handler: logging.Handler | None = None
         self._core_log_propagate = True
         self._core_log_level = logging.NOTSET
+        self._uuid4_before: Callable[[], uuid.UUID] | None = None
+        self._random_before: Any = None
 
     # --- set-up ----------------------------------------------------------------------------------------------------------
 
@@ -500,10 +526,35 @@ class Sandbox:
 
         runtime.reset()
         runtime.use_clock(self.clock.now, self.clock.sleep)
+        if self.options.deterministic:
+            self._seed_identifiers()
         self._create_stack()
         self._apply_seed()
         self._publish_connection()
         _route_put_events(self._put_events)
+
+    @property
+    def quiet_timeout(self) -> float:
+        if self.options.quiet_timeout is not None:
+            return self.options.quiet_timeout
+        return 120.0 if self.options.deterministic else 5.0
+
+    def _seed_identifiers(self) -> None:
+        """Every random identifier and draw of this run from seeded generators, so that names (and the decisions that
+        break ties by name) are the same on every run: ``uuid.uuid4`` (the product's tokens, request ids, event ids),
+        the ``random`` module (client backoff jitter) and moto's own generator. Undone in ``stop``."""
+        from moto.moto_api._internal import mock_random
+
+        ids = random.Random(DETERMINISTIC_SEED)
+
+        def uuid4() -> uuid.UUID:
+            return uuid.UUID(int=ids.getrandbits(128), version=4)
+
+        self._uuid4_before = uuid.uuid4
+        self._random_before = random.getstate()
+        uuid.uuid4 = uuid4  # type: ignore[assignment]
+        random.seed(DETERMINISTIC_SEED)
+        mock_random.seed(DETERMINISTIC_SEED)
 
     def _put_events(self, entries: list[dict[str, Any]]) -> None:
         for entry in entries:
@@ -568,6 +619,10 @@ class Sandbox:
                 self.connection_file.unlink()
         runtime.use_clock(_time.time, _time.sleep)
         runtime.reset()
+        if self._uuid4_before is not None:
+            uuid.uuid4 = self._uuid4_before  # type: ignore[assignment]
+            random.setstate(self._random_before)
+            self._uuid4_before = None
         for stopper in (self.aws, self.kube):
             if stopper is not None:
                 with contextlib.suppress(Exception):  # best effort at shutdown
@@ -733,6 +788,7 @@ class Sandbox:
         self.killed_pods: list[str] = []
         self.fallback_nodes_during_outage = 0
         t = 0.0
+        self.clock.wait_quiet(self.quiet_timeout)  # with turns: the runner's turn, the scenario's first tick
         try:  # Ctrl-C stops the run where it is: the summary and the report then cover what was played
             while t <= sc.duration:
                 started = time.monotonic()
@@ -749,7 +805,7 @@ class Sandbox:
                 self._alarms(t)
                 self._schedules(t)
                 self.functions.redeliver_due()
-                if not self.clock.wait_quiet(self.options.quiet_timeout):
+                if not self.clock.wait_quiet(self.quiet_timeout):
                     self.slow_ticks += 1
                 self.clock.advance(sc.tick)
                 t += sc.tick
@@ -764,6 +820,8 @@ class Sandbox:
         for inv in list(self.functions.invocations):
             if not inv.future.done():
                 self.clock.advance(sc.tick)
+                if self.clock.turns:
+                    self.clock.wait_quiet(self.quiet_timeout)
         return self.summary()
 
     @property
