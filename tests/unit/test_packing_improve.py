@@ -101,9 +101,9 @@ def test_split_repacks_an_oversized_claim_onto_cheaper_nodes() -> None:
     for key, n in b.counts.items():
         a.counts[key] += n
     a.used = vadd(a.used, b.used)
-    p._release(b)
+    p.release(b)
     big = next(i for i, o in enumerate(a.offerings) if o.itype.name == "ml.g6.48xlarge")
-    p._set_chosen(a, big)
+    p.set_chosen(a, big)
     assert p.plan().hourly_cost == pytest.approx(PRICES["ml.g6.48xlarge"].price)
     assert _try_split(p, a)
     assert _types(p) == ["ml.g6.12xlarge"] * 2
@@ -128,7 +128,7 @@ def test_downsize_takes_the_cheapest_offering_that_still_fits() -> None:
     p = _packer([nodeclass(groups=["g6-12x-az2", "g6-48x-az2"]), only, *pods], PlanOptions())
     (c,) = [c for c in p.claims if c.pods]
     big = next(i for i, o in enumerate(c.offerings) if o.itype.name == "ml.g6.48xlarge")
-    p._set_chosen(c, big)
+    p.set_chosen(c, big)
     p.downsize()
     assert c.chosen.itype.name == "ml.g6.12xlarge"
     _assert_feasible(p, 4)

@@ -44,7 +44,7 @@ class _Undo:
     def rollback(self) -> None:
         for c, offerings, lo, used, npods, counts, limit_off in self.saved.values():
             c.offerings = offerings
-            self.packer._set_chosen(c, lo) if c.limit_off is limit_off else self._restore_limit(c, lo, limit_off)
+            self.packer.set_chosen(c, lo) if c.limit_off is limit_off else self._restore_limit(c, lo, limit_off)
             c.used = used
             del c.pods[npods:]
             c.counts.clear()
@@ -79,17 +79,17 @@ def _utilisation(c: Claim) -> float:
 
 def _take_into(packer: Packer, d: Claim, cls: PodClass, level: int, pods: list[Pod], undo: _Undo) -> int:
     """Put as many of ``pods`` (one class) into claim ``d`` as fit without raising its price; returns how many."""
-    from .packer import _first_fitting
+    from .packer import first_fitting
 
     view = cls.view(level)
     assert view is not None
-    offs = packer._view_filter(d.offerings, view)
+    offs = packer.view_filter(d.offerings, view)
     if not offs:
         return 0
     req = cls.req
     price = d.offerings[d.lo].price
     start = d.lo if offs is d.offerings else 0
-    j = _first_fitting(offs, vadd(d.used, req), start, d.limit_off)
+    j = first_fitting(offs, vadd(d.used, req), start, d.limit_off)
     if j < 0 or offs[j].price > price:
         return 0
     k = min(len(pods), count_fit_in(req, d.used, offs[j].alloc))
@@ -97,7 +97,7 @@ def _take_into(packer: Packer, d: Claim, cls: PodClass, level: int, pods: list[P
         return 0
     undo.touch(d)
     d.offerings = offs
-    packer._set_chosen(d, j)
+    packer.set_chosen(d, j)
     d.used = vadd(d.used, vscale(req, k))
     d.pods.extend(pods[:k])
     d.counts[(cls.idx, level)] += k
@@ -120,7 +120,7 @@ def _try_empty(packer: Packer, c: Claim, others: list[Claim]) -> bool:
             undo.rollback()
             return False
     # every pod moved: drop c
-    packer._release(c)
+    packer.release(c)
     return True
 
 
@@ -130,8 +130,7 @@ def _allowed(packer: Packer, c: Claim) -> frozenset[int] | None:
     for cls_idx, level in c.counts:
         view = packer.class_by_idx[cls_idx].view(level)
         assert view is not None
-        packer._view_filter(c.offerings, view)  # fills packer._allowed_idx for this view
-        idx = packer._allowed_idx[view.node_key]
+        idx = packer.allowed_offerings(view)
         allowed = idx if allowed is None else allowed & idx
     return allowed
 
@@ -143,7 +142,7 @@ MERGE_TARGETS = 6
 def _try_merge(packer: Packer, d: Claim, live: list[Claim], allowed: dict[int, frozenset[int] | None]) -> bool:
     """Upsize ``d`` to a larger offering and move whole claims into it when the one node costs less than all of them:
     e.g. eight 1-GPU nodes and a few CPU nodes whose pods fit one 8-GPU node's GPUs and spare CPU."""
-    from .packer import _limits_ok
+    from .packer import limits_ok
 
     base = d.offerings[d.lo]
     d_allowed = allowed[d.idx]
@@ -154,7 +153,7 @@ def _try_merge(packer: Packer, d: Claim, live: list[Claim], allowed: dict[int, f
             continue
         if d_allowed is not None and o.idx not in d_allowed:
             continue
-        if not fits(d.used, o.alloc) or not _limits_ok(o, d.limit_off):
+        if not fits(d.used, o.alloc) or not limits_ok(o, d.limit_off):
             continue
         seen_alloc.add(o.alloc)
         targets.append(o)
@@ -194,9 +193,9 @@ def _try_merge(packer: Packer, d: Claim, live: list[Claim], allowed: dict[int, f
         for key, n in c.counts.items():
             d.counts[key] += n
         d.used = vadd(d.used, c.used)
-        packer._release(c)
+        packer.release(c)
     j = d.offerings.index(o)
-    packer._set_chosen(d, j)
+    packer.set_chosen(d, j)
     allowed[d.idx] = _allowed(packer, d)
     return True
 
@@ -209,7 +208,7 @@ def _try_split(packer: Packer, c: Claim) -> bool:
     """Repack the pods of ``c`` onto new nodes of its own offerings when they cost less together than ``c``: e.g. an
     8-GPU node left holding eight small 1-GPU pods (the pods it was sized for went elsewhere) becomes two 4-GPU nodes.
     Each new node takes the offering with the lowest price per worth of the pods it holds (first fit, largest first)."""
-    from .packer import Claim, _first_fitting
+    from .packer import Claim, first_fitting
 
     offs = c.offerings
     if len(c.pods) < 2 or len(c.pods) > SPLIT_MAX_PODS or any(o.pool.limits for o in offs[: c.lo + 1]):
@@ -226,7 +225,7 @@ def _try_split(packer: Packer, c: Claim) -> bool:
     tag = packer.pod_class
     order = sorted(c.pods, key=lambda p: (packer.class_by_idx[tag[p.key][0]].sort_key, p.key))
     reqs = [packer.class_by_idx[tag[p.key][0]].req for p in order]
-    worth = [packer._standalone(packer.class_by_idx[tag[p.key][0]]) for p in order]
+    worth = [packer.standalone_price(packer.class_by_idx[tag[p.key][0]]) for p in order]
     left = list(range(len(order)))
     nodes: list[tuple[Offering, list[int], tuple]] = []
     total = 0.0
@@ -257,12 +256,12 @@ def _try_split(packer: Packer, c: Claim) -> bool:
         left = [i for i in left if i not in taken]
     if len(nodes) < 2 or (packer.max_new is not None and packer.live_claims + len(nodes) - 1 > packer.max_new):
         return False
-    packer._release(c)
+    packer.release(c)
     for _o, took, used in nodes:
         n = Claim(len(packer.claims), offs, c.tier, used)
-        j = _first_fitting(offs, used, 0, None)
+        j = first_fitting(offs, used, 0, None)
         assert j >= 0
-        packer._set_chosen(n, j)
+        packer.set_chosen(n, j)
         for i in took:
             n.pods.append(order[i])
             n.counts[tag[order[i].key]] += 1

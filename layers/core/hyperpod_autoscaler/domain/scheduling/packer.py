@@ -113,7 +113,8 @@ class Claim:
         return self.offerings[self.lo].price
 
 
-def _limits_ok(o: Offering, current: Offering | None) -> bool:
+def limits_ok(o: Offering, current: Offering | None) -> bool:
+    """Whether a claim may take ``o`` within its NodePool's limits (``current``: the offering it holds now, if any)."""
     pool = o.pool
     if not pool.limits:
         return True
@@ -121,11 +122,11 @@ def _limits_ok(o: Offering, current: Offering | None) -> bool:
     return pool.limit_excess(o.capacity, remove) is None
 
 
-def _first_fitting(offerings: list[Offering], used: Vec, start: int, current: Offering | None) -> int:
+def first_fitting(offerings: list[Offering], used: Vec, start: int, current: Offering | None) -> int:
     """Index of the cheapest offering from ``start`` that holds ``used`` within its pool's limits, or -1."""
     for i in range(start, len(offerings)):
         o = offerings[i]
-        if fits(used, o.alloc) and _limits_ok(o, current):
+        if fits(used, o.alloc) and limits_ok(o, current):
             return i
     return -1
 
@@ -375,15 +376,21 @@ class Packer:
         self._filter_cache[cache_key] = (offerings, out)
         return out
 
-    def _view_filter(self, offerings: list[Offering], view: View) -> list[Offering]:
+    def view_filter(self, offerings: list[Offering], view: View) -> list[Offering]:
+        """The offerings of a list that a view's pods accept (cached by the list's identity and the view)."""
         hit = self._filter_cache.get((id(offerings), ("view", view.node_key)))
         if hit is not None and hit[0] is offerings:
             return hit[1]
+        allowed = self.allowed_offerings(view)
+        return self._filter(offerings, ("view", view.node_key), lambda o: o.idx in allowed)
+
+    def allowed_offerings(self, view: View) -> frozenset[int]:
+        """The indexes of the offerings a view's pods accept (cached by the view's node key)."""
         allowed = self._allowed_idx.get(view.node_key)
         if allowed is None:
             allowed = frozenset(o.idx for o in self.compat_offerings(view))
             self._allowed_idx[view.node_key] = allowed
-        return self._filter(offerings, ("view", view.node_key), lambda o: o.idx in allowed)
+        return allowed
 
     def _domain_values_of(self, offerings: list[Offering], key: str) -> list[str]:
         """The sorted values of ``key`` over an offering list (cached by the list's identity: lists are shared)."""
@@ -546,7 +553,7 @@ class Packer:
         for c in self.claims:
             if not fits_sum(c.used, req, c.offerings[c.lo].alloc) and not self._may_fit_equal_price(c, req):
                 continue
-            offs = self._view_filter(c.offerings, view)
+            offs = self.view_filter(c.offerings, view)
             if not offs:
                 continue
             if dkey:
@@ -695,7 +702,7 @@ class Packer:
         pods: list[Pod],
         pos: int,
     ) -> tuple[int, bool]:
-        offs = self._view_filter(c.offerings, view)
+        offs = self.view_filter(c.offerings, view)
         if not offs:
             return 0, True
         price = c.offerings[c.lo].price
@@ -707,7 +714,7 @@ class Packer:
                 want = value
             else:
                 # settle the key on the value of the cheapest offering that takes the pod
-                j = _first_fitting(offs, vadd(c.used, req), 0, c.limit_off)
+                j = first_fitting(offs, vadd(c.used, req), 0, c.limit_off)
                 if j < 0:
                     return 0, True
                 want = offs[j].labels.get(key)
@@ -716,7 +723,7 @@ class Packer:
                 return 0, True
         same = offs is c.offerings
         start = c.lo if same else 0
-        j = _first_fitting(offs, vadd(c.used, req), start, c.limit_off)
+        j = first_fitting(offs, vadd(c.used, req), start, c.limit_off)
         if j < 0 or offs[j].price > price:
             return 0, True
         chosen = offs[j]
@@ -733,7 +740,7 @@ class Packer:
         # commit
         if not same:
             c.offerings = offs
-        self._set_chosen(c, j)
+        self.set_chosen(c, j)
         c.used = vadd(c.used, vscale(req, k))
         self._add_pods(c, cls, pods[pos : pos + k])
         self._record(cls, None, c, k)
@@ -746,7 +753,7 @@ class Packer:
         for p in pods:
             self.pod_class[p.key] = tag
 
-    def _release(self, c: Claim) -> None:
+    def release(self, c: Claim) -> None:
         """Drop a claim whose pods all moved elsewhere."""
         old = c.limit_off
         if old is not None:
@@ -758,7 +765,8 @@ class Packer:
         c.used = self.space.zero
         self.live_claims -= 1
 
-    def _set_chosen(self, c: Claim, j: int) -> None:
+    def set_chosen(self, c: Claim, j: int) -> None:
+        """Claim ``c`` takes its offering ``j``, moving its share of its NodePool's limits with it."""
         new = c.offerings[j]
         old = c.limit_off
         if old is not new:
@@ -814,7 +822,7 @@ class Packer:
                 if tier_found is not None and o.tier != tier_found:
                     break
                 k = count_fit(req, o.alloc)
-                if k <= 0 or not _limits_ok(o, None):
+                if k <= 0 or not limits_ok(o, None):
                     continue
                 if other_rules and self._quota(other_rules, lambda key, o=o: o.labels.get(key)) <= 0:  # type: ignore[misc]
                     continue
@@ -838,17 +846,17 @@ class Packer:
             # The node is sized for the pods of later classes too: start at the chosen offering (the final downsize
             # takes a cheaper one if those pods went elsewhere).
             j = offs.index(o) if o in offs else -1
-            if j >= 0 and not _limits_ok(o, None):
+            if j >= 0 and not limits_ok(o, None):
                 j = -1
             for idx, m in promise:
                 self._promised[idx] += m
         else:
             j = -1
         if j < 0:
-            j = _first_fitting(offs, used, 0, None)
+            j = first_fitting(offs, used, 0, None)
         if j < 0:  # cannot happen: o itself fits
             return 0
-        self._set_chosen(c, j)
+        self.set_chosen(c, j)
         c.used = used
         self._add_pods(c, cls, pods[pos : pos + k])
         self.claims.append(c)
@@ -857,7 +865,7 @@ class Packer:
         lists[value].append(c)
         return k
 
-    def _standalone(self, cls: PodClass) -> float:
+    def standalone_price(self, cls: PodClass) -> float:
         """What a pod of the class is worth to a new node that takes it: the lowest price per pod the class gets on nodes
         of its own (its first tier, ignoring limits and topology), capped by its dominant resource's price. 0 when no
         new node can take it."""
@@ -912,11 +920,7 @@ class Packer:
                     continue
                 if self.rules(other, 0, view) or self.selected_by(other) or self.owned_anti(other):
                     continue
-                allowed = self._allowed_idx.get(view.node_key)
-                if allowed is None:
-                    allowed = frozenset(o.idx for o in self.compat_offerings(view))
-                    self._allowed_idx[view.node_key] = allowed
-                found.append((pos, other, allowed))
+                found.append((pos, other, self.allowed_offerings(view)))
             self._filler_list = found
         return found
 
@@ -933,7 +937,7 @@ class Packer:
         first = bisect.bisect_right(fillers, self._class_pos.get(cls.idx, len(self.classes)), key=lambda t: t[0])
         if first >= len(fillers):
             return o, k, []
-        w_self = self._standalone(cls)
+        w_self = self.standalone_price(cls)
         if w_self <= 0:
             return o, k, []
         cands = self._lookahead_cands.get(id(table))
@@ -979,7 +983,7 @@ class Packer:
                     continue
                 m = count_fit_in(other.req, used, alloc)
                 if m > 0:
-                    w = self._standalone(other)
+                    w = self.standalone_price(other)
                     if w > 0:
                         m = min(m, avail)
                         used = vadd(used, vscale(other.req, m))
@@ -1000,9 +1004,9 @@ class Packer:
         for c in self.claims:
             if not c.pods or c.lo == 0:
                 continue
-            j = _first_fitting(c.offerings, c.used, 0, c.limit_off)
+            j = first_fitting(c.offerings, c.used, 0, c.limit_off)
             if 0 <= j < c.lo:
-                self._set_chosen(c, j)
+                self.set_chosen(c, j)
 
     # --- explanations ------------------------------------------------------------------------------------------------
 
