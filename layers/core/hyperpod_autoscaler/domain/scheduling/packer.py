@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from ..k8s import HOSTNAME_LABEL, Pod
 from ..plan import InflightClaim, NodeClaim, Plan, PlanInput, PlanOptions
@@ -113,6 +114,32 @@ class Claim:
         return self.offerings[self.lo].price
 
 
+@dataclass(slots=True)
+class Placement:
+    """One class of pods being placed at one level of relaxed preferences: what each candidate node is checked against,
+    and the candidates."""
+
+    cls: PodClass
+    level: int
+    view: View
+    rules: list[Rule]
+    """The topology rules (spread, affinity, anti-affinity) the pods' domains must keep."""
+    fix: tuple[str, ...]
+    """Label keys a claim must settle on one value of before it takes the pods."""
+    dkey: str | None
+    """The one topology key other than the hostname that the rules count over (None: none, or several)."""
+    pods: list[Pod]
+    lists: dict[str | None, list] = field(default_factory=lambda: defaultdict(list))
+    """Candidate existing nodes and open claims, per value of ``dkey`` (one list under None)."""
+    cursors: dict[str | None, int] = field(default_factory=lambda: defaultdict(int))
+    """Per list, the first candidate that may still take a pod."""
+
+    @property
+    def host_only(self) -> bool:
+        """Whether only the hostname (and ``dkey``) rules count: a node that refuses for them refuses for good."""
+        return all(r.key == HOSTNAME_LABEL or r.key == self.dkey for r in self.rules)
+
+
 def limits_ok(o: Offering, current: Offering | None) -> bool:
     """Whether a claim may take ``o`` within its NodePool's limits (``current``: the offering it holds now, if any)."""
     pool = o.pool
@@ -189,7 +216,6 @@ class Packer:
         self._u: dict[tuple[int, int], float] = {}
         self.max_new = opts.max_new_nodes if opts.allow_new_nodes else 0
         self._pending_inflight: list[tuple[PodClass, Bin, Pod]] = []
-        self._level = 0
         self.live_claims = 0
         self.pod_class: dict[str, tuple[int, int]] = {}
         self.improve_stats: dict[str, object] = {}
@@ -536,17 +562,14 @@ class Packer:
                 self.relaxed[pod.key] = list(cls.view(level).relaxed)  # type: ignore[union-attr]
 
     def _place(self, cls: PodClass, level: int, view: View, pods: list[Pod]) -> list[Pod]:
-        self._level = level
         rules = self.rules(cls, level, view)
-        fix = self.fix_keys(cls, level, rules)
         zkeys = sorted({r.key for r in rules if r.key != HOSTNAME_LABEL})
         dkey = zkeys[0] if len(zkeys) == 1 else None
+        pl = Placement(cls, level, view, rules, self.fix_keys(cls, level, rules), dkey, pods)
+        lists = pl.lists
         req = cls.req
         n = len(pods)
         pos = 0
-        # candidate lists, per value of the domain key (or one list)
-        lists: dict[str | None, list] = defaultdict(list)
-        cursors: dict[str | None, int] = defaultdict(int)
         for b in self.compat_bins(view):
             if fits_sum(b.used, req, b.alloc):
                 lists[self._bin_domain(b, dkey) if dkey else None].append(b)
@@ -581,16 +604,12 @@ class Packer:
                 break
             placed = 0
             for dval in order:
-                placed = self._fill_from(
-                    lists[dval], cursors, dval, cls, view, rules, fix, dkey, min(zone_q[dval], remaining), pods, pos
-                )
+                placed = self._fill_from(pl, dval, min(zone_q[dval], remaining), pos)
                 if placed:
                     break
             if not placed:
                 for dval in order:
-                    placed = self._open_claim(
-                        cls, level, view, rules, fix, dkey, dval, min(zone_q[dval], remaining), pods, pos, lists
-                    )
+                    placed = self._open_claim(pl, dval, min(zone_q[dval], remaining), pos)
                     if placed:
                         break
             if not placed:
@@ -637,34 +656,23 @@ class Packer:
                 return True
         return False
 
-    def _fill_from(
-        self,
-        candidates: list,
-        cursors: dict[str | None, int],
-        value: str | None,
-        cls: PodClass,
-        view: View,
-        rules: list[Rule],
-        fix: tuple[str, ...],
-        dkey: str | None,
-        limit: int,
-        pods: list[Pod],
-        pos: int,
-    ) -> int:
-        """Place up to ``limit`` pods on the first candidate (existing bin or open claim) that takes any. A candidate that
-        cannot take one is skipped for the rest of this class when that can only stay so."""
-        req = cls.req
+    def _fill_from(self, pl: Placement, value: str | None, limit: int, pos: int) -> int:
+        """Place up to ``limit`` of the pods from ``pos`` on the first candidate with domain value ``value`` (existing
+        bin or open claim) that takes any. A candidate that cannot take one is skipped for the rest of this class when
+        that can only stay so."""
+        candidates = pl.lists[value]
+        cursors = pl.cursors
         i = cursors[value]
         while i < len(candidates):
             cand = candidates[i]
             if isinstance(cand, Bin):
-                k, permanent = self._bin_take(cand, cls, rules, dkey, limit)
+                k, permanent = self._bin_take(cand, pl, limit)
                 if k:
-                    self._commit_bin(cand, cls, k, pods, pos)
+                    self._commit_bin(cand, pl.cls, k, pl.pods, pos)
                     cursors[value] = i
                     return k
             else:
-                k, permanent = self._claim_take(cand, cls, view, rules, fix, dkey, value, limit, req, pods, pos)
+                k, permanent = self._claim_take(cand, pl, value, limit, pos)
                 if k:
                     cursors[value] = i
                     return k
@@ -673,14 +681,14 @@ class Packer:
             i += 1
         return 0
 
-    def _bin_take(self, b: Bin, cls: PodClass, rules: list[Rule], dkey: str | None, limit: int) -> tuple[int, bool]:
-        k = count_fit_in(cls.req, b.used, b.alloc)
+    def _bin_take(self, b: Bin, pl: Placement, limit: int) -> tuple[int, bool]:
+        """How many pods an existing node takes (at most ``limit``), and whether a refusal can only stay so."""
+        k = count_fit_in(pl.cls.req, b.used, b.alloc)
         if k <= 0:
             return 0, True
-        q = self._quota(rules, lambda key: self._bin_domain(b, key))
+        q = self._quota(pl.rules, lambda key: self._bin_domain(b, key))
         if q <= 0:
-            host_only = all(r.key == HOSTNAME_LABEL or r.key == dkey for r in rules)
-            return 0, host_only
+            return 0, pl.host_only
         return min(k, q, limit), False
 
     def _commit_bin(self, b: Bin, cls: PodClass, k: int, pods: list[Pod], pos: int) -> None:
@@ -688,29 +696,19 @@ class Packer:
         b.pods.extend(p.key for p in pods[pos : pos + k])
         self._record(cls, b, None, k)
 
-    def _claim_take(
-        self,
-        c: Claim,
-        cls: PodClass,
-        view: View,
-        rules: list[Rule],
-        fix: tuple[str, ...],
-        dkey: str | None,
-        value: str | None,
-        limit: int,
-        req: Vec,
-        pods: list[Pod],
-        pos: int,
-    ) -> tuple[int, bool]:
-        offs = self.view_filter(c.offerings, view)
+    def _claim_take(self, c: Claim, pl: Placement, value: str | None, limit: int, pos: int) -> tuple[int, bool]:
+        """Put up to ``limit`` of the pods from ``pos`` on an open claim without raising its price; returns how many,
+        and whether a refusal can only stay so."""
+        req = pl.cls.req
+        offs = self.view_filter(c.offerings, pl.view)
         if not offs:
             return 0, True
         price = c.offerings[c.lo].price
-        for key in fix:
+        for key in pl.fix:
             values = {o.labels.get(key) for o in offs}
             if len(values) == 1:
                 continue
-            if key == dkey:
+            if key == pl.dkey:
                 want = value
             else:
                 # settle the key on the value of the cheapest offering that takes the pod
@@ -732,24 +730,23 @@ class Packer:
         def domain(key: str) -> str | None:
             return c.hostname if key == HOSTNAME_LABEL else chosen.labels.get(key)
 
-        q = self._quota(rules, domain)
+        q = self._quota(pl.rules, domain)
         if q <= 0:
-            host_only = all(r.key == HOSTNAME_LABEL or r.key == dkey for r in rules)
-            return 0, host_only
+            return 0, pl.host_only
         k = min(k, q, limit)
         # commit
         if not same:
             c.offerings = offs
         self.set_chosen(c, j)
         c.used = vadd(c.used, vscale(req, k))
-        self._add_pods(c, cls, pods[pos : pos + k])
-        self._record(cls, None, c, k)
+        self._add_pods(c, pl, pl.pods[pos : pos + k])
+        self._record(pl.cls, None, c, k)
         return k, False
 
-    def _add_pods(self, c: Claim, cls: PodClass, pods: list[Pod]) -> None:
+    def _add_pods(self, c: Claim, pl: Placement, pods: list[Pod]) -> None:
+        tag = (pl.cls.idx, pl.level)
         c.pods.extend(pods)
-        c.counts[(cls.idx, self._level)] += len(pods)
-        tag = (cls.idx, self._level)
+        c.counts[tag] += len(pods)
         for p in pods:
             self.pod_class[p.key] = tag
 
@@ -783,22 +780,12 @@ class Packer:
     def _new_claim_allowed(self) -> bool:
         return self.max_new is None or self.live_claims < self.max_new
 
-    def _open_claim(
-        self,
-        cls: PodClass,
-        level: int,
-        view: View,
-        rules: list[Rule],
-        fix: tuple[str, ...],
-        dkey: str | None,
-        value: str | None,
-        limit: int,
-        pods: list[Pod],
-        pos: int,
-        lists: dict[str | None, list],
-    ) -> int:
+    def _open_claim(self, pl: Placement, value: str | None, limit: int, pos: int) -> int:
+        """Open a new claim for up to ``limit`` of the pods from ``pos``, in domain value ``value``: the offering with the
+        lowest price per pod it holds (with the lookahead's promise to later classes); returns how many it took."""
         if not self._new_claim_allowed():
             return 0
+        cls, view, rules, fix, dkey = pl.cls, pl.view, pl.rules, pl.fix, pl.dkey
         req = cls.req
         host = "<new-node-probe>"
         qh = self._quota([r for r in rules if r.key == HOSTNAME_LABEL], lambda _k: host)
@@ -858,11 +845,11 @@ class Packer:
             return 0
         self.set_chosen(c, j)
         c.used = used
-        self._add_pods(c, cls, pods[pos : pos + k])
+        self._add_pods(c, pl, pl.pods[pos : pos + k])
         self.claims.append(c)
         self.live_claims += 1
         self._record(cls, None, c, k)
-        lists[value].append(c)
+        pl.lists[value].append(c)
         return k
 
     def standalone_price(self, cls: PodClass) -> float:
