@@ -531,11 +531,9 @@ def _status_change(status: dict[str, Any], now: float) -> Callable[[dict[str, An
     return change
 
 
-def merge_conditions(
-    status: dict[str, Any], updates: list[dict[str, Any]], now: float | None = None
-) -> list[dict[str, Any]]:
-    """Merge conditions by type; ``lastTransitionTime`` (``now``, default wall time) changes only when the status does."""
-    stamp = _stamp(time.time() if now is None else now)
+def merge_conditions(status: dict[str, Any], updates: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
+    """Merge conditions by type; ``lastTransitionTime`` (``now``, the adapter's clock) changes only when the status does."""
+    stamp = _stamp(now)
     current = {c.get("type"): dict(c) for c in status.get("conditions") or [] if isinstance(c, dict)}
     for update in updates:
         kind = update.get("type")
