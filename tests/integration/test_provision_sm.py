@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hpa_testkit.aws import sfn
 from hpa_testkit.pytest_aws import Stack
 
@@ -224,6 +225,12 @@ def test_update_cluster_mode_sends_only_members_of_the_update_cluster_shape(stac
     assert item["ExecutionRole"] and item["InstanceType"] == "ml.g6.xlarge" and item["OverrideVpcConfig"]["Subnets"]
 
 
+def written_counts(emulator: Any) -> list[int]:
+    """The InstanceCount of every UpdateCluster write HyperPod accepted, in order."""
+    accepted = [p for (_t, op, p, err) in emulator.call_log if op == "UpdateCluster" and err is None]
+    return [g["InstanceCount"] for p in accepted for g in p["InstanceGroups"]]
+
+
 def test_the_emulator_refuses_an_update_cluster_item_with_describe_only_fields(stack: Stack) -> None:
     from hpa_testkit.aws.hyperpod import HyperPodError
 
@@ -279,8 +286,7 @@ def test_a_delete_right_after_the_update_does_not_make_the_claim_scale_twice(sta
     emulator._op_UpdateCluster = update_then_consolidation_deletes  # type: ignore[method-assign]
     out = stack.run("provision", claim(count=2, claim_id="claim-d"))
     assert out["status"] == "SUCCEEDED", out
-    accepted = [p for (_t, op, p, err) in emulator.call_log if op == "UpdateCluster" and err is None]
-    assert [g["InstanceCount"] for p in accepted for g in p["InstanceGroups"]] == [1, 3], "one write per claim"
+    assert written_counts(emulator) == [1, 3], "one write per claim"
     assert emulator.clusters["hyperpod-eks-demo"].groups["auto-g6-az1"].target == 2, "the claim's 2, the old one gone"
 
 
@@ -304,14 +310,92 @@ def test_a_give_back_whose_deletes_are_refused_retries_them_until_no_failed_laun
     assert second == 2 * BASE_SECONDS
 
 
-def test_a_scale_task_that_times_out_after_its_launch_is_retried_and_launches_nothing_more(stack: Stack) -> None:
+@pytest.mark.parametrize("mode", ["continuous", "update-cluster"])
+def test_a_scale_task_that_times_out_after_its_launch_is_retried_and_launches_nothing_more(
+    stack: Stack, mode: str
+) -> None:
     # soak seed 6078: the scale task's Lambda timed out after BatchAddClusterNodes; the execution went to GiveBack with
     # no scale result, gave back nothing, and the launched node came up owned by no claim. A retry with the same
-    # ClientToken gets the same nodes back.
+    # ClientToken gets the same nodes back. UpdateCluster has no token: its retry used to read the new target and add
+    # the claim's count on top of it (twice the nodes); the intent the task records before writing tells the retry
+    # that its write went through.
+    emulator = stack.aws.hyperpod
+    if mode == "update-cluster":
+        update_cluster_mode(stack)
     sfn.lambda_error(sfn.TIMED_OUT, count=1, action="scale")
     out = stack.run("provision", claim())
     assert out["status"] == "SUCCEEDED", out
     assert out["output"]["status"] == "ready" and len(out["output"]["nodes"]) == 2, out["output"]
-    cluster = stack.aws.hyperpod.clusters["hyperpod-eks-demo"]
+    cluster = emulator.clusters["hyperpod-eks-demo"]
     assert len(cluster.instances) == 2 and cluster.groups["auto-g6-az1"].target == 2
     assert sfn.lambda_faults_served == [(sfn.TIMED_OUT, "scale")]
+    if mode == "update-cluster":
+        assert written_counts(emulator) == [2], "one write for the claim"
+
+
+def update_mode_task(stack: Stack) -> tuple[Any, Any]:
+    """The cluster in UpdateCluster mode, and the provision task's dependencies as the function builds them."""
+    from hyperpod_autoscaler import runtime
+
+    update_cluster_mode(stack)
+    return stack.aws.hyperpod, runtime.provision_deps()
+
+
+def test_a_scale_retried_after_its_intent_but_before_any_write_writes_it_and_a_second_retry_does_not(
+    stack: Stack,
+) -> None:
+    # the other side: an attempt recorded its intent and died before UpdateCluster took effect. Its retry sees the
+    # target still at the recorded base and writes; a retry after that finds the new intent fulfilled and writes nothing
+    from hyperpod_autoscaler.ports.hyperpod import ScaleIntent
+    from hyperpod_autoscaler.services import provision
+
+    emulator, deps = update_mode_task(stack)
+    assert deps.intents is not None
+    deps.intents.record("attempt-1", ScaleIntent("auto-g6-az1", 0, 2))
+    event = claim(count=2) | {"clientToken": "attempt-1"}
+    first = provision.scale(deps, event)
+    assert first["targetCount"] == 2 and emulator.clusters["hyperpod-eks-demo"].groups["auto-g6-az1"].target == 2
+    again = provision.scale(deps, event)
+    assert again["targetCount"] == 2 and again["startedAt"] <= first["startedAt"] + 1
+    assert written_counts(emulator) == [2], "written once"
+    assert emulator.clusters["hyperpod-eks-demo"].groups["auto-g6-az1"].target == 2
+
+
+def test_an_update_cluster_write_hyperpod_refused_leaves_no_intent_for_another_claims_write_to_be_taken_for(
+    stack: Stack,
+) -> None:
+    # a refused write (ConflictException: another claim's update in progress) wrote nothing; if its intent stayed, the
+    # retry would find the other claim's raised target and take it for its own write (flaky before: two claims at once)
+    from hyperpod_autoscaler.domain.errors import ClusterBusy
+    from hyperpod_autoscaler.services import provision
+
+    emulator, deps = update_mode_task(stack)
+    assert deps.intents is not None
+    emulator.conflicts(next_n=1)
+    event = claim(count=2) | {"clientToken": "attempt-c"}
+    with pytest.raises(ClusterBusy):
+        provision.scale(deps, event)
+    assert deps.intents.recorded("attempt-c") is None
+    emulator.clusters["hyperpod-eks-demo"].groups["auto-g6-az1"].target = 3  # another claim's write meanwhile
+    provision.scale(deps, event)
+    assert emulator.clusters["hyperpod-eks-demo"].groups["auto-g6-az1"].target == 5, "this claim's 2 on top"
+
+
+def test_a_give_back_that_never_gets_its_deletes_done_still_counts_the_cloud_provider_error_once(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the give-back counted CloudProviderErrors only when it completed: one whose deletes HyperPod refused on every
+    # retry ended the execution Failed with the capacity failure never counted. It is counted by the first attempt
+    # ($$.State.RetryCount 0), before anything can fail, and by no retry.
+    import json
+
+    monkeypatch.setenv("METRICS_SINK", "emf")
+    stack.aws.hyperpod.capacity_failure("auto-g6-az1")
+    stack.aws.hyperpod.delete_failures(rate=1.0)
+    out = stack.run("provision", claim(), timeout=120)
+    assert out["status"] == "FAILED", out
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    errors = [(line["Error"], line["InstanceGroup"]) for line in lines if "CloudProviderErrors" in line]
+    assert errors == [("InsufficientCapacity", "auto-g6-az1")], errors
+    deletes = [c for c in stack.aws.hyperpod.call_log if c[1] == "BatchDeleteClusterNodes"]
+    assert len(deletes) == 7, "the give-back's first attempt and its six retries"

@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # the adapters and services are imported where they are built
     from .domain.catalog import Catalog
     from .ports.claims import ClaimsPort
     from .ports.cluster import ClusterPort
-    from .ports.hyperpod import HyperPodPort
+    from .ports.hyperpod import HyperPodPort, ScaleIntents
     from .ports.lease import LeasePort
     from .ports.metrics import MetricsPort
     from .ports.state import BackoffPort
@@ -298,6 +298,12 @@ def claims() -> ClaimsPort:
     return once(("claims", *_table()), lambda: DynamoClaimStore(client("dynamodb"), env("TABLE_NAME"), now=now))
 
 
+def scale_intents() -> ScaleIntents:
+    from .adapters.dynamo_state import DynamoScaleIntents
+
+    return once(("intents", *_table()), lambda: DynamoScaleIntents(client("dynamodb"), env("TABLE_NAME"), now=now))
+
+
 def workflows() -> WorkflowPort:
     from .adapters.stepfunctions import StepFunctionsWorkflows
 
@@ -340,6 +346,7 @@ def provision_deps(service: str = "provision") -> ProvisionDeps:
         backoff=backoff(),
         metrics=metrics(service),
         claims=claims(),
+        intents=scale_intents(),
         clock=now,
         max_nodes_per_decision=env_int("MAX_NODES_PER_DECISION", 20),
         max_nodes_total=env_int("MAX_NODES_TOTAL", 100),

@@ -14,11 +14,15 @@ launch that happens to come up says nothing about the capacity that failed since
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ..ports.hyperpod import ScaleIntent
 from .dynamo_table import DynamoTable, conditional_failed
+
+log = logging.getLogger(__name__)
 
 PARTITION = "backoff"
 WRITE_ATTEMPTS = 5
@@ -157,3 +161,49 @@ class DynamoScalerStates(DynamoTable):
                 raise StateChanged(f"pod-scaler state {key} was written concurrently; not overwritten") from None
             raise
         self._versions[key] = version + 1
+
+
+INTENT_PARTITION = "scaleintent"
+INTENT_TTL_SECONDS = 24 * 3600.0
+"""An intent matters while its task may still be retried (minutes); the table's TTL removes it a day later."""
+
+
+class DynamoScaleIntents(DynamoTable):
+    """The UpdateCluster writes scale tasks are about to make (``ports.hyperpod.ScaleIntents``): ``pk = "scaleintent"``,
+    ``sk = <attempt's client token>``, ``group``, ``base``, ``target``, ``at``. A retry of the attempt overwrites its
+    own record when it writes again (the base it read then is the one that counts)."""
+
+    def _key(self, token: str) -> dict[str, dict[str, str]]:
+        return self._item_key(INTENT_PARTITION, token)
+
+    def recorded(self, token: str) -> ScaleIntent | None:
+        item = self._client.get_item(TableName=self._table, Key=self._key(token), ConsistentRead=True).get("Item")
+        if not item:
+            return None
+        try:
+            return ScaleIntent(
+                group=item["group"]["S"],
+                base=int(item["base"]["N"]),
+                target=int(item["target"]["N"]),
+                at=float(item["at"]["N"]),
+            )
+        except (KeyError, ValueError) as exc:  # a malformed record: no proof of a write, so the write is made
+            log.warning("scale intent %s is malformed (%s); ignored", token, exc)
+            return None
+
+    def record(self, token: str, intent: ScaleIntent) -> None:
+        now = self._now()
+        self._client.put_item(
+            TableName=self._table,
+            Item={
+                **self._key(token),
+                "group": {"S": intent.group},
+                "base": {"N": str(intent.base)},
+                "target": {"N": str(intent.target)},
+                "at": {"N": repr(round(now, 3))},
+                self._ttl: {"N": str(int(now + INTENT_TTL_SECONDS))},
+            },
+        )
+
+    def forget(self, token: str) -> None:
+        self._client.delete_item(TableName=self._table, Key=self._key(token))

@@ -1,6 +1,6 @@
 """The stack's one DynamoDB table, as every adapter on it sees it (template.yaml's ``StateTable``): a string partition key
 ``pk``, a string sort key ``sk`` and the TTL attribute ``expiresAt``. Each adapter keeps its items under a partition of
-its own (``claim``, ``lease#<name>``, ``disruption``, ``backoff``, ``podscaler``) and writes under conditions."""
+its own (``claim``, ``lease#<name>``, ``disruption``, ``backoff``, ``podscaler``, ``scaleintent``) and writes under conditions."""
 
 from __future__ import annotations
 

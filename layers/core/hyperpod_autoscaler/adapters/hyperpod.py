@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ..domain.errors import ClusterBusy, InvalidRequest, NotFound, Throttled, Unavailable
 from ..domain.hyperpod import ClusterView
-from ..ports.hyperpod import ClusterNode, DeleteResult, ScaleResult
+from ..ports.hyperpod import ClusterNode, DeleteResult, ScaleIntent, ScaleIntents, ScaleResult
 from .errors import to_project_error
 
 log = logging.getLogger(__name__)
@@ -173,19 +173,38 @@ class HyperPodAdapter:
 
     # --- writes ----------------------------------------------------------------------------------------------------------
 
-    def scale_up(self, group: str, count: int, client_token: str) -> ScaleResult:
+    def scale_up(self, group: str, count: int, client_token: str, intents: ScaleIntents | None = None) -> ScaleResult:
         """Continuous mode: BatchAddClusterNodes, idempotent through the ClientToken. Otherwise UpdateCluster echoing the
         group's spec (as ``update_group_item`` shapes it) with the current TargetCount + count, then a read to verify the
         new target. The count is absolute, so claims on one group are serialized: none writes while the cluster or the
         group is updating (``ClusterBusy``, retried by the state machine, which then re-reads) and HyperPod refuses a
         concurrent UpdateCluster (``ConflictException``, also ``ClusterBusy``). Once accepted the write is never
-        repeated: a different target read back is a later change (a node deleted meanwhile), not a lost write."""
+        repeated: a different target read back is a later change (a node deleted meanwhile), not a lost write.
+
+        UpdateCluster takes no token. With ``intents`` the write is recorded under ``client_token`` just before it is
+        made; a retry of the same attempt (its Lambda timed out after the write) finds the record and, if the group's
+        target has moved past the base it read, returns the recorded write instead of writing the count again. A
+        target at or below that base means the write never took effect (or as many nodes went since): it is written."""
         if count < 1:
             raise InvalidRequest(f"scale_up {group}: count must be >= 1, got {count}")
         raw = self.raw_describe()
         spec = next((g for g in raw.get("InstanceGroups") or [] if g.get("InstanceGroupName") == group), None)
         if spec is None:
             raise NotFound(f"instance group {group} is not in HyperPod cluster {self.cluster_name}")
+        if raw.get("NodeProvisioningMode") != "Continuous" and intents is not None:
+            prior = intents.recorded(client_token)
+            current = int(spec.get("TargetCount", spec.get("CurrentCount", 0)))
+            if prior is not None and prior.group == group and current > prior.base:
+                log.info(
+                    "UpdateCluster %s: the write of attempt %s (target %d -> %d) went through (target now %d); "
+                    "not written again",
+                    group,
+                    client_token,
+                    prior.base,
+                    prior.target,
+                    current,
+                )
+                return ScaleResult("update", target_count=prior.target, started_at=prior.at)
         if raw.get("NodeProvisioningMode") != "Continuous" and (
             raw.get("ClusterStatus") in ("Updating", "SystemUpdating") or spec.get("Status") == "Updating"
         ):  # an update in progress: its count is not in the view yet, so a count written now could undo it
@@ -213,9 +232,20 @@ class HyperPodAdapter:
                 logical.extend(s["NodeLogicalId"] for s in resp.get("Successful", []) if s.get("NodeLogicalId"))
                 remaining -= n
             return ScaleResult("add", logical_ids=logical, target_count=int(spec.get("TargetCount", 0)) + count)
-        target = int(spec.get("TargetCount", spec.get("CurrentCount", 0))) + count  # this view plus this claim
+        base = int(spec.get("TargetCount", spec.get("CurrentCount", 0)))
+        target = base + count  # this view plus this claim
         item = update_group_item(self.sm, spec, target)
-        self._call("UpdateCluster", self.sm.update_cluster, ClusterName=self.cluster_name, InstanceGroups=[item])
+        if intents is not None:
+            intents.record(client_token, ScaleIntent(group, base, target))
+        try:
+            self.sm.update_cluster(ClusterName=self.cluster_name, InstanceGroups=[item])
+        except ClientError as exc:
+            status = int((exc.response.get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0)
+            if intents is not None and 400 <= status < 500:  # refused: nothing written (a 5xx or no answer may have)
+                intents.forget(client_token)
+            raise translate(exc, "UpdateCluster") from None
+        except BotoCoreError as exc:
+            raise translate(exc, "UpdateCluster") from None
         after = self.raw_describe()
         now_target = next(
             (

@@ -19,7 +19,7 @@ from ..domain.k8s import NODEPOOL_LABEL
 from ..ports import metrics as m
 from ..ports.claims import ClaimForgetter
 from ..ports.cluster import ClusterPort
-from ..ports.hyperpod import ClusterNode, HyperPodPort
+from ..ports.hyperpod import ClusterNode, HyperPodPort, ScaleIntents
 from ..ports.metrics import MetricsPort
 from ..ports.state import BackoffPort
 
@@ -35,6 +35,8 @@ class ProvisionDeps:
     backoff: BackoffPort
     metrics: MetricsPort
     claims: ClaimForgetter | None = None
+    intents: ScaleIntents | None = None
+    """Where an UpdateCluster scale records its write before making it (a retried task then does not write it twice)."""
     clock: Callable[[], float] = field(default=time.time)
     max_nodes_per_decision: int = 20
     """The reconcile settings' caps, enforced again by the task: a hand-started or replayed execution obeys them too."""
@@ -77,14 +79,14 @@ def scale(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
     group, count, claim = _claim(event)
     _check_caps(deps, group, count)
     # one token per attempt (reconcile's clientToken): a later attempt for the same claim must launch new nodes
-    result = deps.hyperpod.scale_up(group, count, str(event.get("clientToken") or claim))
+    result = deps.hyperpod.scale_up(group, count, str(event.get("clientToken") or claim), intents=deps.intents)
     log.info("scaled up %s by %d for claim %s (%s)", group, count, claim, result.mode)
     deps.metrics.count(m.PROVISION_STEPS, 1, Step="Scale", InstanceGroup=group)
     return {
         "mode": result.mode,
         "logicalIds": result.logical_ids,
         "targetCount": result.target_count,
-        "startedAt": deps.clock(),
+        "startedAt": result.started_at if result.started_at is not None else deps.clock(),
     }
 
 
@@ -228,6 +230,10 @@ def give_back(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
     error = event.get("error") or {}
     reason = str(error.get("Error") or "ProvisioningFailed")
     result: dict[str, Any] = {"status": "gave-back", "reason": reason, "kept": [], "deleted": [], "failed": {}}
+    if int(event.get("retryCount") or 0) == 0:
+        # counted by the first attempt, before anything can fail: a give-back whose deletes are refused on every retry
+        # still counts its failure, and no retry counts it again
+        deps.metrics.count(m.CLOUDPROVIDER_ERRORS, 1, Error=reason, InstanceGroup=group or "unknown")
     if group and event.get("scale"):
         nodes = _mine(deps, event, group)
         keep = set()
@@ -254,7 +260,6 @@ def give_back(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
         # HyperPod keeps retrying a failed launch in the background: a node left here would come up later, owned by no
         # claim. The state machine retries this task (ClusterBusy); each step above is idempotent on a retry.
         raise ClusterBusy(f"{group}: HyperPod refused to delete {len(result['failed'])} node(s): {result['failed']}")
-    deps.metrics.count(m.CLOUDPROVIDER_ERRORS, 1, Error=reason, InstanceGroup=group or "unknown")
     return result
 
 

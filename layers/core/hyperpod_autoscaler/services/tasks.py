@@ -49,10 +49,12 @@ def run_deprovision_action(deps: DeprovisionDeps, event: dict[str, Any]) -> dict
 
 def _run(workflow: str, actions: Mapping[str, Action[D]], deps: D, event: dict[str, Any]) -> dict[str, Any]:
     """The state's ``input`` (or the event itself) over its ``defaults``: a Task state passes the execution's state and
-    the definition's defaults apart, so a field the input omits still has its value."""
+    the definition's defaults apart, so a field the input omits still has its value. ``retryCount`` (the state's
+    ``$$.State.RetryCount``, where the definition passes it) goes along: 0 on a task's first attempt."""
     action = event.get("action")
     if action not in actions:
         raise InvalidRequest(f"{workflow} task: field action is {action!r}, expected one of {sorted(actions)}")
     given = event.get("input")
     payload: dict[str, Any] = given if isinstance(given, dict) else event
-    return actions[str(action)](deps, {**(event.get("defaults") or {}), **payload})
+    retry = {"retryCount": event["retryCount"]} if isinstance(event.get("retryCount"), int) else {}
+    return actions[str(action)](deps, {**(event.get("defaults") or {}), **payload, **retry})
