@@ -63,15 +63,6 @@ class _Undo:
         c.lo = lo
 
 
-def _movable(packer: Packer, c: Claim) -> bool:
-    for cls_idx, level in c.counts:
-        cls = packer.class_by_idx[cls_idx]
-        view = cls.view(level)
-        if view is None or packer.rules(cls, level, view) or packer.selected_by(cls) or packer.owned_anti(cls):
-            return False
-    return True
-
-
 def _utilisation(c: Claim) -> float:
     alloc = c.offerings[c.lo].alloc
     return max((u / a for u, a in zip(c.used, alloc, strict=True) if a > 0 and u > 0), default=0.0)
@@ -270,13 +261,20 @@ def _try_split(packer: Packer, c: Claim) -> bool:
     return True
 
 
+REPACK_SHARE = 0.8
+"""The share of the improvement budget the column-generation repack (``columns.py``) may take before the moves."""
+
+
 def improve(packer: Packer, budget_seconds: float) -> None:
+    from .columns import repack
+
     deadline = time.perf_counter() + max(0.0, budget_seconds)
+    packer.improve_stats["repack"] = repack(packer, time.perf_counter() + max(0.0, budget_seconds) * REPACK_SHARE)
     improved = True
     rounds = 0
     # Split rounds: a claim whose pods are cheaper on several smaller nodes, dearest first.
     splits = 0
-    live = [c for c in packer.claims if c.pods and _movable(packer, c)]
+    live = [c for c in packer.claims if c.pods and packer.movable(c)]
     for c in sorted(live, key=lambda c: (-c.price, c.idx)):
         if time.perf_counter() >= deadline:
             break
@@ -288,7 +286,7 @@ def improve(packer: Packer, budget_seconds: float) -> None:
     while improved and time.perf_counter() < empty_deadline:
         improved = False
         rounds += 1
-        live = [c for c in packer.claims if c.pods and _movable(packer, c)]
+        live = [c for c in packer.claims if c.pods and packer.movable(c)]
         order = sorted(live, key=lambda c: (_utilisation(c), -c.price, c.idx))
         for c in order:
             if time.perf_counter() >= empty_deadline:
@@ -304,7 +302,7 @@ def improve(packer: Packer, budget_seconds: float) -> None:
     improved = True
     while improved and time.perf_counter() < deadline:
         improved = False
-        live = [c for c in packer.claims if c.pods and _movable(packer, c)]
+        live = [c for c in packer.claims if c.pods and packer.movable(c)]
         allowed = {c.idx: _allowed(packer, c) for c in live}
         by_price = sorted(live, key=lambda c: (-c.price, c.idx))
         for d in by_price:

@@ -486,6 +486,16 @@ class Packer:
         self._rules[(cls.idx, level)] = out
         return out
 
+    def movable(self, c: Claim) -> bool:
+        """Whether the pods of claim ``c`` may move to other nodes: none carries a topology rule (spread, affinity or
+        anti-affinity of its own) or is counted by someone else's, so moving them can never break one."""
+        for cls_idx, level in c.counts:
+            cls = self.class_by_idx[cls_idx]
+            view = cls.view(level)
+            if view is None or self.rules(cls, level, view) or self.selected_by(cls) or self.owned_anti(cls):
+                return False
+        return True
+
     def fix_keys(self, cls: PodClass, level: int, rules: list[Rule]) -> tuple[str, ...]:
         """Keys (other than the hostname) whose value a claim must settle before pods of this class join it."""
         found = self._fix.get((cls.idx, level))

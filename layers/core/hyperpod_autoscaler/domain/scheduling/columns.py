@@ -1,0 +1,451 @@
+"""Repacking the new claims by column generation.
+
+The packer places one class of pods after another, so a node it opens early is sized for the pods it has seen: a 4-GPU
+node takes four CPU-heavy GPU pods and wastes a fifth of its cores, while the small GPU pods that would have filled that
+room get single-GPU nodes of their own. This pass looks at all the movable claims of a tier at once, as counts of pods
+per class, and solves the *configuration LP* over them: each column is one node of one offering shape holding whole
+pods (so many of each class), each row says every pod is placed, and the LP picks how many nodes of each column to buy.
+
+- *Master*: a revised simplex on ``min price·x`` subject to ``A x >= n``, with the explicit inverse of the basis (a few
+  hundred classes at most). It starts from one node per class on its cheapest shape, with the packer's own claims as
+  columns it can use at once.
+- *Pricing*: with the master's duals (what one more pod of each class is worth), each shape's best column is a
+  knapsack. It is filled greedily in the order of worth per weighted share of the node, over a few weightings of the
+  resources (CPU, memory, accelerators); the best fill that is worth more than the shape's price enters. The fill is not
+  exact, so the LP it reaches is an upper bound on the configuration LP, not the bound itself.
+- *Rounding*: every column's whole nodes are bought (largest first); the pods they leave are packed greedily, each new
+  node the shape whose greedy fill is worth the most per price at the duals; every node then takes its cheapest shape.
+
+The result replaces the claims only when it costs less and keeps within ``max_new``. Claims whose pods carry topology
+rules, and tiers with NodePool limits, are left alone. The search stops at its deadline or after a fixed number of
+steps, whichever comes first, so small inputs give the same plan every time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from ..k8s import Pod
+from .vectors import Vec, count_fit, count_fit_in, fits, vadd, vscale
+
+if TYPE_CHECKING:
+    from .offerings import Offering
+    from .packer import Claim, Packer
+
+MAX_CLASSES = 400
+"""Tiers with more distinct pod classes than this are not repacked (the master's inverse grows with their square)."""
+MAX_PIVOTS = 20_000
+"""Simplex steps at most, whatever the deadline."""
+COLUMNS_PER_ROUND = 8
+"""New columns a pricing round adds at most (the most negative reduced costs)."""
+WEIGHTINGS: tuple[tuple[float, float, float], ...] = ((1, 1, 1), (1, 0, 1), (0, 1, 1), (2, 1, 1), (1, 1, 2))
+"""Weights of (CPU, memory, accelerators) in the share of a node a pod takes, one greedy fill per weighting (with the
+dominant share, the ones that found the entering columns on the Alibaba traces)."""
+FORCED = 4
+"""The classes worth the most per pod are each tried first in a fill of their own: one large pod with small ones that
+complement it (a memory-heavy GPU pod with CPU-light ones) is a column no share order finds."""
+EPS = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """Offerings of a tier that look the same to the repack: allocatable, price, and which pod classes accept them."""
+
+    alloc: Vec
+    price: float
+    accepts: frozenset[int]
+    """Indexes (into the problem's keys) of the classes that may run there."""
+
+
+@dataclass(slots=True)
+class Column:
+    """One node of one shape holding ``counts[k]`` pods of class ``k``."""
+
+    shape: int
+    price: float
+    counts: dict[int, int]
+
+
+@dataclass(slots=True)
+class Problem:
+    """The movable claims of one tier as counts: class ``k`` asks ``reqs[k]`` per pod and has ``n[k]`` pods."""
+
+    tier: int
+    claims: list[Claim]
+    keys: list[tuple[int, int]]
+    reqs: list[Vec]
+    n: list[int]
+    pods: list[list[Pod]]
+    shapes: list[Shape]
+    accel: list[int]
+    """Resource indexes counted as accelerators in the weightings (GPUs, Neuron devices)."""
+    columns: list[Column] = field(default_factory=list)
+    sizes: dict[int, list[dict[int, float]]] = field(default_factory=dict)
+    """Per shape (by identity): per class, the share of the node one pod takes, by its dominant resource and then
+    under each of the ``WEIGHTINGS``."""
+
+    @property
+    def cost(self) -> float:
+        return sum(c.price for c in self.claims)
+
+
+def _problems(packer: Packer) -> list[Problem]:
+    by_tier: dict[int, list[Claim]] = defaultdict(list)
+    for c in packer.claims:
+        if c.pods and packer.movable(c):
+            by_tier[c.tier].append(c)
+    out: list[Problem] = []
+    names = packer.space.names
+    accel = [i for i, name in enumerate(names) if name not in ("cpu", "memory", "pods", "ephemeral-storage")]
+    for tier, claims in sorted(by_tier.items()):
+        offerings = [o for o in packer.offer.offerings if o.tier == tier]
+        if len(claims) < 2 or any(o.pool.limits for o in offerings):
+            continue
+        pods_by_key: dict[tuple[int, int], list[Pod]] = defaultdict(list)
+        for c in sorted(claims, key=lambda c: c.idx):
+            for p in c.pods:
+                pods_by_key[packer.pod_class[p.key]].append(p)
+        keys = sorted(pods_by_key)
+        if len(keys) > MAX_CLASSES:
+            continue
+        allowed = []
+        for cls_idx, level in keys:
+            view = packer.class_by_idx[cls_idx].view(level)
+            assert view is not None
+            allowed.append(packer.allowed_offerings(view))
+        reqs = [packer.class_by_idx[k[0]].req for k in keys]
+        seen: dict[tuple, int] = {}
+        shapes: list[Shape] = []
+        for o in sorted(offerings, key=lambda o: (o.price, o.idx)):
+            accepts = frozenset(i for i in range(len(keys)) if o.idx in allowed[i] and fits(reqs[i], o.alloc))
+            sig = (o.alloc, o.price, accepts)
+            if accepts and sig not in seen:
+                seen[sig] = len(shapes)
+                shapes.append(Shape(o.alloc, o.price, accepts))
+        problem = Problem(tier, claims, keys, reqs, [len(pods_by_key[k]) for k in keys], [], shapes, accel)
+        problem.pods = [pods_by_key[k] for k in keys]
+        out.append(problem)
+    return out
+
+
+def _fill(
+    pb: Problem, shape: Shape, order: list[int], y: list[float], limit: list[int]
+) -> tuple[float, dict[int, int]]:
+    """Greedy fill of one node of ``shape`` with classes in ``order``, at most ``limit[k]`` pods of class ``k``."""
+    used = tuple(0 for _ in shape.alloc)
+    take: dict[int, int] = {}
+    value = 0.0
+    for k in order:
+        if limit[k] <= 0:
+            continue
+        m = min(count_fit_in(pb.reqs[k], used, shape.alloc), limit[k])
+        if m <= 0:
+            continue
+        used = vadd(used, vscale(pb.reqs[k], m))
+        take[k] = m
+        value += y[k] * m
+    return value, take
+
+
+def _shares(pb: Problem, shape: Shape, k: int) -> tuple[float, float, float]:
+    req, alloc = pb.reqs[k], shape.alloc
+    cpu = req[0] / alloc[0] if alloc[0] else 0.0
+    mem = req[1] / alloc[1] if alloc[1] else 0.0
+    acc = max((req[i] / alloc[i] for i in pb.accel if alloc[i] and req[i]), default=0.0)
+    return cpu, mem, acc
+
+
+def _best_fill(pb: Problem, shape: Shape, y: list[float], limit: list[int]) -> tuple[float, dict[int, int]]:
+    """The most valuable of the greedy fills of ``shape`` over the weightings (and by dominant share)."""
+    cand = [k for k in shape.accepts if y[k] > EPS and limit[k] > 0]
+    if not cand:
+        return 0.0, {}
+    sizes = pb.sizes.get(id(shape))
+    if sizes is None:
+        shares = {k: _shares(pb, shape, k) for k in shape.accepts}
+        sizes = [{k: max(EPS, max(v)) for k, v in shares.items()}]
+        for w in WEIGHTINGS:
+            sizes.append({k: max(EPS, w[0] * v[0] + w[1] * v[1] + w[2] * v[2]) for k, v in shares.items()})
+        pb.sizes[id(shape)] = sizes
+    best: tuple[float, dict[int, int]] = (0.0, {})
+    orders = [sorted(cand, key=lambda k, size=size: (-y[k] / size[k], k)) for size in sizes]  # type: ignore[misc]
+    by_worth = sorted(cand, key=lambda k: (-y[k], k))
+    orders.append(by_worth)
+    for first in by_worth[:FORCED]:
+        orders.append([first, *(k for k in orders[0] if k != first)])
+    for order in orders:
+        found = _fill(pb, shape, order, y, limit)
+        if found[0] > best[0] + EPS:
+            best = found
+    return best
+
+
+class _Master:
+    """The restricted master LP ``min price·x, A x >= n, x >= 0`` by a revised simplex with the basis inverse kept
+    explicitly. Variables: the columns (index >= 0) and one surplus per row (index ``-1 - row``)."""
+
+    def __init__(self, pb: Problem) -> None:
+        self.pb = pb
+        size = len(pb.keys)
+        self.size = size
+        # the first ``size`` columns are the singletons: a diagonal, feasible basis
+        self.basis = list(range(size))
+        self.binv = [[0.0] * size for _ in range(size)]
+        self.x = [0.0] * size
+        for k in range(size):
+            m = pb.columns[k].counts[k]
+            self.binv[k][k] = 1.0 / m
+            self.x[k] = pb.n[k] / m
+        self.cb = [pb.columns[k].price for k in range(size)]
+
+    def duals(self) -> list[float]:
+        y = [0.0] * self.size
+        for i, c in enumerate(self.cb):
+            if c:
+                row = self.binv[i]
+                for j in range(self.size):
+                    y[j] += c * row[j]
+        return y
+
+    def entering(self, y: list[float]) -> tuple[int, float] | None:
+        """The variable with the most negative reduced cost per unit of price, and its reduced cost (None: the basis is
+        optimal)."""
+        best, enter, cost = -1e-9, None, 0.0
+        for j, col in enumerate(self.pb.columns):
+            rc = col.price
+            for k, m in col.counts.items():
+                rc -= y[k] * m
+            scaled = rc / max(1.0, col.price)
+            if scaled < best:
+                best, enter, cost = scaled, j, rc
+        for k in range(self.size):
+            if y[k] < best:
+                best, enter, cost = y[k], -1 - k, y[k]
+        return None if enter is None else (enter, cost)
+
+    def pivot(self, enter: int, y: list[float], rc: float) -> bool:
+        """Bring ``enter`` (reduced cost ``rc``) into the basis and update the duals ``y`` in place."""
+        size, binv = self.size, self.binv
+        if enter >= 0:
+            counts = self.pb.columns[enter].counts
+            d = [sum(binv[i][k] * m for k, m in counts.items()) for i in range(size)]
+        else:
+            k = -1 - enter
+            d = [-binv[i][k] for i in range(size)]
+        r, ratio = -1, 0.0
+        for i in range(size):
+            if d[i] > 1e-9:
+                t = self.x[i] / d[i]
+                if r < 0 or t < ratio - 1e-12:
+                    r, ratio = i, t
+        if r < 0:  # unbounded: cannot happen with a nonnegative A and positive prices
+            return False
+        piv = d[r]
+        row_r = [v / piv for v in binv[r]]
+        binv[r] = row_r
+        x_r = self.x[r] / piv
+        for i in range(size):
+            di = d[i]
+            if i != r and di != 0.0:
+                binv[i] = [a - di * b for a, b in zip(binv[i], row_r, strict=True)]
+                self.x[i] -= di * x_r
+        self.x[r] = x_r
+        self.basis[r] = enter
+        self.cb[r] = self.pb.columns[enter].price if enter >= 0 else 0.0
+        for j, v in enumerate(row_r):  # y' = c_B' B'^-1 = y + rc * (row r of B'^-1)
+            if v:
+                y[j] += rc * v
+        return True
+
+    def solution(self) -> list[tuple[int, float]]:
+        return [(v, x) for v, x in zip(self.basis, self.x, strict=True) if v >= 0 and x > 1e-9]
+
+
+def _initial_columns(pb: Problem) -> bool:
+    """The singletons and the claims' own columns; False if some class fits no shape (cannot happen for pods that are
+    on claims of the tier)."""
+    for k in range(len(pb.keys)):
+        best: Column | None = None
+        for s, shape in enumerate(pb.shapes):
+            if k not in shape.accepts:
+                continue
+            m = min(count_fit(pb.reqs[k], shape.alloc), pb.n[k])
+            if m > 0 and (best is None or shape.price / m < best.price / best.counts[k]):
+                best = Column(s, shape.price, {k: m})
+        if best is None:
+            return False
+        pb.columns.append(best)
+    index = {key: i for i, key in enumerate(pb.keys)}
+    seen: set[tuple] = set()
+    for c in pb.claims:
+        counts = {index[key]: m for key, m in c.counts.items() if m}
+        o = c.chosen
+        at = next(
+            (
+                i
+                for i, sh in enumerate(pb.shapes)
+                if sh.alloc == o.alloc and sh.price == o.price and counts.keys() <= sh.accepts
+            ),
+            None,
+        )
+        sig = (at, tuple(sorted(counts.items())))
+        if at is None or sig in seen:
+            continue
+        seen.add(sig)
+        pb.columns.append(Column(at, pb.shapes[at].price, counts))
+    return True
+
+
+@dataclass(slots=True)
+class SolveStats:
+    pivots: int = 0
+    rounds: int = 0
+    converged: bool = False
+    lp: float = 0.0
+
+
+def _solve(pb: Problem, deadline: float) -> tuple[list[tuple[int, float]], list[float], SolveStats]:
+    master = _Master(pb)
+    y = master.duals()
+    st = SolveStats()
+    for _step in range(MAX_PIVOTS):
+        if time.perf_counter() >= deadline:
+            break
+        found = master.entering(y)
+        if found is None:
+            st.rounds += 1
+            added = []
+            for s, shape in enumerate(pb.shapes):
+                value, take = _best_fill(pb, shape, y, pb.n)
+                if take and value > shape.price * (1 + 1e-7):
+                    added.append((shape.price - value, s, Column(s, shape.price, take)))
+            if not added:
+                st.converged = True
+                break
+            added.sort(key=lambda t: (t[0], t[1]))
+            pb.columns.extend(col for _rc, _s, col in added[:COLUMNS_PER_ROUND])
+            continue
+        if not master.pivot(found[0], y, found[1]):
+            break
+        st.pivots += 1
+        if st.pivots % 100 == 0:  # against drift of the incremental duals
+            y = master.duals()
+    solution = master.solution()
+    st.lp = sum(pb.columns[v].price * x for v, x in solution)
+    return solution, y, st
+
+
+def _round(pb: Problem, solution: list[tuple[int, float]], y: list[float]) -> list[Column] | None:
+    """Whole nodes of the LP's columns, then a greedy packing of the pods they leave, each node on its cheapest shape
+    (None if some pod fits no shape: cannot happen for pods that are on claims of the tier)."""
+    need = list(pb.n)
+    nodes: list[Column] = []
+    for v, x in sorted(solution, key=lambda t: (-t[1], t[0])):
+        col = pb.columns[v]
+        for _ in range(int(x + 1e-9)):
+            take = {k: min(m, need[k]) for k, m in col.counts.items() if need[k] > 0}
+            if not take:
+                break
+            for k, m in take.items():
+                need[k] -= m
+            nodes.append(Column(col.shape, col.price, take))
+    worth = [max(v, 0.0) + 1e-6 for v in y]  # a class the duals price at 0 (over-covered) is still placed
+    while any(need):
+        best: tuple[float, int, dict[int, int]] | None = None
+        for s, shape in enumerate(pb.shapes):
+            value, take = _best_fill(pb, shape, worth, need)
+            if take and (best is None or value / shape.price > best[0]):
+                best = (value / shape.price, s, take)
+        if best is None:
+            return None
+        _score, s, take = best
+        copies = min(need[k] // m for k, m in take.items())
+        for _ in range(max(1, copies)):
+            got = {k: min(m, need[k]) for k, m in take.items() if need[k] > 0}
+            if not got:
+                break
+            for k, m in got.items():
+                need[k] -= m
+            nodes.append(Column(s, pb.shapes[s].price, got))
+    for node in nodes:
+        used = _used(pb, node.counts)
+        for s, shape in enumerate(pb.shapes):  # by price
+            if shape.price >= node.price:
+                break
+            if node.counts.keys() <= shape.accepts and fits(used, shape.alloc):
+                node.shape, node.price = s, shape.price
+                break
+    return nodes
+
+
+def _used(pb: Problem, counts: dict[int, int]) -> Vec:
+    used = tuple(0 for _ in pb.reqs[0])
+    for k, m in counts.items():
+        used = vadd(used, vscale(pb.reqs[k], m))
+    return used
+
+
+def _apply(packer: Packer, pb: Problem, nodes: list[Column]) -> None:
+    from .packer import Claim, first_fitting
+
+    for c in pb.claims:
+        packer.release(c)
+    pods = [list(reversed(p)) for p in pb.pods]  # popped from the end: the claims' order
+    lists: dict[frozenset[int], list[Offering]] = {}
+    for node in sorted(nodes, key=lambda nd: (-nd.price, sorted(nd.counts.items()))):
+        ks = frozenset(node.counts)
+        offs = lists.get(ks)
+        if offs is None:
+            first, *rest = sorted(ks)
+            view = packer.class_by_idx[pb.keys[first][0]].view(pb.keys[first][1])
+            assert view is not None
+            offs = [o for o in packer.compat_offerings(view) if o.tier == pb.tier]
+            for k in rest:
+                other = packer.class_by_idx[pb.keys[k][0]].view(pb.keys[k][1])
+                assert other is not None
+                offs = packer.view_filter(offs, other)
+            lists[ks] = offs
+        used = _used(pb, node.counts)
+        claim = Claim(len(packer.claims), offs, pb.tier, used)
+        j = first_fitting(offs, used, 0, None)
+        assert j >= 0, "the node's shape is one of these offerings"
+        packer.set_chosen(claim, j)
+        for k, m in sorted(node.counts.items()):
+            for _ in range(m):
+                claim.pods.append(pods[k].pop())
+            claim.counts[pb.keys[k]] += m
+        packer.claims.append(claim)
+        packer.live_claims += 1
+
+
+def repack(packer: Packer, deadline: float) -> dict[str, object]:
+    """Repack each tier's movable claims by column generation until ``deadline``; keep a tier's repack when it costs
+    less. Returns what it did, for the plan's stats."""
+    stats: dict[str, object] = {"tiers": 0, "kept": 0, "saved": 0.0}
+    for pb in _problems(packer):
+        if time.perf_counter() >= deadline:
+            break
+        stats["tiers"] = int(stats["tiers"]) + 1  # type: ignore[call-overload]
+        if not _initial_columns(pb):
+            continue
+        solution, y, st = _solve(pb, deadline)
+        nodes = _round(pb, solution, y)
+        if nodes is None:
+            continue
+        total = sum(nd.price for nd in nodes)
+        before = pb.cost
+        stats["pivots"] = int(stats.get("pivots", 0)) + st.pivots  # type: ignore[call-overload]
+        stats["rounds"] = int(stats.get("rounds", 0)) + st.rounds  # type: ignore[call-overload]
+        stats["converged"] = bool(stats.get("converged", True)) and st.converged
+        stats["lp"] = round(float(stats.get("lp", 0.0)) + st.lp, 3)  # type: ignore[arg-type]
+        if total >= before - 1e-6:
+            continue
+        if packer.max_new is not None and packer.live_claims - len(pb.claims) + len(nodes) > packer.max_new:
+            continue
+        _apply(packer, pb, nodes)
+        stats["kept"] = int(stats["kept"]) + 1  # type: ignore[call-overload]
+        stats["saved"] = round(float(stats["saved"]) + before - total, 6)  # type: ignore[arg-type]
+    return stats

@@ -1,0 +1,180 @@
+"""The column-generation repack of the improvement pass (``scheduling/columns.py``), checked against an exhaustive
+search over every partition of the pods into nodes (its own fit check on the offerings' allocatable)."""
+
+from __future__ import annotations
+
+import copy
+import random
+from typing import Any
+
+import pytest
+from hyperpod_autoscaler.domain.catalog import Catalog
+from hyperpod_autoscaler.domain.objects import parse_objects
+from hyperpod_autoscaler.domain.plan import PlanInput, PlanOptions
+from hyperpod_autoscaler.domain.scheduling import columns
+from hyperpod_autoscaler.domain.scheduling.improve import improve
+from hyperpod_autoscaler.domain.scheduling.packer import Packer
+
+from . import engine_fixtures
+from .engine_fixtures import cluster, nodeclass, nodepool, pod
+
+IT = "node.kubernetes.io/instance-type"
+TYPES = ["ml.g6.xlarge", "ml.g6.4xlarge", "ml.g6.12xlarge", "ml.m5.2xlarge"]
+GROUPS = ["auto-g6-az1", "auto-g6-4xaz2", "g6-12x-az2", "cpu-m5-az1"]
+
+
+@pytest.fixture(autouse=True)
+def _g6_12x(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(engine_fixtures.GROUPS, "g6-12x-az2", ("ml.g6.12xlarge", "us-west-2b"))
+
+
+def _packer(pods: list[dict[str, Any]], *, repack: bool, limits: dict[str, str] | None = None) -> Packer:
+    pool = nodepool(requirements=[{"key": IT, "operator": "In", "values": TYPES}])
+    if limits:
+        pool["spec"]["limits"] = limits
+    parsed = parse_objects(copy.deepcopy([nodeclass(groups=GROUPS), pool, *pods]))
+    inp = PlanInput(
+        pods=parsed.pending_pods,
+        nodes=[],
+        bound_pods=[],
+        nodepools=parsed.nodepools,
+        nodeclasses=parsed.nodeclasses,
+        cluster=cluster(),
+        catalog=Catalog.builtin(),
+    )
+    p = Packer(inp, PlanOptions())
+    p.run()
+    if not repack:
+        saved = columns.repack
+        columns.repack = lambda _packer, _deadline: {}  # type: ignore[assignment]
+        try:
+            improve(p, 5.0)
+        finally:
+            columns.repack = saved  # type: ignore[assignment]
+    else:
+        improve(p, 5.0)
+    return p
+
+
+def _cost(p: Packer) -> float:
+    return round(sum(c.price for c in p.claims if c.pods), 6)
+
+
+def _placed_once_and_fitting(p: Packer, pods: list[dict[str, Any]]) -> None:
+    seen: list[str] = []
+    for c in p.claims:
+        if not c.pods:
+            continue
+        total = [0] * len(p.space.names)
+        for pod_ in c.pods:
+            seen.append(pod_.key)
+            for i, v in enumerate(p.class_by_idx[p.pod_class[pod_.key][0]].req):
+                total[i] += v
+        assert all(t <= a for t, a in zip(total, c.chosen.alloc, strict=True)), (c.chosen.itype.name, total)
+        assert tuple(total) == c.used
+    assert sorted(seen) == sorted(f"default/{x['metadata']['name']}" for x in pods)
+
+
+def _optimum(p: Packer) -> float:
+    """The cheapest plan by exhaustive search: every partition of the pods into nodes, each node on the cheapest
+    offering whose allocatable holds the sum of its pods' requests."""
+    offers = [(o.alloc, o.price) for o in p.offer.offerings]
+    reqs = [p.class_by_idx[p.pod_class[x.key][0]].req for c in p.claims for x in c.pods]
+    best = [float("inf")]
+
+    def price(block: list[tuple[int, ...]]) -> float | None:
+        total = [sum(col) for col in zip(*block, strict=True)]
+        found = [pr for alloc, pr in offers if all(t <= a for t, a in zip(total, alloc, strict=True))]
+        return min(found) if found else None
+
+    def search(i: int, blocks: list[list[tuple[int, ...]]], cost: float) -> None:
+        if cost >= best[0] - 1e-9:
+            return
+        if i == len(reqs):
+            best[0] = cost
+            return
+        for b in blocks:
+            old = price(b)
+            b.append(reqs[i])
+            new = price(b)
+            if new is not None and old is not None:
+                search(i + 1, blocks, cost - old + new)
+            b.pop()
+        alone = price([reqs[i]])
+        assert alone is not None
+        blocks.append([reqs[i]])
+        search(i + 1, blocks, cost + alone)
+        blocks.pop()
+
+    search(0, [], 0.0)
+    return round(best[0], 6)
+
+
+def test_the_repack_finds_the_cheapest_plan_that_placing_class_after_class_misses() -> None:
+    """Two 16-core GPU pods fit no 1-GPU type: they need the 4-GPU g6.12xlarge ($5.752), whose other two GPUs and
+    spare cores take the two small GPU pods; the 14-core pod then costs $1.654 alone on a g6.4xlarge: $7.406. Placing
+    class after class, the packer fills the g6.12xlarge with the large pods first and gives a small one a node of its
+    own ($8.412); the split, empty and merge moves do not undo that."""
+    pods = [
+        pod("a-0", cpu="14", memory="50Gi", gpu=1),
+        pod("b-0", cpu="3", memory="8Gi", gpu=1),
+        pod("c-0", cpu="16", memory="60Gi", gpu=1),
+        pod("d-0", cpu="4", memory="24Gi", gpu=1),
+        pod("c-1", cpu="16", memory="60Gi", gpu=1),
+    ]
+    without = _packer(pods, repack=False)
+    with_repack = _packer(pods, repack=True)
+    assert _optimum(with_repack) == 7.406
+    assert _cost(without) == 8.412
+    assert _cost(with_repack) == 7.406
+    _placed_once_and_fitting(with_repack, pods)
+    assert sorted(c.chosen.itype.name for c in with_repack.claims if c.pods) == ["ml.g6.12xlarge", "ml.g6.4xlarge"]
+    assert with_repack.improve_stats["repack"] == {
+        "tiers": 1,
+        "kept": 1,
+        "saved": 1.006,
+        "pivots": with_repack.improve_stats["repack"]["pivots"],  # type: ignore[index]
+        "rounds": with_repack.improve_stats["repack"]["rounds"],  # type: ignore[index]
+        "converged": True,
+        "lp": with_repack.improve_stats["repack"]["lp"],  # type: ignore[index]
+    }
+
+
+SHAPES = [
+    ("3", "8Gi", 1),
+    ("4", "24Gi", 1),
+    ("8", "30Gi", 1),
+    ("11", "40Gi", 1),
+    ("12", "44Gi", 1),
+    ("14", "50Gi", 1),
+    ("16", "60Gi", 1),
+    ("6", "20Gi", 0),
+    ("15", "40Gi", 0),
+    ("12", "48Gi", 0),
+]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_repack_never_costs_more_places_every_pod_once_and_is_never_below_the_optimum(seed: int) -> None:
+    rng = random.Random(seed)
+    pods = []
+    for j in range(rng.randint(5, 7)):
+        cpu, memory, gpu = rng.choice(SHAPES)
+        pods.append(pod(f"p{j}-0", cpu=cpu, memory=memory, gpu=gpu))
+    without = _packer(pods, repack=False)
+    with_repack = _packer(pods, repack=True)
+    _placed_once_and_fitting(with_repack, pods)
+    assert _optimum(with_repack) <= _cost(with_repack) <= _cost(without)
+
+
+def test_a_tier_whose_nodepool_has_limits_is_left_to_the_moves() -> None:
+    pods = [
+        pod("a-0", cpu="14", memory="50Gi", gpu=1),
+        pod("b-0", cpu="3", memory="8Gi", gpu=1),
+        pod("c-0", cpu="16", memory="60Gi", gpu=1),
+        pod("d-0", cpu="4", memory="24Gi", gpu=1),
+        pod("c-1", cpu="16", memory="60Gi", gpu=1),
+    ]
+    p = _packer(pods, repack=True, limits={"cpu": "1000"})
+    assert p.improve_stats["repack"] == {"tiers": 0, "kept": 0, "saved": 0.0}
+    _placed_once_and_fitting(p, pods)
