@@ -172,6 +172,28 @@ def cluster(groups: list[str] | None = None) -> ClusterView:
     )
 
 
+def plan_input(
+    objects: list[dict[str, Any]],
+    inflight: list[InflightClaim] | None = None,
+    unavailable: dict[str, str] | None = None,
+    catalog: Catalog | None = None,
+) -> PlanInput:
+    """The engine's input for these objects, on ``cluster()`` and the builtin catalog."""
+    parsed = parse_objects(copy.deepcopy(objects))
+    return PlanInput(
+        pods=parsed.pending_pods,
+        nodes=parsed.nodes,
+        bound_pods=parsed.bound_pods,
+        nodepools=parsed.nodepools,
+        nodeclasses=parsed.nodeclasses,
+        cluster=cluster(),
+        catalog=catalog or Catalog.builtin(),
+        daemonsets=parsed.daemonsets,
+        inflight=inflight or [],
+        unavailable_groups=unavailable or {},
+    )
+
+
 def plan(
     objects: list[dict[str, Any]],
     inflight: list[InflightClaim] | None = None,
@@ -179,21 +201,8 @@ def plan(
     options: PlanOptions | None = None,
     catalog: Catalog | None = None,
 ) -> Plan:
-    parsed = parse_objects(copy.deepcopy(objects))
     return schedule(
-        PlanInput(
-            pods=parsed.pending_pods,
-            nodes=parsed.nodes,
-            bound_pods=parsed.bound_pods,
-            nodepools=parsed.nodepools,
-            nodeclasses=parsed.nodeclasses,
-            cluster=cluster(),
-            catalog=catalog or Catalog.builtin(),
-            daemonsets=parsed.daemonsets,
-            inflight=inflight or [],
-            unavailable_groups=unavailable or {},
-        ),
-        options or PlanOptions(time_budget_seconds=0.2),
+        plan_input(objects, inflight, unavailable, catalog), options or PlanOptions(time_budget_seconds=0.2)
     )
 
 

@@ -3,20 +3,17 @@ search over every partition of the pods into nodes (its own fit check on the off
 
 from __future__ import annotations
 
-import copy
 import random
 from typing import Any
 
 import pytest
-from hyperpod_autoscaler.domain.catalog import Catalog
-from hyperpod_autoscaler.domain.objects import parse_objects
-from hyperpod_autoscaler.domain.plan import PlanInput, PlanOptions
+from hyperpod_autoscaler.domain.plan import PlanOptions
 from hyperpod_autoscaler.domain.scheduling import columns
 from hyperpod_autoscaler.domain.scheduling.improve import improve
 from hyperpod_autoscaler.domain.scheduling.packer import Packer
 
 from . import engine_fixtures
-from .engine_fixtures import cluster, nodeclass, nodepool, pod
+from .engine_fixtures import nodeclass, nodepool, plan_input, pod
 
 IT = "node.kubernetes.io/instance-type"
 TYPES = ["ml.g6.xlarge", "ml.g6.4xlarge", "ml.g6.12xlarge", "ml.m5.2xlarge"]
@@ -32,17 +29,7 @@ def _packer(pods: list[dict[str, Any]], *, repack: bool, limits: dict[str, str] 
     pool = nodepool(requirements=[{"key": IT, "operator": "In", "values": TYPES}])
     if limits:
         pool["spec"]["limits"] = limits
-    parsed = parse_objects(copy.deepcopy([nodeclass(groups=GROUPS), pool, *pods]))
-    inp = PlanInput(
-        pods=parsed.pending_pods,
-        nodes=[],
-        bound_pods=[],
-        nodepools=parsed.nodepools,
-        nodeclasses=parsed.nodeclasses,
-        cluster=cluster(),
-        catalog=Catalog.builtin(),
-    )
-    p = Packer(inp, PlanOptions())
+    p = Packer(plan_input([nodeclass(groups=GROUPS), pool, *pods]), PlanOptions())
     p.run()
     if not repack:
         saved = columns.repack
@@ -110,18 +97,22 @@ def _optimum(p: Packer) -> float:
     return round(best[0], 6)
 
 
-def test_the_repack_finds_the_cheapest_plan_that_placing_class_after_class_misses() -> None:
-    """Two 16-core GPU pods fit no 1-GPU type: they need the 4-GPU g6.12xlarge ($5.752), whose other two GPUs and
-    spare cores take the two small GPU pods; the 14-core pod then costs $1.654 alone on a g6.4xlarge: $7.406. Placing
-    class after class, the packer fills the g6.12xlarge with the large pods first and gives a small one a node of its
-    own ($8.412); the split, empty and merge moves do not undo that."""
-    pods = [
+def _paired_pods() -> list[dict[str, Any]]:
+    return [
         pod("a-0", cpu="14", memory="50Gi", gpu=1),
         pod("b-0", cpu="3", memory="8Gi", gpu=1),
         pod("c-0", cpu="16", memory="60Gi", gpu=1),
         pod("d-0", cpu="4", memory="24Gi", gpu=1),
         pod("c-1", cpu="16", memory="60Gi", gpu=1),
     ]
+
+
+def test_the_repack_finds_the_cheapest_plan_that_placing_class_after_class_misses() -> None:
+    """Two 16-core GPU pods fit no 1-GPU type: they need the 4-GPU g6.12xlarge ($5.752), whose other two GPUs and
+    spare cores take the two small GPU pods; the 14-core pod then costs $1.654 alone on a g6.4xlarge: $7.406. Placing
+    class after class, the packer fills the g6.12xlarge with the large pods first and gives a small one a node of its
+    own ($8.412); the split, empty and merge moves do not undo that."""
+    pods = _paired_pods()
     without = _packer(pods, repack=False)
     with_repack = _packer(pods, repack=True)
     assert _optimum(with_repack) == 7.406
@@ -168,13 +159,7 @@ def test_the_repack_never_costs_more_places_every_pod_once_and_is_never_below_th
 
 
 def test_a_tier_whose_nodepool_has_limits_is_left_to_the_moves() -> None:
-    pods = [
-        pod("a-0", cpu="14", memory="50Gi", gpu=1),
-        pod("b-0", cpu="3", memory="8Gi", gpu=1),
-        pod("c-0", cpu="16", memory="60Gi", gpu=1),
-        pod("d-0", cpu="4", memory="24Gi", gpu=1),
-        pod("c-1", cpu="16", memory="60Gi", gpu=1),
-    ]
+    pods = _paired_pods()
     p = _packer(pods, repack=True, limits={"cpu": "1000"})
     assert p.improve_stats["repack"] == {"tiers": 0, "kept": 0, "saved": 0.0}
     _placed_once_and_fitting(p, pods)

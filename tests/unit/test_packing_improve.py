@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
 from hyperpod_autoscaler.domain.catalog import Catalog
-from hyperpod_autoscaler.domain.objects import parse_objects
-from hyperpod_autoscaler.domain.plan import PlanInput, PlanOptions
+from hyperpod_autoscaler.domain.plan import PlanOptions
 from hyperpod_autoscaler.domain.scheduling import packer as packer_module
 from hyperpod_autoscaler.domain.scheduling.improve import _try_split
 from hyperpod_autoscaler.domain.scheduling.packer import Packer
 from hyperpod_autoscaler.domain.scheduling.vectors import fits, vadd
 
 from . import engine_fixtures
-from .engine_fixtures import cluster, nodeclass, nodepool, pod
+from .engine_fixtures import nodeclass, nodepool, pod
 
 IT = "node.kubernetes.io/instance-type"
 PRICES = Catalog.builtin()
@@ -27,17 +25,7 @@ def _g6_12x(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _packer(objects: list[dict[str, Any]], opts: PlanOptions) -> Packer:
-    parsed = parse_objects(copy.deepcopy(objects))
-    inp = PlanInput(
-        pods=parsed.pending_pods,
-        nodes=[],
-        bound_pods=[],
-        nodepools=parsed.nodepools,
-        nodeclasses=parsed.nodeclasses,
-        cluster=cluster(),
-        catalog=PRICES,
-    )
-    p = Packer(inp, opts)
+    p = Packer(engine_fixtures.plan_input(objects, catalog=PRICES), opts)
     p.run()
     return p
 
