@@ -38,7 +38,11 @@ if TYPE_CHECKING:
 MAX_CLASSES = 400
 """Tiers with more distinct pod classes than this are not repacked (the master's inverse grows with their square)."""
 MAX_PIVOTS = 20_000
-"""Simplex steps at most, whatever the deadline."""
+"""Simplex steps at most, whatever the budget."""
+WORK_PER_SECOND = 650_000
+"""Work steps (``Problem.work``) the repack may take per second of its budget."""
+PIVOT_WORK_DIVISOR = 8
+"""A pivot's row operations on the basis inverse (size squared) run about this many times faster than fill steps."""
 COLUMNS_PER_ROUND = 8
 """New columns a pricing round adds at most (the most negative reduced costs)."""
 WEIGHTINGS: tuple[tuple[float, float, float], ...] = ((1, 1, 1), (1, 0, 1), (0, 1, 1), (2, 1, 1), (1, 1, 2))
@@ -83,6 +87,8 @@ class Problem:
     accel: list[int]
     """Resource indexes counted as accelerators in the weightings (GPUs, Neuron devices)."""
     columns: list[Column] = field(default_factory=list)
+    work: int = 0
+    """Steps taken so far: classes visited by the pricing fills, plus each pivot's share of its row operations."""
     sizes: dict[int, list[dict[int, float]]] = field(default_factory=dict)
     """Per shape (by identity): per class, the share of the node one pod takes, by its dominant resource and then
     under each of the ``WEIGHTINGS``."""
@@ -176,6 +182,7 @@ def _best_fill(pb: Problem, shape: Shape, y: list[float], limit: list[int]) -> t
     orders.append(by_worth)
     for first in by_worth[:FORCED]:
         orders.append([first, *(k for k in orders[0] if k != first)])
+    pb.work += len(orders) * len(cand)
     for order in orders:
         found = _fill(pb, shape, order, y, limit)
         if found[0] > best[0] + EPS:
@@ -307,12 +314,13 @@ class SolveStats:
     lp: float = 0.0
 
 
-def _solve(pb: Problem, deadline: float) -> tuple[list[tuple[int, float]], list[float], SolveStats]:
+def _solve(pb: Problem, deadline: float, max_work: int) -> tuple[list[tuple[int, float]], list[float], SolveStats]:
     master = _Master(pb)
     y = master.duals()
     st = SolveStats()
+    pivot_work = len(pb.keys) * len(pb.keys) // PIVOT_WORK_DIVISOR + len(pb.columns)
     for _step in range(MAX_PIVOTS):
-        if time.perf_counter() >= deadline:
+        if pb.work >= max_work or time.perf_counter() >= deadline:
             break
         found = master.entering(y)
         if found is None:
@@ -330,6 +338,7 @@ def _solve(pb: Problem, deadline: float) -> tuple[list[tuple[int, float]], list[
             continue
         if not master.pivot(found[0], y, found[1]):
             break
+        pb.work += pivot_work
         st.pivots += 1
         if st.pivots % 100 == 0:  # against drift of the incremental duals
             y = master.duals()
@@ -421,17 +430,27 @@ def _apply(packer: Packer, pb: Problem, nodes: list[Column]) -> None:
         packer.live_claims += 1
 
 
-def repack(packer: Packer, deadline: float) -> dict[str, object]:
-    """Repack each tier's movable claims by column generation until ``deadline``; keep a tier's repack when it costs
-    less. Returns what it did, for the plan's stats."""
+def repack(packer: Packer, seconds: float) -> dict[str, object]:
+    """Repack each tier's movable claims by column generation within ``seconds``; keep a tier's repack when it costs
+    less. Returns what it did, for the plan's stats.
+
+    The search is bounded by work (``WORK_PER_SECOND`` steps a second, set below what this code does on a laptop core)
+    as well as by the clock: where the work bound comes first, the plan is a function of the input alone, the same on
+    every run; the clock only cuts it short on a slower or busier machine."""
+    deadline = time.perf_counter() + max(0.0, seconds)
+    max_work = int(max(0.0, seconds) * WORK_PER_SECOND)
     stats: dict[str, object] = {"tiers": 0, "kept": 0, "saved": 0.0}
+    spent = 0
     for pb in _problems(packer):
-        if time.perf_counter() >= deadline:
+        if time.perf_counter() >= deadline or spent >= max_work:
             break
         stats["tiers"] = int(stats["tiers"]) + 1  # type: ignore[call-overload]
         if not _initial_columns(pb):
             continue
-        solution, y, st = _solve(pb, deadline)
+        pb.work = spent
+        solution, y, st = _solve(pb, deadline, max_work)
+        spent = pb.work
+        stats["work"] = spent
         nodes = _round(pb, solution, y)
         if nodes is None:
             continue

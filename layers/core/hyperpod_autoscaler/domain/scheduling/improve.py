@@ -2,6 +2,8 @@
 
 Moves, each accepted only when the plan's hourly cost strictly drops and every pod still fits:
 
+- *repack* (``columns.py``, the first ``REPACK_SHARE`` of the budget): each tier's movable claims repacked at once by
+  column generation over the configuration LP, kept when cheaper.
 - *split*: repack the pods of a claim onto several of its cheaper offerings when they cost less together (an 8-GPU node
   left with eight small 1-GPU pods becomes two 4-GPU nodes). Tried first, dearest claims first.
 - *empty*: move all pods of a claim into the slack of other claims (without making their cheapest offering dearer), and
@@ -261,7 +263,7 @@ def _try_split(packer: Packer, c: Claim) -> bool:
     return True
 
 
-REPACK_SHARE = 0.8
+REPACK_SHARE = 0.75
 """The share of the improvement budget the column-generation repack (``columns.py``) may take before the moves."""
 
 
@@ -269,7 +271,7 @@ def improve(packer: Packer, budget_seconds: float) -> None:
     from .columns import repack
 
     deadline = time.perf_counter() + max(0.0, budget_seconds)
-    packer.improve_stats["repack"] = repack(packer, time.perf_counter() + max(0.0, budget_seconds) * REPACK_SHARE)
+    packer.improve_stats["repack"] = repack(packer, max(0.0, budget_seconds) * REPACK_SHARE)
     improved = True
     rounds = 0
     # Split rounds: a claim whose pods are cheaper on several smaller nodes, dearest first.
