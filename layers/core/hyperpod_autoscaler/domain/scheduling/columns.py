@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..k8s import Pod
-from .vectors import Vec, count_fit, count_fit_in, fits, vadd, vscale
+from .vectors import Vec, count_fit, fits, vadd, vscale
 
 if TYPE_CHECKING:
     from .offerings import Offering
@@ -39,7 +39,7 @@ MAX_CLASSES = 400
 """Tiers with more distinct pod classes than this are not repacked (the master's inverse grows with their square)."""
 MAX_PIVOTS = 20_000
 """Simplex steps at most, whatever the budget."""
-WORK_PER_SECOND = 650_000
+WORK_PER_SECOND = 1_500_000
 """Work steps (``Problem.work``) the repack may take per second of its budget."""
 PIVOT_WORK_DIVISOR = 8
 """A pivot's row operations on the basis inverse (size squared) run about this many times faster than fill steps."""
@@ -87,6 +87,8 @@ class Problem:
     accel: list[int]
     """Resource indexes counted as accelerators in the weightings (GPUs, Neuron devices)."""
     columns: list[Column] = field(default_factory=list)
+    nonzero: list[tuple[tuple[int, int], ...]] = field(default_factory=list)
+    """Per class, its (resource index, request) pairs with a request above zero: what a fill checks."""
     work: int = 0
     """Steps taken so far: classes visited by the pricing fills, plus each pivot's share of its row operations."""
     sizes: dict[int, list[dict[int, float]]] = field(default_factory=dict)
@@ -133,6 +135,7 @@ def _problems(packer: Packer) -> list[Problem]:
                 shapes.append(Shape(o.alloc, o.price, accepts))
         problem = Problem(tier, claims, keys, reqs, [len(pods_by_key[k]) for k in keys], [], shapes, accel)
         problem.pods = [pods_by_key[k] for k in keys]
+        problem.nonzero = [tuple((r, q) for r, q in enumerate(req) if q > 0) for req in reqs]
         out.append(problem)
     return out
 
@@ -141,16 +144,24 @@ def _fill(
     pb: Problem, shape: Shape, order: list[int], y: list[float], limit: list[int]
 ) -> tuple[float, dict[int, int]]:
     """Greedy fill of one node of ``shape`` with classes in ``order``, at most ``limit[k]`` pods of class ``k``."""
-    used = tuple(0 for _ in shape.alloc)
+    free = list(shape.alloc)
     take: dict[int, int] = {}
     value = 0.0
+    nonzero = pb.nonzero
     for k in order:
-        if limit[k] <= 0:
-            continue
-        m = min(count_fit_in(pb.reqs[k], used, shape.alloc), limit[k])
+        m = limit[k]
         if m <= 0:
             continue
-        used = vadd(used, vscale(pb.reqs[k], m))
+        for r, q in nonzero[k]:
+            fit = free[r] // q
+            if fit < m:
+                m = fit
+                if m <= 0:
+                    break
+        if m <= 0:
+            continue
+        for r, q in nonzero[k]:
+            free[r] -= q * m
         take[k] = m
         value += y[k] * m
     return value, take
