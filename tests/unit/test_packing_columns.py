@@ -182,3 +182,21 @@ def test_a_repack_cut_by_its_work_bound_gives_the_same_plan_every_time(monkeypat
     assert all_stats[0]["converged"] is False, all_stats[0]
     assert all_stats[0] == all_stats[1]
     assert plans[0] == plans[1]
+
+
+def test_the_rounding_gives_up_past_its_time_and_otherwise_places_every_pod() -> None:
+    # a safety net: the packing of what the LP's whole nodes leave is not bounded by work, so it stops at a time
+    import time
+
+    pods = _paired_pods()
+    p = _packer(pods, repack=False)
+    (pb,) = columns._problems(p)
+    worth = [1.0] * len(pb.keys)
+    assert columns._round(pb, [], worth, time.perf_counter() - 1.0) is None, "all pods left to place, and late"
+    nodes = columns._round(pb, [], worth, time.perf_counter() + 60.0)
+    assert nodes is not None
+    placed = [0] * len(pb.keys)
+    for node in nodes:
+        for k, m in node.counts.items():
+            placed[k] += m
+    assert placed == pb.n

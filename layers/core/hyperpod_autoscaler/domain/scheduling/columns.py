@@ -41,6 +41,8 @@ MAX_PIVOTS = 20_000
 """Simplex steps at most, whatever the budget."""
 WORK_PER_SECOND = 1_500_000
 """Work steps (``Problem.work``) the repack may take per second of its budget."""
+ROUND_GRACE_SECONDS = 0.25
+"""How far past the repack's deadline the rounding may run before the repack is dropped (a safety net)."""
 PIVOT_WORK_DIVISOR = 8
 """A pivot's row operations on the basis inverse (size squared) run about this many times faster than fill steps."""
 COLUMNS_PER_ROUND = 8
@@ -358,9 +360,10 @@ def _solve(pb: Problem, deadline: float, max_work: int) -> tuple[list[tuple[int,
     return solution, y, st
 
 
-def _round(pb: Problem, solution: list[tuple[int, float]], y: list[float]) -> list[Column] | None:
-    """Whole nodes of the LP's columns, then a greedy packing of the pods they leave, each node on its cheapest shape
-    (None if some pod fits no shape: cannot happen for pods that are on claims of the tier)."""
+def _round(pb: Problem, solution: list[tuple[int, float]], y: list[float], give_up_at: float) -> list[Column] | None:
+    """Whole nodes of the LP's columns, then a greedy packing of the pods they leave, each node on its cheapest shape.
+    None if some pod fits no shape (cannot happen for pods that are on claims of the tier) or if the packing of what
+    is left runs past ``give_up_at`` (a basic solution leaves at most one node's worth per class, so it does not)."""
     need = list(pb.n)
     nodes: list[Column] = []
     for v, x in sorted(solution, key=lambda t: (-t[1], t[0])):
@@ -374,6 +377,8 @@ def _round(pb: Problem, solution: list[tuple[int, float]], y: list[float]) -> li
             nodes.append(Column(col.shape, col.price, take))
     worth = [max(v, 0.0) + 1e-6 for v in y]  # a class the duals price at 0 (over-covered) is still placed
     while any(need):
+        if time.perf_counter() > give_up_at:
+            return None
         best: tuple[float, int, dict[int, int]] | None = None
         for s, shape in enumerate(pb.shapes):
             value, take = _best_fill(pb, shape, worth, need)
@@ -462,7 +467,7 @@ def repack(packer: Packer, seconds: float) -> dict[str, object]:
         solution, y, st = _solve(pb, deadline, max_work)
         spent = pb.work
         stats["work"] = spent
-        nodes = _round(pb, solution, y)
+        nodes = _round(pb, solution, y, deadline + ROUND_GRACE_SECONDS)
         if nodes is None:
             continue
         total = sum(nd.price for nd in nodes)
