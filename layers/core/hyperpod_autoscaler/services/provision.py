@@ -230,7 +230,8 @@ def give_back(deps: ProvisionDeps, event: dict[str, Any]) -> dict[str, Any]:
     error = event.get("error") or {}
     reason = str(error.get("Error") or "ProvisioningFailed")
     result: dict[str, Any] = {"status": "gave-back", "reason": reason, "kept": [], "deleted": [], "failed": {}}
-    if int(event.get("retryCount") or 0) == 0:
+    retry = event.get("retryCount")
+    if not isinstance(retry, int) or retry == 0:  # the definition passes $$.State.RetryCount; by hand: a first attempt
         # counted by the first attempt, before anything can fail: a give-back whose deletes are refused on every retry
         # still counts its failure, and no retry counts it again
         deps.metrics.count(m.CLOUDPROVIDER_ERRORS, 1, Error=reason, InstanceGroup=group or "unknown")
