@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..k8s import Pod
+from ..resources import CPU, EPHEMERAL_STORAGE, MEMORY, PODS
 from .vectors import Vec, count_fit, fits, vadd, vscale
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ class Problem:
     work: int = 0
     """Steps taken so far: classes visited by the pricing fills, plus each pivot's share of its row operations."""
     sizes: dict[int, list[dict[int, float]]] = field(default_factory=dict)
-    """Per shape (by identity): per class, the share of the node one pod takes, by its dominant resource and then
+    """Per shape (by index): per class, the share of the node one pod takes, by its dominant resource and then
     under each of the ``WEIGHTINGS``."""
 
     @property
@@ -109,7 +110,7 @@ def _problems(packer: Packer) -> list[Problem]:
             by_tier[c.tier].append(c)
     out: list[Problem] = []
     names = packer.space.names
-    accel = [i for i, name in enumerate(names) if name not in ("cpu", "memory", "pods", "ephemeral-storage")]
+    accel = [i for i, name in enumerate(names) if name not in (CPU, MEMORY, PODS, EPHEMERAL_STORAGE)]
     for tier, claims in sorted(by_tier.items()):
         offerings = [o for o in packer.offer.offerings if o.tier == tier]
         if len(claims) < 2 or any(o.pool.limits for o in offerings):
@@ -177,18 +178,19 @@ def _shares(pb: Problem, shape: Shape, k: int) -> tuple[float, float, float]:
     return cpu, mem, acc
 
 
-def _best_fill(pb: Problem, shape: Shape, y: list[float], limit: list[int]) -> tuple[float, dict[int, int]]:
-    """The most valuable of the greedy fills of ``shape`` over the weightings (and by dominant share)."""
+def _best_fill(pb: Problem, s: int, y: list[float], limit: list[int]) -> tuple[float, dict[int, int]]:
+    """The most valuable of the greedy fills of shape ``s`` over the weightings (and by dominant share)."""
+    shape = pb.shapes[s]
     cand = [k for k in shape.accepts if y[k] > EPS and limit[k] > 0]
     if not cand:
         return 0.0, {}
-    sizes = pb.sizes.get(id(shape))
+    sizes = pb.sizes.get(s)
     if sizes is None:
         shares = {k: _shares(pb, shape, k) for k in shape.accepts}
         sizes = [{k: max(EPS, max(v)) for k, v in shares.items()}]
         for w in WEIGHTINGS:
             sizes.append({k: max(EPS, w[0] * v[0] + w[1] * v[1] + w[2] * v[2]) for k, v in shares.items()})
-        pb.sizes[id(shape)] = sizes
+        pb.sizes[s] = sizes
     best: tuple[float, dict[int, int]] = (0.0, {})
     orders = [sorted(cand, key=lambda k, size=size: (-y[k] / size[k], k)) for size in sizes]  # type: ignore[misc]
     by_worth = sorted(cand, key=lambda k: (-y[k], k))
@@ -340,7 +342,7 @@ def _solve(pb: Problem, deadline: float, max_work: int) -> tuple[list[tuple[int,
             st.rounds += 1
             added = []
             for s, shape in enumerate(pb.shapes):
-                value, take = _best_fill(pb, shape, y, pb.n)
+                value, take = _best_fill(pb, s, y, pb.n)
                 if take and value > shape.price * (1 + 1e-7):
                     added.append((shape.price - value, s, Column(s, shape.price, take)))
             if not added:
@@ -381,7 +383,7 @@ def _round(pb: Problem, solution: list[tuple[int, float]], y: list[float], give_
             return None
         best: tuple[float, int, dict[int, int]] | None = None
         for s, shape in enumerate(pb.shapes):
-            value, take = _best_fill(pb, shape, worth, need)
+            value, take = _best_fill(pb, s, worth, need)
             if take and (best is None or value / shape.price > best[0]):
                 best = (value / shape.price, s, take)
         if best is None:
@@ -446,6 +448,31 @@ def _apply(packer: Packer, pb: Problem, nodes: list[Column]) -> None:
         packer.live_claims += 1
 
 
+@dataclass(slots=True)
+class RepackStats:
+    """What the repack did, summed over the tiers, for the plan's stats."""
+
+    tiers: int = 0
+    kept: int = 0
+    saved: float = 0.0
+    work: int | None = None
+    """Work steps taken (set once a tier's LP was solved)."""
+    rounded: int = 0
+    """Tiers whose LP solution was rounded to nodes; the solve figures below are theirs."""
+    pivots: int = 0
+    rounds: int = 0
+    converged: bool = True
+    lp: float = 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"tiers": self.tiers, "kept": self.kept, "saved": round(self.saved, 6)}
+        if self.work is not None:
+            out["work"] = self.work
+        if self.rounded:
+            out |= {"pivots": self.pivots, "rounds": self.rounds, "converged": self.converged, "lp": round(self.lp, 3)}
+        return out
+
+
 def repack(packer: Packer, seconds: float) -> dict[str, object]:
     """Repack each tier's movable claims by column generation within ``seconds``; keep a tier's repack when it costs
     less. Returns what it did, for the plan's stats.
@@ -455,32 +482,32 @@ def repack(packer: Packer, seconds: float) -> dict[str, object]:
     every run; the clock only cuts it short on a slower or busier machine."""
     deadline = time.perf_counter() + max(0.0, seconds)
     max_work = int(max(0.0, seconds) * WORK_PER_SECOND)
-    stats: dict[str, object] = {"tiers": 0, "kept": 0, "saved": 0.0}
+    stats = RepackStats()
     spent = 0
     for pb in _problems(packer):
         if time.perf_counter() >= deadline or spent >= max_work:
             break
-        stats["tiers"] = int(stats["tiers"]) + 1  # type: ignore[call-overload]
+        stats.tiers += 1
         if not _initial_columns(pb):
             continue
         pb.work = spent
         solution, y, st = _solve(pb, deadline, max_work)
-        spent = pb.work
-        stats["work"] = spent
+        spent = stats.work = pb.work
         nodes = _round(pb, solution, y, deadline + ROUND_GRACE_SECONDS)
         if nodes is None:
             continue
         total = sum(nd.price for nd in nodes)
         before = pb.cost
-        stats["pivots"] = int(stats.get("pivots", 0)) + st.pivots  # type: ignore[call-overload]
-        stats["rounds"] = int(stats.get("rounds", 0)) + st.rounds  # type: ignore[call-overload]
-        stats["converged"] = bool(stats.get("converged", True)) and st.converged
-        stats["lp"] = round(float(stats.get("lp", 0.0)) + st.lp, 3)  # type: ignore[arg-type]
+        stats.rounded += 1
+        stats.pivots += st.pivots
+        stats.rounds += st.rounds
+        stats.converged = stats.converged and st.converged
+        stats.lp += st.lp
         if total >= before - 1e-6:
             continue
         if packer.max_new is not None and packer.live_claims - len(pb.claims) + len(nodes) > packer.max_new:
             continue
         _apply(packer, pb, nodes)
-        stats["kept"] = int(stats["kept"]) + 1  # type: ignore[call-overload]
-        stats["saved"] = round(float(stats["saved"]) + before - total, 6)  # type: ignore[arg-type]
-    return stats
+        stats.kept += 1
+        stats.saved += before - total
+    return stats.as_dict()
