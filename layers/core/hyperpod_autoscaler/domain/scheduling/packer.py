@@ -14,6 +14,7 @@ A claim keeps every offering that still fits its pods (flexible), and the cheape
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -37,7 +38,7 @@ from .offerings import (
 )
 from .podclasses import PodClass, View, class_key, skip_reason
 from .topology import Group, Rule, Topology
-from .vectors import UNBOUNDED, Space, Vec, count_fit, count_fit_in, fits, fits_sum, vadd, vscale
+from .vectors import UNBOUNDED, Space, Vec, count_fit, count_fit_in, fits, fits_sum, vadd, vscale, vsub
 
 ALL_EFFECTS = ("NoSchedule", "NoExecute", "PreferNoSchedule")
 #: How many later classes a new node's lookahead may consider, and how many candidate offerings it evaluates in full.
@@ -149,6 +150,44 @@ def limits_ok(o: Offering, current: Offering | None) -> bool:
     return pool.limit_excess(o.capacity, remove) is None
 
 
+class ClaimIndex:
+    """The open claims by how much of each resource they could still take (``reach``: the most over the claim's offering
+    and the larger ones at the same price, less what it holds), so that a class is offered the claims that may take it
+    without a scan of every claim. During placement a claim only fills up and its offerings only narrow, so a reach
+    recorded earlier is never below the true one: the index may offer a claim that then refuses, never hide one."""
+
+    def __init__(self, dims: int) -> None:
+        self.by_dim: list[list[tuple[int, int]]] = [[] for _ in range(dims)]
+        """Per resource, (reach, claim index) pairs in order."""
+        self.reach: dict[int, Vec] = {}
+
+    def update(self, idx: int, reach: Vec) -> None:
+        old = self.reach.get(idx)
+        if old == reach:
+            return
+        for d, keys in enumerate(self.by_dim):
+            if old is not None:
+                del keys[bisect.bisect_left(keys, (old[d], idx))]
+            bisect.insort(keys, (reach[d], idx))
+        self.reach[idx] = reach
+
+    def candidates(self, req: Vec) -> list[int]:
+        """Indexes (in order) of the claims whose reach may hold ``req``: those with room in the resource that the
+        fewest claims have room for."""
+        best: list[tuple[int, int]] | None = None
+        start = 0
+        for d, q in enumerate(req):
+            if q <= 0:
+                continue
+            keys = self.by_dim[d]
+            at = bisect.bisect_left(keys, (q, -1))
+            if best is None or len(keys) - at < len(best) - start:
+                best, start = keys, at
+        if best is None:
+            return sorted(self.reach)
+        return sorted(idx for _reach, idx in best[start:])
+
+
 def first_fitting(offerings: list[Offering], used: Vec, start: int, current: Offering | None) -> int:
     """Index of the cheapest offering from ``start`` that holds ``used`` within its pool's limits, or -1."""
     for i in range(start, len(offerings)):
@@ -204,6 +243,7 @@ class Packer:
         for _claim, bins in self.inflight:
             self.bins.extend(bins)
         self.claims: list[Claim] = []
+        self.claim_index = ClaimIndex(len(self.space.names))
         self.topo = Topology()
         # caches
         self._compat_off: dict[tuple, list[Offering]] = {}
@@ -583,7 +623,9 @@ class Packer:
         for b in self.compat_bins(view):
             if fits_sum(b.used, req, b.alloc):
                 lists[self._bin_domain(b, dkey) if dkey else None].append(b)
-        for c in self.claims:
+        claims = self.claims
+        for i in self.claim_index.candidates(req):
+            c = claims[i]
             if not fits_sum(c.used, req, c.offerings[c.lo].alloc) and not self._may_fit_equal_price(c, req):
                 continue
             offs = self.view_filter(c.offerings, view)
@@ -643,9 +685,9 @@ class Packer:
         values.update(static)
         return sorted(values)
 
-    def _may_fit_equal_price(self, c: Claim, req: Vec) -> bool:
-        """Whether another offering of the claim at the same price (a larger type at an equal price) would take ``req``.
-        The candidates per (offering list, position) are cached: the same type in other zones is skipped once."""
+    def _equal_price_allocs(self, c: Claim) -> list[Vec]:
+        """The allocatables of the claim's other offerings at its price (larger types at an equal price), cached per
+        (offering list, position): the same type in other zones is listed once."""
         offs = c.offerings
         key = (id(offs), c.lo)
         hit = self._equal_price_alts.get(key)
@@ -660,11 +702,22 @@ class Packer:
                     alts.append(o.alloc)
             hit = (offs, alts)
             self._equal_price_alts[key] = hit
+        return hit[1]
+
+    def _may_fit_equal_price(self, c: Claim, req: Vec) -> bool:
+        """Whether another offering of the claim at the same price (a larger type at an equal price) would take ``req``."""
         used = c.used
-        for alloc in hit[1]:
+        for alloc in self._equal_price_allocs(c):
             if fits_sum(used, req, alloc):
                 return True
         return False
+
+    def _index_claim(self, c: Claim) -> None:
+        """Record the claim's reach in the claim index (after it took pods or was opened)."""
+        most = c.offerings[c.lo].alloc
+        for alloc in self._equal_price_allocs(c):
+            most = tuple(max(a, b) for a, b in zip(most, alloc, strict=True))
+        self.claim_index.update(c.idx, vsub(most, c.used))
 
     def _fill_from(self, pl: Placement, value: str | None, limit: int, pos: int) -> int:
         """Place up to ``limit`` of the pods from ``pos`` on the first candidate with domain value ``value`` (existing
@@ -751,6 +804,7 @@ class Packer:
         c.used = vadd(c.used, vscale(req, k))
         self._add_pods(c, pl, pl.pods[pos : pos + k])
         self._record(pl.cls, None, c, k)
+        self._index_claim(c)
         return k, False
 
     def _add_pods(self, c: Claim, pl: Placement, pods: list[Pod]) -> None:
@@ -859,6 +913,7 @@ class Packer:
         self.claims.append(c)
         self.live_claims += 1
         self._record(cls, None, c, k)
+        self._index_claim(c)
         pl.lists[value].append(c)
         return k
 
@@ -872,14 +927,15 @@ class Packer:
             view = cls.view(0)
             if view is not None:
                 tier: int | None = None
-                for o in self.compat_offerings(view):
-                    if tier is not None and o.tier != tier:
-                        break
+                most = max(1, len(cls.pods))
+                for o in self.compat_offerings(view):  # by (tier, price)
+                    if tier is not None and (o.tier != tier or o.price / most >= found):
+                        break  # another tier, or no dearer offering can give a lower price per pod
                     k = count_fit(cls.req, o.alloc)
                     if k <= 0:
                         continue
                     tier = o.tier
-                    unit = o.price / min(k, max(1, len(cls.pods)))
+                    unit = o.price / min(k, most)
                     if found == 0.0 or unit < found:
                         found = unit
             # A pod that shares a node pays for less than a node of its own: at most its dominant resource at that
