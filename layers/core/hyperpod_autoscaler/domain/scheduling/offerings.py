@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from ..base import Condition
 from ..catalog import Catalog, InstanceType
 from ..errors import InvalidObject
-from ..hyperpod import ClusterView
+from ..hyperpod import ClusterView, InstanceGroup
 from ..k8s import (
     ARCH_LABEL,
     HOSTNAME_LABEL,
@@ -202,13 +202,12 @@ def label_variants(requirements: Requirements, labels: dict[str, str]) -> list[d
     return out
 
 
-def group_zone(nodeclass: HyperpodNodeClass, cluster: ClusterView, group: str) -> str | None:
+def group_zone(nodeclass: HyperpodNodeClass, view: InstanceGroup, group: str) -> str | None:
     """The class's status zone for the group (HyperPod resolves it from the group's subnets), else the cluster view's."""
     status = nodeclass.group_status(group)
     if status is not None and status.zones:
         return status.zones[0]
-    view = cluster.group(group)
-    return view.zone if view is not None else None
+    return view.zone
 
 
 @dataclass
@@ -266,6 +265,12 @@ class LaunchContext:
     daemonsets: DaemonSetIndex
     space: Space
     unavailable_groups: dict[str, str]
+    groups: dict[str, InstanceGroup] = field(default_factory=dict)
+    """The cluster's instance groups by name (the first of a name, as ``ClusterView.group``)."""
+
+    def __post_init__(self) -> None:
+        for g in self.cluster.instance_groups:
+            self.groups.setdefault(g.name, g)
 
 
 @dataclass(frozen=True)
@@ -311,13 +316,13 @@ def new_pool(nodepool: NodePool, nodeclass: HyperpodNodeClass, requirements: Req
 def group_target(pool: Pool, nodeclass: HyperpodNodeClass, group: str, ctx: LaunchContext) -> GroupTarget | str:
     """Where the pool's ``group`` launches, or why it cannot: not in the cluster, an instance type the catalog does not
     know, no known zone, or labels the NodePool's requirements exclude."""
-    view = ctx.cluster.group(group)
+    view = ctx.groups.get(group)
     if view is None:
         return f"instance group {group} is not in cluster {ctx.cluster.name or '(unnamed)'}"
     itype = ctx.catalog.get(view.instance_type)
     if itype is None:
         return f"instance type {view.instance_type} of group {group} is not in the catalog"
-    zone = group_zone(nodeclass, ctx.cluster, group)
+    zone = group_zone(nodeclass, view, group)
     if not zone:
         return (
             f"zone of group {group} is unknown (no subnets in HyperpodNodeClass {nodeclass.name} "

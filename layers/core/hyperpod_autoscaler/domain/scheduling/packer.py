@@ -263,6 +263,8 @@ class Packer:
         self._best_cache: dict[tuple, tuple[list[Offering], _BestTable | None]] = {}
         self._domain_cache: dict[tuple[int, str], tuple[list[Offering], list[str]]] = {}
         self._equal_price_alts: dict[tuple[int, int], tuple[list[Offering], list[Vec]]] = {}
+        self._limits_cache: dict[int, tuple[list[Offering], bool]] = {}
+        self._one_value_cache: dict[tuple[int, str], tuple[list[Offering], bool]] = {}
         self._dvalues: dict[tuple, list[str]] = {}
         self._promised: dict[int, int] = defaultdict(int)
         self._unit: dict[int, float] = {}
@@ -712,6 +714,23 @@ class Packer:
                 return True
         return False
 
+    def _any_limits(self, offerings: list[Offering]) -> bool:
+        """Whether any of the offerings' NodePools has limits (cached per offering list)."""
+        hit = self._limits_cache.get(id(offerings))
+        if hit is None or hit[0] is not offerings:
+            hit = (offerings, any(o.pool.limits for o in offerings))
+            self._limits_cache[id(offerings)] = hit
+        return hit[1]
+
+    def _one_value(self, offerings: list[Offering], key: str) -> bool:
+        """Whether the offerings all carry one value (or all none) of label ``key`` (cached per offering list)."""
+        cache_key = (id(offerings), key)
+        hit = self._one_value_cache.get(cache_key)
+        if hit is None or hit[0] is not offerings:
+            hit = (offerings, len({o.labels.get(key) for o in offerings}) == 1)
+            self._one_value_cache[cache_key] = hit
+        return hit[1]
+
     def _index_claim(self, c: Claim) -> None:
         """Record the claim's reach in the claim index (after it took pods or was opened)."""
         most = c.offerings[c.lo].alloc
@@ -768,8 +787,7 @@ class Packer:
             return 0, True
         price = c.offerings[c.lo].price
         for key in pl.fix:
-            values = {o.labels.get(key) for o in offs}
-            if len(values) == 1:
+            if self._one_value(offs, key):
                 continue
             if key == pl.dkey:
                 want = value
@@ -865,7 +883,7 @@ class Packer:
         cache_key = (req, id(compat))
         hit = self._best_cache.get(cache_key)
         table: _BestTable | bool | None = hit[1] if hit is not None and hit[0] is compat else False
-        dynamic = bool(other_rules) or any(o.pool.limits for o in compat)
+        dynamic = bool(other_rules) or self._any_limits(compat)
         if table is False or dynamic:
             feasible: list[tuple[int, Offering]] = []
             tier_found: int | None = None
