@@ -200,3 +200,57 @@ def test_the_rounding_gives_up_past_its_time_and_otherwise_places_every_pod() ->
         for k, m in node.counts.items():
             placed[k] += m
     assert placed == pb.n
+
+
+def _problem(alloc: tuple[int, ...], reqs: list[tuple[int, ...]], n: list[int], accel: list[int]) -> columns.Problem:
+    """A hand-made problem: one shape of price 10 that takes every class."""
+    shape = columns.Shape(alloc, 10.0, frozenset(range(len(reqs))))
+    pb = columns.Problem(0, [], [(k, 0) for k in range(len(reqs))], reqs, n, [[] for _ in reqs], [shape], accel)
+    pb.nonzero = [tuple((r, q) for r, q in enumerate(req) if q > 0) for req in reqs]
+    return pb
+
+
+def test_an_exchange_frees_the_room_a_small_pod_needs() -> None:
+    # (cpu, memory, GPU) on a node of (10, 10, 2): two CPU-heavy GPU pods fill its CPU and leave memory idle (worth
+    # exactly the node's price at these duals); one of them making way for a memory-heavy GPU pod leaves room for a small
+    # CPU pod, a column worth 12
+    heavy, memory_heavy, small, other = (5, 2, 1), (2, 7, 1), (3, 1, 0), (4, 4, 1)
+    pb = _problem((10, 10, 2), [heavy, memory_heavy, small, other], [4, 4, 10, 4], [2])
+    y = [5.0, 5.0, 2.0, 4.9]
+    value, take = columns._exchange_fill(pb, 0, [{0: 2}], y)
+    assert (value, take) == (12.0, {0: 1, 1: 1, 2: 1})
+    # no start, no exchange; a start nothing can be exchanged in keeps nothing
+    assert columns._exchange_fill(pb, 0, [], y) == (0.0, {})
+    assert columns._exchange_fill(pb, 0, [{0: 2}], [5.0, 0.0, 0.0, 0.0]) == (0.0, {})
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_exchange_columns_fit_their_shape_and_never_take_more_pods_than_a_class_has(seed: int) -> None:
+    rng = random.Random(seed)
+    alloc = (rng.randint(8, 48), rng.randint(8, 64), rng.choice([2, 4, 8]))
+    reqs: list[tuple[int, ...]] = [
+        (rng.randint(1, 8), rng.randint(1, 16), rng.choice([0, 0, 1, 1, 2])) for _ in range(8)
+    ]
+    reqs = [r for r in reqs if all(q <= a for q, a in zip(r, alloc, strict=True))] or [(1, 1, 0)]
+    n = [rng.randint(1, 5) for _ in reqs]
+    pb = _problem(alloc, reqs, n, [2])
+    y = [round(rng.uniform(0.1, 3.0), 3) for _ in reqs]
+    _value, start = columns._best_fill(pb, 0, y, n)
+    value, take = columns._exchange_fill(pb, 0, [start], y)
+    if not take:
+        return
+    used = [sum(reqs[k][r] * m for k, m in take.items()) for r in range(3)]
+    assert all(u <= a for u, a in zip(used, alloc, strict=True)), (take, used, alloc)
+    assert all(0 < m <= n[k] for k, m in take.items())
+    assert value == pytest.approx(sum(y[k] * m for k, m in take.items()))
+    # one exchange from the start: at most one class of the start lost a pod
+    assert sum(1 for k, m in start.items() if take.get(k, 0) < m) <= 1
+
+
+def test_the_rounding_puts_what_whole_nodes_leave_in_their_room_before_opening_nodes() -> None:
+    # two classes on a (10, 10, 2) node: the LP's half node of the second class goes into the first node's room
+    pb = _problem((10, 10, 2), [(4, 4, 1), (2, 2, 0)], [2, 1], [2])
+    pb.columns = [columns.Column(0, 10.0, {0: 2}), columns.Column(0, 10.0, {1: 5})]
+    nodes = columns._round(pb, [(0, 1.0), (1, 0.2)], [5.0, 2.0], float("inf"))
+    assert nodes is not None
+    assert [node.counts for node in nodes] == [{0: 2, 1: 1}]

@@ -11,10 +11,14 @@ pods (so many of each class), each row says every pod is placed, and the LP pick
   columns it can use at once.
 - *Pricing*: with the master's duals (what one more pod of each class is worth), each shape's best column is a
   knapsack. It is filled greedily in the order of worth per weighted share of the node, over a few weightings of the
-  resources (CPU, memory, accelerators); the best fill that is worth more than the shape's price enters. The fill is not
-  exact, so the LP it reaches is an upper bound on the configuration LP, not the bound itself.
-- *Rounding*: every column's whole nodes are bought (largest first); the pods they leave are packed greedily, each new
-  node the shape whose greedy fill is worth the most per price at the duals; every node then takes its cheapest shape.
+  resources (CPU, memory, accelerators); the best fill that is worth more than the shape's price enters. When none
+  is, the *exchange* pricing starts from the shape's basic columns (worth exactly its price): one pod of a basic
+  column makes way for a pod of another class and the room left is filled greedily; the best exchange worth more than
+  the price enters (a node full in CPU and idle in memory, turned into one that fits a small pod more). The pricing is
+  not exact, so the LP it reaches is an upper bound on the configuration LP, not the bound itself.
+- *Rounding*: every column's whole nodes are bought (largest first); the pods they leave go first into the room those
+  nodes have left, then are packed greedily, each new node the shape whose greedy fill is worth the most per price at
+  the duals; every node then takes its cheapest shape.
 
 The result replaces the claims only when it costs less and keeps within ``max_new``. Claims whose pods carry topology
 rules, and tiers with NodePool limits, are left alone. The search stops at its deadline or after a fixed number of
@@ -30,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from ..k8s import Pod
 from ..resources import CPU, EPHEMERAL_STORAGE, MEMORY, PODS
-from .vectors import Vec, count_fit, fits, vadd, vscale
+from .vectors import Vec, count_fit, fits, vadd, vscale, vsub
 
 if TYPE_CHECKING:
     from .offerings import Offering
@@ -55,6 +59,9 @@ FORCED = 4
 """The classes worth the most per pod are each tried first in a fill of their own: one large pod with small ones that
 complement it (a memory-heavy GPU pod with CPU-light ones) is a column no share order finds."""
 EPS = 1e-9
+EXCHANGE_STARTS = 4
+EXCHANGE_MIN_DEVICES = 2
+"""Basic columns per shape (the most used) that the exchange pricing starts from, once the greedy fills find nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +212,49 @@ def _best_fill(pb: Problem, s: int, y: list[float], limit: list[int]) -> tuple[f
     return best
 
 
+def _exchange_fill(pb: Problem, s: int, starts: list[dict[int, int]], y: list[float]) -> tuple[float, dict[int, int]]:
+    """The most valuable column of shape ``s`` found by exchanging one pod of a start column
+    for one pod of another class, then filling the room left greedily by worth per pod. The starts are basic columns,
+    worth exactly their price at the duals: a node that is full in one resource and has room in another becomes worth
+    more than its price when one of its pods makes way for one that uses the room (a CPU-heavy GPU pod for a memory-heavy
+    one, with a small CPU pod in the CPU freed), a column no single greedy order builds."""
+    shape = pb.shapes[s]
+    reqs, n = pb.reqs, pb.n
+    order = sorted((k for k in shape.accepts if y[k] > EPS), key=lambda k: (-y[k], k))
+    items = [(k, pb.nonzero[k], y[k], n[k]) for k in order]
+    best_value, best = 0.0, {}
+    for start in starts:
+        used = _used(pb, start)
+        value0 = sum(y[k] * m for k, m in start.items())
+        for a in sorted(start):
+            room = vsub(shape.alloc, vsub(used, reqs[a]))
+            for b in order:
+                if b == a or start.get(b, 0) >= n[b] or not fits(reqs[b], room):
+                    continue
+                pb.work += len(items)
+                free = list(vsub(room, reqs[b]))
+                take = dict(start)
+                take[a] -= 1
+                take[b] = take.get(b, 0) + 1
+                value = value0 - y[a] + y[b]
+                for k, nonzero, worth, most in items:
+                    m = most - take.get(k, 0)
+                    for r, q in nonzero:
+                        fit = free[r] // q
+                        if fit < m:
+                            m = fit
+                            if m <= 0:
+                                break
+                    if m > 0:
+                        for r, q in nonzero:
+                            free[r] -= q * m
+                        take[k] = take.get(k, 0) + m
+                        value += worth * m
+                if value > best_value + EPS:
+                    best_value, best = value, {k: m for k, m in take.items() if m}
+    return (best_value, best) if best else (0.0, {})
+
+
 class _Master:
     """The restricted master LP ``min price·x, A x >= n, x >= 0`` by a revised simplex with the basis inverse kept
     explicitly. Variables: the columns (index >= 0) and one surplus per row (index ``-1 - row``)."""
@@ -282,6 +332,13 @@ class _Master:
                 y[j] += rc * v
         return True
 
+    def basic_columns(self, shape: int, most: int) -> list[dict[int, int]]:
+        """The counts of up to ``most`` basic columns of ``shape``, the most used first."""
+        found = sorted(
+            (-x, v) for v, x in zip(self.basis, self.x, strict=True) if v >= 0 and self.pb.columns[v].shape == shape
+        )
+        return [self.pb.columns[v].counts for _x, v in found[:most]]
+
     def solution(self) -> list[tuple[int, float]]:
         return [(v, x) for v, x in zip(self.basis, self.x, strict=True) if v >= 0 and x > 1e-9]
 
@@ -321,12 +378,37 @@ def _initial_columns(pb: Problem) -> bool:
     return True
 
 
+def _exchange_round(
+    pb: Problem, master: _Master, y: list[float], deadline: float, max_work: int
+) -> tuple[list[tuple[float, int, Column]], bool]:
+    """The exchange pricing of every shape with several accelerators (``EXCHANGE_MIN_DEVICES``), once the greedy fills
+    find nothing: the entering columns found as (reduced cost, shape, column), and whether the round finished within
+    the budget. Shapes of one allocatable that take the same classes share one search (the worth of a fill does not
+    depend on the price)."""
+    added: list[tuple[float, int, Column]] = []
+    seen: dict[tuple, tuple[float, dict[int, int]]] = {}
+    for s, shape in enumerate(pb.shapes):
+        if max((shape.alloc[r] for r in pb.accel), default=0) < EXCHANGE_MIN_DEVICES:
+            continue
+        key = (shape.alloc, shape.accepts)
+        hit = seen.get(key)
+        if hit is None:
+            if pb.work >= max_work or time.perf_counter() >= deadline:
+                return added, False
+            hit = seen[key] = _exchange_fill(pb, s, master.basic_columns(s, EXCHANGE_STARTS), y)
+        value, take = hit
+        if take and value > shape.price * (1 + 1e-7):
+            added.append((shape.price - value, s, Column(s, shape.price, take)))
+    return added, True
+
+
 @dataclass(slots=True)
 class SolveStats:
     pivots: int = 0
     rounds: int = 0
     converged: bool = False
     lp: float = 0.0
+    exchanges: int = 0
 
 
 def _solve(pb: Problem, deadline: float, max_work: int) -> tuple[list[tuple[int, float]], list[float], SolveStats]:
@@ -341,10 +423,20 @@ def _solve(pb: Problem, deadline: float, max_work: int) -> tuple[list[tuple[int,
         if found is None:
             st.rounds += 1
             added = []
+            fills: dict[tuple, tuple[float, dict[int, int]]] = {}
             for s, shape in enumerate(pb.shapes):
-                value, take = _best_fill(pb, s, y, pb.n)
+                key = (shape.alloc, shape.accepts)  # a fill's worth does not depend on the price
+                hit = fills.get(key)
+                if hit is None:
+                    hit = fills[key] = _best_fill(pb, s, y, pb.n)
+                value, take = hit
                 if take and value > shape.price * (1 + 1e-7):
                     added.append((shape.price - value, s, Column(s, shape.price, take)))
+            if not added:
+                st.exchanges += 1
+                added, finished = _exchange_round(pb, master, y, deadline, max_work)
+                if not finished:
+                    break
             if not added:
                 st.converged = True
                 break
@@ -377,6 +469,7 @@ def _round(pb: Problem, solution: list[tuple[int, float]], y: list[float], give_
             for k, m in take.items():
                 need[k] -= m
             nodes.append(Column(col.shape, col.price, take))
+    _fill_room(pb, nodes, need, y)
     worth = [max(v, 0.0) + 1e-6 for v in y]  # a class the duals price at 0 (over-covered) is still placed
     while any(need):
         if time.perf_counter() > give_up_at:
@@ -406,6 +499,38 @@ def _round(pb: Problem, solution: list[tuple[int, float]], y: list[float], give_
                 node.shape, node.price = s, shape.price
                 break
     return nodes
+
+
+def _fill_room(pb: Problem, nodes: list[Column], need: list[int], y: list[float]) -> None:
+    """Put the pods the whole nodes leave into the room those nodes have left, first fit, the classes worth the most
+    per pod first (the LP's columns are full in some resource, rarely in all)."""
+    left = sorted((k for k, m in enumerate(need) if m > 0), key=lambda k: (-y[k], k))
+    if not left:
+        return
+    frees = [list(vsub(pb.shapes[nd.shape].alloc, _used(pb, nd.counts))) for nd in nodes]
+    accepts = [pb.shapes[nd.shape].accepts for nd in nodes]
+    for k in left:
+        nonzero = pb.nonzero[k]
+        pb.work += len(nodes)
+        for i, free in enumerate(frees):
+            if k not in accepts[i]:
+                continue
+            m = need[k]
+            for r, q in nonzero:
+                fit = free[r] // q
+                if fit < m:
+                    m = fit
+                    if m <= 0:
+                        break
+            if m <= 0:
+                continue
+            for r, q in nonzero:
+                free[r] -= q * m
+            counts = nodes[i].counts
+            counts[k] = counts.get(k, 0) + m
+            need[k] -= m
+            if not need[k]:
+                break
 
 
 def _used(pb: Problem, counts: dict[int, int]) -> Vec:
