@@ -150,6 +150,22 @@ def _problems(packer: Packer) -> list[Problem]:
     return out
 
 
+def _pack_into(free: list[int], nonzero: tuple[tuple[int, int], ...], most: int) -> int:
+    """Put as many pods as fit in ``free`` (at most ``most``) of a class asking ``nonzero`` (resource, request) pairs:
+    takes their requests off ``free`` and returns how many."""
+    if most <= 0:
+        return 0
+    for r, q in nonzero:
+        fit = free[r] // q
+        if fit < most:
+            most = fit
+            if most <= 0:
+                return 0
+    for r, q in nonzero:
+        free[r] -= q * most
+    return most
+
+
 def _fill(
     pb: Problem, shape: Shape, order: list[int], y: list[float], limit: list[int]
 ) -> tuple[float, dict[int, int]]:
@@ -159,21 +175,10 @@ def _fill(
     value = 0.0
     nonzero = pb.nonzero
     for k in order:
-        m = limit[k]
-        if m <= 0:
-            continue
-        for r, q in nonzero[k]:
-            fit = free[r] // q
-            if fit < m:
-                m = fit
-                if m <= 0:
-                    break
-        if m <= 0:
-            continue
-        for r, q in nonzero[k]:
-            free[r] -= q * m
-        take[k] = m
-        value += y[k] * m
+        m = _pack_into(free, nonzero[k], limit[k])
+        if m:
+            take[k] = m
+            value += y[k] * m
     return value, take
 
 
@@ -238,16 +243,8 @@ def _exchange_fill(pb: Problem, s: int, starts: list[dict[int, int]], y: list[fl
                 take[b] = take.get(b, 0) + 1
                 value = value0 - y[a] + y[b]
                 for k, nonzero, worth, most in items:
-                    m = most - take.get(k, 0)
-                    for r, q in nonzero:
-                        fit = free[r] // q
-                        if fit < m:
-                            m = fit
-                            if m <= 0:
-                                break
-                    if m > 0:
-                        for r, q in nonzero:
-                            free[r] -= q * m
+                    m = _pack_into(free, nonzero, most - take.get(k, 0))
+                    if m:
                         take[k] = take.get(k, 0) + m
                         value += worth * m
                 if value > best_value + EPS:
@@ -515,17 +512,9 @@ def _fill_room(pb: Problem, nodes: list[Column], need: list[int], y: list[float]
         for i, free in enumerate(frees):
             if k not in accepts[i]:
                 continue
-            m = need[k]
-            for r, q in nonzero:
-                fit = free[r] // q
-                if fit < m:
-                    m = fit
-                    if m <= 0:
-                        break
-            if m <= 0:
+            m = _pack_into(free, nonzero, need[k])
+            if not m:
                 continue
-            for r, q in nonzero:
-                free[r] -= q * m
             counts = nodes[i].counts
             counts[k] = counts.get(k, 0) + m
             need[k] -= m
