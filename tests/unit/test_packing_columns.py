@@ -222,6 +222,11 @@ def test_an_exchange_frees_the_room_a_small_pod_needs() -> None:
     # no start, no exchange; a start nothing can be exchanged in keeps nothing
     assert columns._exchange_fill(pb, 0, [], y) == (0.0, {})
     assert columns._exchange_fill(pb, 0, [{0: 2}], [5.0, 0.0, 0.0, 0.0]) == (0.0, {})
+    # the work bound: a search that may take no step finds nothing, one that may take a few counts them
+    assert columns._exchange_fill(pb, 0, [{0: 2}], y, max_work=pb.work) == (0.0, {})
+    before = pb.work
+    assert columns._exchange_fill(pb, 0, [{0: 2}], y, max_work=pb.work + 1000) == (12.0, {0: 1, 1: 1, 2: 1})
+    assert pb.work > before
 
 
 @pytest.mark.parametrize("seed", range(20))

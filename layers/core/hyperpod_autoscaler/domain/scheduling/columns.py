@@ -217,12 +217,15 @@ def _best_fill(pb: Problem, s: int, y: list[float], limit: list[int]) -> tuple[f
     return best
 
 
-def _exchange_fill(pb: Problem, s: int, starts: list[dict[int, int]], y: list[float]) -> tuple[float, dict[int, int]]:
+def _exchange_fill(
+    pb: Problem, s: int, starts: list[dict[int, int]], y: list[float], max_work: int | None = None
+) -> tuple[float, dict[int, int]]:
     """The most valuable column of shape ``s`` found by exchanging one pod of a start column
     for one pod of another class, then filling the room left greedily by worth per pod. The starts are basic columns,
     worth exactly their price at the duals: a node that is full in one resource and has room in another becomes worth
     more than its price when one of its pods makes way for one that uses the room (a CPU-heavy GPU pod for a memory-heavy
-    one, with a small CPU pod in the CPU freed), a column no single greedy order builds."""
+    one, with a small CPU pod in the CPU freed), a column no single greedy order builds. The search stops (with the best
+    found so far) once ``pb.work`` reaches ``max_work``."""
     shape = pb.shapes[s]
     reqs, n = pb.reqs, pb.n
     order = sorted((k for k in shape.accepts if y[k] > EPS), key=lambda k: (-y[k], k))
@@ -232,6 +235,8 @@ def _exchange_fill(pb: Problem, s: int, starts: list[dict[int, int]], y: list[fl
         used = _used(pb, start)
         value0 = sum(y[k] * m for k, m in start.items())
         for a in sorted(start):
+            if max_work is not None and pb.work >= max_work:
+                break
             room = vsub(shape.alloc, vsub(used, reqs[a]))
             for b in order:
                 if b == a or start.get(b, 0) >= n[b] or not fits(reqs[b], room):
@@ -392,11 +397,11 @@ def _exchange_round(
         if hit is None:
             if pb.work >= max_work or time.perf_counter() >= deadline:
                 return added, False
-            hit = seen[key] = _exchange_fill(pb, s, master.basic_columns(s, EXCHANGE_STARTS), y)
+            hit = seen[key] = _exchange_fill(pb, s, master.basic_columns(s, EXCHANGE_STARTS), y, max_work)
         value, take = hit
         if take and value > shape.price * (1 + 1e-7):
             added.append((shape.price - value, s, Column(s, shape.price, take)))
-    return added, True
+    return added, pb.work < max_work
 
 
 @dataclass(slots=True)
@@ -432,11 +437,9 @@ def _solve(pb: Problem, deadline: float, max_work: int) -> tuple[list[tuple[int,
             if not added:
                 st.exchanges += 1
                 added, finished = _exchange_round(pb, master, y, deadline, max_work)
-                if not finished:
+                if not added:
+                    st.converged = finished
                     break
-            if not added:
-                st.converged = True
-                break
             added.sort(key=lambda t: (t[0], t[1]))
             pb.columns.extend(col for _rc, _s, col in added[:COLUMNS_PER_ROUND])
             continue
