@@ -146,3 +146,23 @@ def test_an_alias_bomb_catalog_is_refused(tmp_path: Path) -> None:
     catalog.write_text("\n".join(lines) + "\ninstanceTypes: *t9\n")
     result = cli("plan", "--cluster", CLUSTER, "-f", SEED[2], "--catalog", str(catalog))
     assert_refused(*result, "catalog.yaml", "an alias bomb")
+
+
+def test_a_load_pauses_the_cycle_collector_and_restores_it_whatever_happens() -> None:
+    import gc
+
+    from hyperpod_autoscaler.domain.documents import load_documents
+    from hyperpod_autoscaler.domain.errors import InvalidObject
+
+    assert gc.isenabled()
+    assert load_documents("a: 1\n---\nb: [2, 3]\n") == [{"a": 1}, {"b": [2, 3]}]
+    assert gc.isenabled()
+    with pytest.raises(InvalidObject):
+        load_documents("a: [1, 2\n", "bad.yaml")
+    assert gc.isenabled(), "restored after a refused document"
+    gc.disable()
+    try:
+        load_documents('{"a": 1}')
+        assert not gc.isenabled(), "a collector paused by the caller stays paused"
+    finally:
+        gc.enable()
