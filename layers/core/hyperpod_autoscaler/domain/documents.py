@@ -12,10 +12,7 @@
 
 from __future__ import annotations
 
-import gc
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import yaml
@@ -25,6 +22,7 @@ from yaml.events import AliasEvent
 from yaml.nodes import MappingNode, Node, SequenceNode
 from yaml.resolver import Resolver
 
+from .collector import cycle_collector_paused
 from .errors import InvalidObject
 
 MAX_INPUT_CHARS = 32 * 2**20
@@ -116,23 +114,9 @@ def _tree_sizes(root: Node) -> tuple[int, int]:
     return len(expanded), expanded[id(root)]
 
 
-@contextmanager
-def _no_cycle_collection() -> Iterator[None]:
-    """Python's cycle collector paused: a load builds a million small objects and no cycle (a recursive document is
-    refused), and the collector, triggered by the allocations, walks the growing heap again and again (5 of the 8 s
-    of loading a 4 MB manifest). The input is bounded, so the memory is too."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def load_documents(text: str, source: str = "<input>", max_chars: int = MAX_INPUT_CHARS) -> list[Any]:
     """Every document in ``text`` (JSON: one; YAML: each ``---`` document), or InvalidObject naming ``source``."""
-    with _no_cycle_collection():
+    with cycle_collector_paused():  # a load builds a million small objects and no cycle (a recursive one is refused)
         return _load_documents(text, source, max_chars)
 
 

@@ -6,6 +6,7 @@ I/O) and deterministic for the same input. See ``docs/engine.md`` for the decisi
 
 from __future__ import annotations
 
+from ..collector import cycle_collector_paused
 from ..plan import Plan, PlanInput, PlanOptions
 from .fit import pod_fits_node
 from .packer import Packer
@@ -16,11 +17,12 @@ def schedule(inp: PlanInput, opts: PlanOptions | None = None) -> Plan:
     cost-aware; then improve the new claims within ``opts.time_budget_seconds``. ``inp.gangs`` are planned first, each
     all or nothing (``gangs.py``), after the capacity booked requests hold (``inp.reservations``)."""
     opts = opts or PlanOptions()
-    if inp.gangs or inp.consumed or inp.reservations:
-        from .gangs import schedule_gangs
+    with cycle_collector_paused():  # the engine allocates hundreds of thousands of small objects and keeps them
+        if inp.gangs or inp.consumed or inp.reservations:
+            from .gangs import schedule_gangs
 
-        return schedule_gangs(inp, opts, _schedule_pods)
-    return _schedule_pods(inp, opts)
+            return schedule_gangs(inp, opts, _schedule_pods)
+        return _schedule_pods(inp, opts)
 
 
 def _schedule_pods(inp: PlanInput, opts: PlanOptions) -> Plan:
