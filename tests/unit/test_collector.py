@@ -47,3 +47,20 @@ def test_a_scheduling_run_pauses_the_collector_and_gives_it_back(monkeypatch: py
     assert sum(len(c.pods) for c in plan.node_claims) == 5
     assert during == [False], "the collector is paused while the engine runs"
     assert gc.isenabled()
+
+
+def test_parsing_objects_pauses_the_collector_and_gives_it_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hyperpod_autoscaler.domain import objects
+
+    during: list[bool] = []
+    parse = objects.parse_object
+
+    def observed(doc: object) -> object:
+        during.append(gc.isenabled())
+        return parse(doc)
+
+    monkeypatch.setattr(objects, "parse_object", observed)
+    parsed = objects.parse_objects([nodeclass(), nodepool(), pod("p0")])
+    assert len(parsed.pods) == 1
+    assert during == [False, False, False]
+    assert gc.isenabled()
