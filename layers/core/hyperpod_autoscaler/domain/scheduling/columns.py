@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from ..k8s import Pod
 from ..resources import CPU, EPHEMERAL_STORAGE, MEMORY, PODS
-from .vectors import Vec, count_fit, fits, vadd, vscale, vsub
+from .vectors import Vec, count_fit, fits, nonzero, pack_into, vadd, vscale, vsub
 
 if TYPE_CHECKING:
     from .offerings import Offering
@@ -145,25 +145,9 @@ def _problems(packer: Packer) -> list[Problem]:
                 shapes.append(Shape(o.alloc, o.price, accepts))
         problem = Problem(tier, claims, keys, reqs, [len(pods_by_key[k]) for k in keys], [], shapes, accel)
         problem.pods = [pods_by_key[k] for k in keys]
-        problem.nonzero = [tuple((r, q) for r, q in enumerate(req) if q > 0) for req in reqs]
+        problem.nonzero = [nonzero(req) for req in reqs]
         out.append(problem)
     return out
-
-
-def _pack_into(free: list[int], nonzero: tuple[tuple[int, int], ...], most: int) -> int:
-    """Put as many pods as fit in ``free`` (at most ``most``) of a class asking ``nonzero`` (resource, request) pairs:
-    takes their requests off ``free`` and returns how many."""
-    if most <= 0:
-        return 0
-    for r, q in nonzero:
-        fit = free[r] // q
-        if fit < most:
-            most = fit
-            if most <= 0:
-                return 0
-    for r, q in nonzero:
-        free[r] -= q * most
-    return most
 
 
 def _fill(
@@ -173,9 +157,9 @@ def _fill(
     free = list(shape.alloc)
     take: dict[int, int] = {}
     value = 0.0
-    nonzero = pb.nonzero
+    asks = pb.nonzero
     for k in order:
-        m = _pack_into(free, nonzero[k], limit[k])
+        m = pack_into(free, asks[k], limit[k])
         if m:
             take[k] = m
             value += y[k] * m
@@ -247,8 +231,8 @@ def _exchange_fill(
                 take[a] -= 1
                 take[b] = take.get(b, 0) + 1
                 value = value0 - y[a] + y[b]
-                for k, nonzero, worth, most in items:
-                    m = _pack_into(free, nonzero, most - take.get(k, 0))
+                for k, asks, worth, most in items:
+                    m = pack_into(free, asks, most - take.get(k, 0))
                     if m:
                         take[k] = take.get(k, 0) + m
                         value += worth * m
@@ -510,12 +494,12 @@ def _fill_room(pb: Problem, nodes: list[Column], need: list[int], y: list[float]
     frees = [list(vsub(pb.shapes[nd.shape].alloc, _used(pb, nd.counts))) for nd in nodes]
     accepts = [pb.shapes[nd.shape].accepts for nd in nodes]
     for k in left:
-        nonzero = pb.nonzero[k]
+        asks = pb.nonzero[k]
         pb.work += len(nodes)
         for i, free in enumerate(frees):
             if k not in accepts[i]:
                 continue
-            m = _pack_into(free, nonzero, need[k])
+            m = pack_into(free, asks, need[k])
             if not m:
                 continue
             counts = nodes[i].counts

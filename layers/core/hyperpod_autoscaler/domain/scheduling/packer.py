@@ -38,7 +38,20 @@ from .offerings import (
 )
 from .podclasses import PodClass, View, class_key, skip_reason
 from .topology import Group, Rule, Topology
-from .vectors import UNBOUNDED, Space, Vec, count_fit, count_fit_in, fits, fits_sum, vadd, vscale, vsub
+from .vectors import (
+    UNBOUNDED,
+    Space,
+    Vec,
+    count_fit,
+    count_fit_in,
+    fits,
+    fits_sum,
+    nonzero,
+    pack_into,
+    vadd,
+    vscale,
+    vsub,
+)
 
 ALL_EFFECTS = ("NoSchedule", "NoExecute", "PreferNoSchedule")
 #: How many later classes a new node's lookahead may consider, and how many candidate offerings it evaluates in full.
@@ -268,6 +281,8 @@ class Packer:
         self._dvalues: dict[tuple, list[str]] = {}
         self._promised: dict[int, int] = defaultdict(int)
         self._unit: dict[int, float] = {}
+        self._asks: dict[int, tuple[tuple[int, int], ...]] = {}
+        """Per class (index), its request's nonzero (resource, amount) pairs, for the lookahead's fit checks."""
         self._rp: list[float] | None = None
         self._filler_list: list[tuple[int, PodClass, frozenset[int]]] | None = None
         self._lookahead_cands: dict[int, tuple[_BestTable, list[Offering]]] = {}
@@ -1038,12 +1053,12 @@ class Packer:
         best_pick: tuple[Offering, int, list[tuple[int, int]]] = (o, k, [])
         candidates = cands[1] if o in cands[1] else [o, *cands[1]]
         req = cls.req
+        asks = self._asks
         for cand in candidates:
             kk = min(count_fit(req, cand.alloc), limit)
             if kk <= 0:
                 continue
-            used = vscale(req, kk)
-            alloc = cand.alloc
+            free = [a - q * kk for a, q in zip(cand.alloc, req, strict=True)]
             worth = kk * w_self
             promise: list[tuple[int, int]] = []
             looked = 0
@@ -1052,12 +1067,13 @@ class Packer:
                 avail = len(other.pods) - promised[other.idx]
                 if avail <= 0 or cand.idx not in allowed:
                     continue
-                m = count_fit_in(other.req, used, alloc)
-                if m > 0:
-                    w = self.standalone_price(other)
-                    if w > 0:
-                        m = min(m, avail)
-                        used = vadd(used, vscale(other.req, m))
+                w = self.standalone_price(other)
+                if w > 0:
+                    found = asks.get(other.idx)
+                    if found is None:
+                        found = asks[other.idx] = nonzero(other.req)
+                    m = pack_into(free, found, avail)
+                    if m:
                         worth += m * w
                         promise.append((other.idx, m))
                 looked += 1

@@ -89,6 +89,27 @@ def count_fit_in(req: Vec, used: Vec, cap: Vec) -> int:
     return best
 
 
+def nonzero(req: Vec) -> tuple[tuple[int, int], ...]:
+    """The (resource index, request) pairs of ``req`` above zero: what a fit check of it needs to look at."""
+    return tuple((r, q) for r, q in enumerate(req) if q > 0)
+
+
+def pack_into(free: list[int], asks: tuple[tuple[int, int], ...], most: int) -> int:
+    """Put as many copies as fit in ``free`` (at most ``most``) of a request given as ``nonzero`` pairs: takes them off
+    ``free`` and returns how many."""
+    if most <= 0:
+        return 0
+    for r, q in asks:
+        fit = free[r] // q
+        if fit < most:
+            most = fit
+            if most <= 0:
+                return 0
+    for r, q in asks:
+        free[r] -= q * most
+    return most
+
+
 def first_excess(need: Vec, free: Vec) -> int | None:
     """Index of the first resource where ``need`` exceeds ``free``."""
     for i, (n, f) in enumerate(zip(need, free, strict=True)):
