@@ -60,8 +60,10 @@ FORCED = 4
 complement it (a memory-heavy GPU pod with CPU-light ones) is a column no share order finds."""
 EPS = 1e-9
 EXCHANGE_STARTS = 4
-EXCHANGE_MIN_DEVICES = 2
 """Basic columns per shape (the most used) that the exchange pricing starts from, once the greedy fills find nothing."""
+EXCHANGE_MIN_DEVICES = 2
+"""The exchange pricing runs on shapes with at least this many accelerators: where a node holds several GPU pods whose
+CPU and memory must dovetail (on the traces, 1-GPU and CPU-only shapes gained nothing from it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,12 +206,13 @@ def _best_fill(pb: Problem, s: int, y: list[float], limit: list[int]) -> tuple[f
 def _exchange_fill(
     pb: Problem, s: int, starts: list[dict[int, int]], y: list[float], max_work: int | None = None
 ) -> tuple[float, dict[int, int]]:
-    """The most valuable column of shape ``s`` found by exchanging one pod of a start column
-    for one pod of another class, then filling the room left greedily by worth per pod. The starts are basic columns,
-    worth exactly their price at the duals: a node that is full in one resource and has room in another becomes worth
-    more than its price when one of its pods makes way for one that uses the room (a CPU-heavy GPU pod for a memory-heavy
-    one, with a small CPU pod in the CPU freed), a column no single greedy order builds. The search stops (with the best
-    found so far) once ``pb.work`` reaches ``max_work``."""
+    """The most valuable column of shape ``s`` found by exchanging one pod of a start column for one pod of another
+    class, then filling the room left greedily by worth per pod.
+
+    The starts are basic columns, worth exactly their price at the duals: a node that is full in one resource and has
+    room in another becomes worth more than its price when one of its pods makes way for one that uses the room (a
+    CPU-heavy GPU pod for a memory-heavy one, with a small CPU pod in the CPU freed), a column no single greedy order
+    builds. The search stops (with the best found so far) once ``pb.work`` reaches ``max_work``."""
     shape = pb.shapes[s]
     reqs, n = pb.reqs, pb.n
     order = sorted((k for k in shape.accepts if y[k] > EPS), key=lambda k: (-y[k], k))
