@@ -11,6 +11,7 @@ from hyperpod_autoscaler.domain.plan import PlanOptions
 from hyperpod_autoscaler.domain.scheduling import columns
 from hyperpod_autoscaler.domain.scheduling.improve import improve
 from hyperpod_autoscaler.domain.scheduling.packer import Packer
+from hyperpod_autoscaler.domain.scheduling.vectors import nonzero
 
 from . import engine_fixtures
 from .engine_fixtures import nodeclass, nodepool, plan_input, pod
@@ -206,7 +207,7 @@ def _problem(alloc: tuple[int, ...], reqs: list[tuple[int, ...]], n: list[int], 
     """A hand-made problem: one shape of price 10 that takes every class."""
     shape = columns.Shape(alloc, 10.0, frozenset(range(len(reqs))))
     pb = columns.Problem(0, [], [(k, 0) for k in range(len(reqs))], reqs, n, [[] for _ in reqs], [shape], accel)
-    pb.nonzero = [tuple((r, q) for r, q in enumerate(req) if q > 0) for req in reqs]
+    pb.nonzero = [nonzero(req) for req in reqs]
     return pb
 
 

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from ..k8s import Pod
 from ..resources import CPU, EPHEMERAL_STORAGE, MEMORY, PODS
-from .vectors import Vec, count_fit, fits, nonzero, pack_into, vadd, vscale, vsub
+from .vectors import Vec, count_fit, fits, pack_into, vadd, vscale, vsub
 
 if TYPE_CHECKING:
     from .offerings import Offering
@@ -147,7 +147,7 @@ def _problems(packer: Packer) -> list[Problem]:
                 shapes.append(Shape(o.alloc, o.price, accepts))
         problem = Problem(tier, claims, keys, reqs, [len(pods_by_key[k]) for k in keys], [], shapes, accel)
         problem.pods = [pods_by_key[k] for k in keys]
-        problem.nonzero = [nonzero(req) for req in reqs]
+        problem.nonzero = [packer.class_by_idx[k[0]].asks for k in keys]
         out.append(problem)
     return out
 

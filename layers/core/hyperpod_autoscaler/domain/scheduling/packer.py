@@ -19,6 +19,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from ..k8s import HOSTNAME_LABEL, Pod
 from ..plan import InflightClaim, NodeClaim, Plan, PlanInput, PlanOptions
@@ -46,13 +47,13 @@ from .vectors import (
     count_fit_in,
     fits,
     fits_sum,
-    nonzero,
     pack_into,
     vadd,
     vscale,
     vsub,
 )
 
+_T = TypeVar("_T")
 ALL_EFFECTS = ("NoSchedule", "NoExecute", "PreferNoSchedule")
 #: How many later classes a new node's lookahead may consider, and how many candidate offerings it evaluates in full.
 LOOKAHEAD_CLASSES = 24
@@ -201,6 +202,12 @@ class ClaimIndex:
         return sorted(idx for _reach, idx in best[start:])
 
 
+def _keep(offerings: list[Offering], pred: Callable[[Offering], bool]) -> list[Offering]:
+    """The offerings ``pred`` keeps: the list itself when it keeps them all (so that its caches stay shared)."""
+    out = [o for o in offerings if pred(o)]
+    return offerings if len(out) == len(offerings) else out
+
+
 def first_fitting(offerings: list[Offering], used: Vec, start: int, current: Offering | None) -> int:
     """Index of the cheapest offering from ``start`` that holds ``used`` within its pool's limits, or -1."""
     for i in range(start, len(offerings)):
@@ -261,7 +268,8 @@ class Packer:
         # caches
         self._compat_off: dict[tuple, list[Offering]] = {}
         self._compat_bins: dict[tuple, list[Bin]] = {}
-        self._filter_cache: dict[tuple, tuple[list[Offering], list[Offering]]] = {}
+        self._list_cache: dict[tuple, tuple[list[Offering], object]] = {}
+        """Values derived from offering lists (``_per_list``): filtered lists, whether they have limits, ..."""
         self._rules: dict[tuple[int, int], list[Rule]] = {}
         self._fix: dict[tuple[int, int], tuple[str, ...]] = {}
         self._selected: dict[int, list[Group]] = {}
@@ -276,13 +284,9 @@ class Packer:
         self._best_cache: dict[tuple, tuple[list[Offering], _BestTable | None]] = {}
         self._domain_cache: dict[tuple[int, str], tuple[list[Offering], list[str]]] = {}
         self._equal_price_alts: dict[tuple[int, int], tuple[list[Offering], list[Vec]]] = {}
-        self._limits_cache: dict[int, tuple[list[Offering], bool]] = {}
-        self._one_value_cache: dict[tuple[int, str], tuple[list[Offering], bool]] = {}
         self._dvalues: dict[tuple, list[str]] = {}
         self._promised: dict[int, int] = defaultdict(int)
         self._unit: dict[int, float] = {}
-        self._asks: dict[int, tuple[tuple[int, int], ...]] = {}
-        """Per class (index), its request's nonzero (resource, amount) pairs, for the lookahead's fit checks."""
         self._rp: list[float] | None = None
         self._filler_list: list[tuple[int, PodClass, frozenset[int]]] | None = None
         self._lookahead_cands: dict[int, tuple[_BestTable, list[Offering]]] = {}
@@ -448,24 +452,27 @@ class Packer:
             self._compat_bins[view.node_key] = found
         return found
 
-    def _filter(self, offerings: list[Offering], key: tuple, pred: Callable[[Offering], bool]) -> list[Offering]:
+    def _per_list(self, offerings: list[Offering], key: tuple, compute: Callable[[], _T]) -> _T:
+        """What ``compute`` derives from an offering list, cached by the list's identity and ``key`` (the lists are
+        shared and never changed; the list itself is kept with the value, so a reused id is not mistaken for it)."""
         cache_key = (id(offerings), key)
-        hit = self._filter_cache.get(cache_key)
-        if hit is not None and hit[0] is offerings:
-            return hit[1]
-        out = [o for o in offerings if pred(o)]
-        if len(out) == len(offerings):
-            out = offerings
-        self._filter_cache[cache_key] = (offerings, out)
-        return out
+        hit = self._list_cache.get(cache_key)
+        if hit is None or hit[0] is not offerings:
+            hit = (offerings, compute())
+            self._list_cache[cache_key] = hit
+        return hit[1]  # type: ignore[return-value]  # stored by this method with the same key
+
+    def _filter(self, offerings: list[Offering], key: tuple, pred: Callable[[Offering], bool]) -> list[Offering]:
+        return self._per_list(offerings, key, lambda: _keep(offerings, pred))
 
     def view_filter(self, offerings: list[Offering], view: View) -> list[Offering]:
         """The offerings of a list that a view's pods accept (cached by the list's identity and the view)."""
-        hit = self._filter_cache.get((id(offerings), ("view", view.node_key)))
-        if hit is not None and hit[0] is offerings:
-            return hit[1]
-        allowed = self.allowed_offerings(view)
-        return self._filter(offerings, ("view", view.node_key), lambda o: o.idx in allowed)
+
+        def accepted() -> list[Offering]:
+            allowed = self.allowed_offerings(view)
+            return _keep(offerings, lambda o: o.idx in allowed)
+
+        return self._per_list(offerings, ("view", view.node_key), accepted)
 
     def allowed_offerings(self, view: View) -> frozenset[int]:
         """The indexes of the offerings a view's pods accept (cached by the view's node key)."""
@@ -731,20 +738,11 @@ class Packer:
 
     def _any_limits(self, offerings: list[Offering]) -> bool:
         """Whether any of the offerings' NodePools has limits (cached per offering list)."""
-        hit = self._limits_cache.get(id(offerings))
-        if hit is None or hit[0] is not offerings:
-            hit = (offerings, any(o.pool.limits for o in offerings))
-            self._limits_cache[id(offerings)] = hit
-        return hit[1]
+        return self._per_list(offerings, ("limits",), lambda: any(o.pool.limits for o in offerings))
 
     def _one_value(self, offerings: list[Offering], key: str) -> bool:
         """Whether the offerings all carry one value (or all none) of label ``key`` (cached per offering list)."""
-        cache_key = (id(offerings), key)
-        hit = self._one_value_cache.get(cache_key)
-        if hit is None or hit[0] is not offerings:
-            hit = (offerings, len({o.labels.get(key) for o in offerings}) == 1)
-            self._one_value_cache[cache_key] = hit
-        return hit[1]
+        return self._per_list(offerings, ("one value", key), lambda: len({o.labels.get(key) for o in offerings}) == 1)
 
     def _index_claim(self, c: Claim) -> None:
         """Record the claim's reach in the claim index (after it took pods or was opened)."""
@@ -1053,7 +1051,6 @@ class Packer:
         best_pick: tuple[Offering, int, list[tuple[int, int]]] = (o, k, [])
         candidates = cands[1] if o in cands[1] else [o, *cands[1]]
         req = cls.req
-        asks = self._asks
         for cand in candidates:
             kk = min(count_fit(req, cand.alloc), limit)
             if kk <= 0:
@@ -1069,10 +1066,7 @@ class Packer:
                     continue
                 w = self.standalone_price(other)
                 if w > 0:
-                    found = asks.get(other.idx)
-                    if found is None:
-                        found = asks[other.idx] = nonzero(other.req)
-                    m = pack_into(free, found, avail)
+                    m = pack_into(free, other.asks, avail)
                     if m:
                         worth += m * w
                         promise.append((other.idx, m))

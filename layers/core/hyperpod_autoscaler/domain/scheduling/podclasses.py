@@ -25,7 +25,7 @@ from ..k8s import (
 )
 from ..requirements import Requirement, Requirements
 from .hostports import host_ports
-from .vectors import Vec
+from .vectors import Vec, nonzero
 
 PNS_TOLERATION = Toleration(operator="Exists", effect="PreferNoSchedule")
 
@@ -187,6 +187,11 @@ class PodClass:
     _views: list[View] = field(default_factory=list)
     _iter: Iterator[View] | None = None
     _rep: Pod | None = None
+    asks: tuple[tuple[int, int], ...] = field(init=False)
+    """The request's nonzero (resource index, amount) pairs: what a fit check of one pod looks at."""
+
+    def __post_init__(self) -> None:
+        self.asks = nonzero(self.req)
 
     def add(self, pod: Pod) -> None:
         if self._rep is None:
