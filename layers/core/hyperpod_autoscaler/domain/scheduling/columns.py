@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -367,28 +368,53 @@ def _initial_columns(pb: Problem) -> bool:
     return True
 
 
+def _entering(
+    pb: Problem, shapes: list[int], search: Callable[[int], tuple[float, dict[int, int]] | None]
+) -> tuple[list[tuple[float, int, Column]], bool]:
+    """The columns worth more than their shape's price that ``search`` finds for ``shapes``, as (reduced cost, shape,
+    column), and whether every shape was searched (``search`` returns None once the budget is spent). Shapes of one
+    allocatable that take the same classes share one search: a fill's worth does not depend on the price."""
+    added: list[tuple[float, int, Column]] = []
+    seen: dict[tuple, tuple[float, dict[int, int]]] = {}
+    for s in shapes:
+        shape = pb.shapes[s]
+        key = (shape.alloc, shape.accepts)
+        hit = seen.get(key)
+        if hit is None:
+            found = search(s)
+            if found is None:
+                return added, False
+            hit = seen[key] = found
+        value, take = hit
+        if take and value > shape.price * (1 + 1e-7):
+            added.append((shape.price - value, s, Column(s, shape.price, take)))
+    return added, True
+
+
+def _greedy_round(pb: Problem, y: list[float]) -> list[tuple[float, int, Column]]:
+    """The greedy pricing of every shape (``_best_fill``): the entering columns."""
+    added, _all = _entering(pb, list(range(len(pb.shapes))), lambda s: _best_fill(pb, s, y, pb.n))
+    return added
+
+
 def _exchange_round(
     pb: Problem, master: _Master, y: list[float], deadline: float, max_work: int
 ) -> tuple[list[tuple[float, int, Column]], bool]:
     """The exchange pricing of every shape with several accelerators (``EXCHANGE_MIN_DEVICES``), once the greedy fills
-    find nothing: the entering columns found as (reduced cost, shape, column), and whether the round finished within
-    the budget. Shapes of one allocatable that take the same classes share one search (the worth of a fill does not
-    depend on the price)."""
-    added: list[tuple[float, int, Column]] = []
-    seen: dict[tuple, tuple[float, dict[int, int]]] = {}
-    for s, shape in enumerate(pb.shapes):
-        if max((shape.alloc[r] for r in pb.accel), default=0) < EXCHANGE_MIN_DEVICES:
-            continue
-        key = (shape.alloc, shape.accepts)
-        hit = seen.get(key)
-        if hit is None:
-            if pb.work >= max_work or time.perf_counter() >= deadline:
-                return added, False
-            hit = seen[key] = _exchange_fill(pb, s, master.basic_columns(s, EXCHANGE_STARTS), y, max_work)
-        value, take = hit
-        if take and value > shape.price * (1 + 1e-7):
-            added.append((shape.price - value, s, Column(s, shape.price, take)))
-    return added, pb.work < max_work
+    find nothing: the entering columns, and whether the round finished within the budget."""
+
+    def search(s: int) -> tuple[float, dict[int, int]] | None:
+        if pb.work >= max_work or time.perf_counter() >= deadline:
+            return None
+        return _exchange_fill(pb, s, master.basic_columns(s, EXCHANGE_STARTS), y, max_work)
+
+    shapes = [
+        s
+        for s, shape in enumerate(pb.shapes)
+        if max((shape.alloc[r] for r in pb.accel), default=0) >= EXCHANGE_MIN_DEVICES
+    ]
+    added, finished = _entering(pb, shapes, search)
+    return added, finished and pb.work < max_work
 
 
 @dataclass(slots=True)
@@ -411,16 +437,7 @@ def _solve(pb: Problem, deadline: float, max_work: int) -> tuple[list[tuple[int,
         found = master.entering(y)
         if found is None:
             st.rounds += 1
-            added = []
-            fills: dict[tuple, tuple[float, dict[int, int]]] = {}
-            for s, shape in enumerate(pb.shapes):
-                key = (shape.alloc, shape.accepts)  # a fill's worth does not depend on the price
-                hit = fills.get(key)
-                if hit is None:
-                    hit = fills[key] = _best_fill(pb, s, y, pb.n)
-                value, take = hit
-                if take and value > shape.price * (1 + 1e-7):
-                    added.append((shape.price - value, s, Column(s, shape.price, take)))
+            added = _greedy_round(pb, y)
             if not added:
                 st.exchanges += 1
                 added, finished = _exchange_round(pb, master, y, deadline, max_work)
