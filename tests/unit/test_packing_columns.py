@@ -193,8 +193,9 @@ def test_the_rounding_gives_up_past_its_time_and_otherwise_places_every_pod() ->
     p = _packer(pods, repack=False)
     (pb,) = columns._problems(p)
     worth = [1.0] * len(pb.keys)
-    assert columns._round(pb, [], worth, time.perf_counter() - 1.0) is None, "all pods left to place, and late"
-    nodes = columns._round(pb, [], worth, time.perf_counter() + 60.0)
+    late = columns._round(pb, [], list(pb.n), worth, time.perf_counter() - 1.0)
+    assert late is None, "all pods left to place, and late"
+    nodes = columns._round(pb, [], list(pb.n), worth, time.perf_counter() + 60.0)
     assert nodes is not None
     placed = [0] * len(pb.keys)
     for node in nodes:
@@ -257,6 +258,9 @@ def test_the_rounding_puts_what_whole_nodes_leave_in_their_room_before_opening_n
     # two classes on a (10, 10, 2) node: the LP's half node of the second class goes into the first node's room
     pb = _problem((10, 10, 2), [(4, 4, 1), (2, 2, 0)], [2, 1], [2])
     pb.columns = [columns.Column(0, 10.0, {0: 2}), columns.Column(0, 10.0, {1: 5})]
-    nodes = columns._round(pb, [(0, 1.0), (1, 0.2)], [5.0, 2.0], float("inf"))
+    pb.members = [[0], [1]]
+    whole, need = columns._whole_nodes(pb, pb, [(0, 1.0), (1, 0.2)])
+    assert [node.counts for node in whole] == [{0: 2}] and need == [0, 1]
+    nodes = columns._round(pb, whole, need, [5.0, 2.0], float("inf"))
     assert nodes is not None
     assert [node.counts for node in nodes] == [{0: 2, 1: 1}]

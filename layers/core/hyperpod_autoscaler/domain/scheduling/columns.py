@@ -6,19 +6,22 @@ room get single-GPU nodes of their own. This pass looks at all the movable claim
 per class, and solves the *configuration LP* over them: each column is one node of one offering shape holding whole
 pods (so many of each class), each row says every pod is placed, and the LP picks how many nodes of each column to buy.
 
-- *Master*: a revised simplex on ``min price·x`` subject to ``A x >= n``, with the explicit inverse of the basis (a few
-  hundred classes at most). It starts from one node per class on its cheapest shape, with the packer's own claims as
-  columns it can use at once.
-- *Pricing*: with the master's duals (what one more pod of each class is worth), each shape's best column is a
-  knapsack. It is filled greedily in the order of worth per weighted share of the node, over a few weightings of the
-  resources (CPU, memory, accelerators); the best fill that is worth more than the shape's price enters. When none
-  is, the *exchange* pricing starts from the shape's basic columns (worth exactly its price): one pod of a basic
-  column makes way for a pod of another class and the room left is filled greedily; the best exchange worth more than
-  the price enters (a node full in CPU and idle in memory, turned into one that fits a small pod more). The pricing is
-  not exact, so the LP it reaches is an upper bound on the configuration LP, not the bound itself.
-- *Rounding*: every column's whole nodes are bought (largest first); the pods they leave go first into the room those
-  nodes have left, then are packed greedily, each new node the shape whose greedy fill is worth the most per price at
-  the duals; every node then takes its cheapest shape.
+- *Rows* (``_aggregate``): classes that take the same accelerators and the same shapes merge, the closest first, into
+  at most ``AGGREGATE_ROWS`` rows whose pods ask for the most any member asks. A row of three pods costs the master as
+  much as one of three hundred; with fewer rows the LP runs to its end within the budget.
+- *Master*: a revised simplex on ``min price·x`` subject to ``A x >= n``, with the explicit inverse of the basis. It
+  starts from one node per row on its cheapest shape, with the packer's own claims as columns it can use at once.
+- *Pricing*, per shape, at the master's duals (what one more pod of each row is worth): the best column is a knapsack
+  (``knapsack.py``). Its LP relaxation, kept warm per shape, bounds every column's worth: most shapes are proven to
+  have no entering column there. On the others, greedy fills (worth per weighted share of the node, a few weightings),
+  then a depth-first search guided by the LP's resource prices that completes every node of the search greedily (the
+  tight columns, full in CPU and memory at once), then exchanges from the shape's basic columns (one pod makes way for
+  another and the room left is filled). When nothing enters, the search runs again with four times the nodes. The
+  pricing is exact only where the bound or a finished search proves it, so the LP reached is an upper bound on the
+  configuration LP of the rows, not the bound itself.
+- *Rounding*: every column's whole nodes are bought (largest first) with the real pods of each row, the largest
+  classes first; the pods they leave go first into the room those nodes have left, then are packed greedily, each new
+  node the shape whose greedy fill is worth the most per price at the duals; every node then takes its cheapest shape.
 
 The result replaces the claims only when it costs less and keeps within ``max_new``. Claims whose pods carry topology
 rules, and tiers with NodePool limits, are left alone. The search stops at its deadline or after a fixed number of
@@ -27,15 +30,17 @@ steps, whichever comes first, so small inputs give the same plan every time.
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..k8s import Pod
 from ..resources import CPU, EPHEMERAL_STORAGE, MEMORY, PODS
-from .vectors import Vec, count_fit, fits, pack_into, vadd, vscale, vsub
+from . import knapsack
+from .knapsack import Item, KnapsackLP
+from .vectors import UNBOUNDED, Vec, count_fit, fits, nonzero, pack_into, vadd, vscale, vsub
 
 if TYPE_CHECKING:
     from .offerings import Offering
@@ -65,6 +70,16 @@ EXCHANGE_STARTS = 4
 EXCHANGE_MIN_DEVICES = 2
 """The exchange pricing runs on shapes with at least this many accelerators: where a node holds several GPU pods whose
 CPU and memory must dovetail (on the traces, 1-GPU and CPU-only shapes gained nothing from it)."""
+SEARCH_NODES = 150
+"""Nodes of the knapsack search (``knapsack.search``) per shape in a pricing round."""
+SEARCH_NODES_MAX = 25_600
+"""When no pricing finds an entering column, the search runs again with four times the nodes, up to this many."""
+AGGREGATE_ROWS = 40
+"""The master LP has at most this many rows: classes that take the same accelerators and the same shapes are merged,
+the closest first, into one row whose pods ask for the most any of them asks (so every column fits each of them)."""
+AGGREGATE_WASTE = 0.01
+"""Merging stops before the requests it adds exceed this share of all the pods' requests (in shares of the largest
+node), whatever the row count."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +122,11 @@ class Problem:
     sizes: dict[int, list[dict[int, float]]] = field(default_factory=dict)
     """Per shape (by index): per class, the share of the node one pod takes, by its dominant resource and then
     under each of the ``WEIGHTINGS``."""
+    members: list[list[int]] = field(default_factory=list)
+    """For a problem made by ``_aggregate``: per row, the classes of the original problem it stands for, the largest
+    first."""
+    knapsacks: dict[int, _Knapsack] = field(default_factory=dict)
+    """Per shape (by index): its knapsack LP, kept warm from one pricing round to the next."""
 
     @property
     def cost(self) -> float:
@@ -151,6 +171,105 @@ def _problems(packer: Packer) -> list[Problem]:
         problem.nonzero = [packer.class_by_idx[k[0]].asks for k in keys]
         out.append(problem)
     return out
+
+
+@dataclass(slots=True)
+class _Cluster:
+    members: list[int]
+    rep: list[int]
+    pods: int
+    total: list[int]
+    """Per resource, the requests of all the cluster's pods."""
+    version: int = 0
+
+
+def _aggregate(pb: Problem) -> tuple[Problem, list[int]]:
+    """The problem with classes merged into at most ``AGGREGATE_ROWS`` rows, and each class's row.
+
+    Only classes that ask for the same accelerators and may run on the same shapes merge (the most each member asks,
+    resource by resource, then fits wherever each of them does). The cost of a
+    merge is the requests it adds: for every pod, what its row asks beyond its own requests, in shares of the largest
+    node; the cheapest merges come first (few pods, close requests), until the row count or ``AGGREGATE_WASTE`` is
+    reached. The master LP's size goes with the square of its rows, and a row of a few pods costs as many pricing
+    rounds as a large one: this is what lets the column generation run to its end within the budget. The rounding
+    places the real pods (``_whole_nodes``), smaller than or equal to their row's, so no column it buys overflows."""
+    size = len(pb.keys)
+    width = len(pb.reqs[0]) if pb.reqs else 0
+    finite = [
+        r for r in range(width) if any(sh.alloc[r] < UNBOUNDED for sh in pb.shapes) and any(q[r] for q in pb.reqs)
+    ]
+    scale = {r: max(sh.alloc[r] for sh in pb.shapes if sh.alloc[r] < UNBOUNDED) or 1 for r in finite}
+    shapes_of = [frozenset(s for s, sh in enumerate(pb.shapes) if k in sh.accepts) for k in range(size)]
+    group = {}
+    for k in range(size):
+        group[k] = (tuple(pb.reqs[k][r] for r in pb.accel), shapes_of[k])
+    clusters = {k: _Cluster([k], list(pb.reqs[k]), pb.n[k], [q * pb.n[k] for q in pb.reqs[k]]) for k in range(size)}
+
+    def waste(rep: list[int], pods: int, total: list[int]) -> float:
+        return sum((rep[r] * pods - total[r]) / scale[r] for r in finite)
+
+    def merged(a: _Cluster, b: _Cluster) -> tuple[list[int], int, list[int]]:
+        return (
+            [max(x, y) for x, y in zip(a.rep, b.rep, strict=True)],
+            a.pods + b.pods,
+            [x + y for x, y in zip(a.total, b.total, strict=True)],
+        )
+
+    heap: list[tuple[float, int, int, int, int]] = []
+
+    def push(a: int, b: int) -> None:
+        ca, cb = clusters[a], clusters[b]
+        rep, pods, total = merged(ca, cb)
+        cost = waste(rep, pods, total) - waste(ca.rep, ca.pods, ca.total) - waste(cb.rep, cb.pods, cb.total)
+        heapq.heappush(heap, (cost, a, b, ca.version, cb.version))
+
+    by_group: dict[tuple, list[int]] = defaultdict(list)
+    for k in range(size):
+        by_group[group[k]].append(k)
+    pb.work += sum(len(ks) * len(ks) for ks in by_group.values()) * max(1, len(finite))
+    for ks in by_group.values():
+        for i, a in enumerate(ks):
+            for b in ks[i + 1 :]:
+                push(a, b)
+    demand = sum(pb.n[k] * sum(pb.reqs[k][r] / scale[r] for r in finite) for k in range(size))
+    budget, spent, rows = AGGREGATE_WASTE * demand, 0.0, size
+    while rows > AGGREGATE_ROWS and heap:
+        cost, a, b, va, vb = heapq.heappop(heap)
+        if a not in clusters or b not in clusters or clusters[a].version != va or clusters[b].version != vb:
+            continue
+        if spent + cost > budget:
+            break
+        spent += cost
+        ca, cb = clusters[a], clusters.pop(b)
+        ca.rep, ca.pods, ca.total = merged(ca, cb)
+        ca.members += cb.members
+        ca.version += 1
+        rows -= 1
+        others = [x for x in by_group[group[a]] if x != a and x in clusters]
+        pb.work += len(others) * max(1, len(finite))
+        for x in others:
+            push(min(a, x), max(a, x))
+    ordered = sorted(clusters.values(), key=lambda c: min(c.members))
+    row_of = [0] * size
+    for i, c in enumerate(ordered):
+        for k in c.members:
+            row_of[k] = i
+    reqs = [tuple(c.rep) for c in ordered]
+    shapes = [Shape(sh.alloc, sh.price, frozenset(row_of[k] for k in sh.accepts)) for sh in pb.shapes]
+    lp = Problem(
+        pb.tier,
+        pb.claims,
+        [pb.keys[min(c.members)] for c in ordered],
+        reqs,
+        [c.pods for c in ordered],
+        [],
+        shapes,
+        pb.accel,
+    )
+    lp.nonzero = [nonzero(q) for q in reqs]
+    lp.members = [sorted(c.members, key=lambda k: (-sum(pb.reqs[k][r] / scale[r] for r in finite), k)) for c in ordered]
+    lp.work = pb.work
+    return lp, row_of
 
 
 def _fill(
@@ -333,30 +452,35 @@ class _Master:
         return [(v, x) for v, x in zip(self.basis, self.x, strict=True) if v >= 0 and x > 1e-9]
 
 
-def _initial_columns(pb: Problem) -> bool:
-    """The singletons and the claims' own columns; False if some class fits no shape (cannot happen for pods that are
-    on claims of the tier)."""
-    for k in range(len(pb.keys)):
+def _initial_columns(lp: Problem, pb: Problem, row_of: list[int]) -> bool:
+    """The master's first columns: one per row (as many of its pods as fit on the shape cheapest per pod), then the
+    claims' own nodes, in rows, where they still fit at the rows' requests. False if some row fits no shape (cannot
+    happen for pods that are on claims of the tier)."""
+    for k in range(len(lp.keys)):
         best: Column | None = None
-        for s, shape in enumerate(pb.shapes):
+        for s, shape in enumerate(lp.shapes):
             if k not in shape.accepts:
                 continue
-            m = min(count_fit(pb.reqs[k], shape.alloc), pb.n[k])
+            m = min(count_fit(lp.reqs[k], shape.alloc), lp.n[k])
             if m > 0 and (best is None or shape.price / m < best.price / best.counts[k]):
                 best = Column(s, shape.price, {k: m})
         if best is None:
             return False
-        pb.columns.append(best)
-    index = {key: i for i, key in enumerate(pb.keys)}
+        lp.columns.append(best)
+    index = {key: row_of[i] for i, key in enumerate(pb.keys)}
     seen: set[tuple] = set()
     for c in pb.claims:
-        counts = {index[key]: m for key, m in c.counts.items() if m}
+        counts: dict[int, int] = defaultdict(int)
+        for key, m in c.counts.items():
+            if m:
+                counts[index[key]] += m
         o = c.chosen
+        used = _used(lp, counts)
         at = next(
             (
                 i
-                for i, sh in enumerate(pb.shapes)
-                if sh.alloc == o.alloc and sh.price == o.price and counts.keys() <= sh.accepts
+                for i, sh in enumerate(lp.shapes)
+                if sh.alloc == o.alloc and sh.price == o.price and counts.keys() <= sh.accepts and fits(used, sh.alloc)
             ),
             None,
         )
@@ -364,57 +488,101 @@ def _initial_columns(pb: Problem) -> bool:
         if at is None or sig in seen:
             continue
         seen.add(sig)
-        pb.columns.append(Column(at, pb.shapes[at].price, counts))
+        lp.columns.append(Column(at, lp.shapes[at].price, dict(counts)))
     return True
 
 
-def _entering(
-    pb: Problem, shapes: list[int], search: Callable[[int], tuple[float, dict[int, int]] | None]
+@dataclass(slots=True)
+class _Knapsack:
+    """A shape's knapsack LP (``knapsack.KnapsackLP``) over the classes it takes, with the most pods of each that one
+    node holds."""
+
+    lp: KnapsackLP
+    classes: list[int]
+    limits: list[int]
+
+
+def _knapsack(pb: Problem, s: int) -> _Knapsack:
+    found = pb.knapsacks.get(s)
+    if found is None:
+        alloc = pb.shapes[s].alloc
+        classes = sorted(k for k in pb.shapes[s].accepts if pb.n[k] > 0)
+        dims = [r for r in range(len(alloc)) if 0 < alloc[r] < UNBOUNDED and any(pb.reqs[k][r] for k in classes)]
+        limits = [min(pb.n[k], count_fit(pb.reqs[k], alloc)) for k in classes]
+        rows = [[pb.reqs[k][r] / alloc[r] for k in classes] for r in dims]
+        found = pb.knapsacks[s] = _Knapsack(KnapsackLP(rows, limits), classes, limits)
+    return found
+
+
+@dataclass(slots=True)
+class _Pricing:
+    """One pricing round's settings: the duals, the search's node limit, and whether the greedy fills and the exchange
+    already ran at these duals (a round repeated with more search nodes runs the search alone)."""
+
+    y: list[float]
+    nodes: int
+    first: bool = True
+    finished: bool = True
+    """Every shape was either proven to have no entering column (its bound) or searched to the end."""
+
+
+def _price(pb: Problem, master: _Master, s: int, pr: _Pricing, max_work: int) -> tuple[float, dict[int, int]]:
+    """The best column of shape ``s`` worth more than its price that the pricing finds at the duals (``(0, {})`` if
+    none): first the knapsack LP's bound (no column can beat it), then the greedy fills, then the knapsack search,
+    then (on shapes with several accelerators) the exchanges."""
+    shape, y = pb.shapes[s], pr.y
+    ks = _knapsack(pb, s)
+    worth = [max(0.0, y[k]) for k in ks.classes]
+    before = ks.lp.pivots
+    lam, _optimal = ks.lp.solve(worth)
+    pb.work += (ks.lp.pivots - before) * 2 * ks.lp.m * (ks.lp.n + ks.lp.m)
+    devs = [w - sum(lam[i] * a for i, a in col) for w, col in zip(worth, ks.lp.cols, strict=True)]
+    floor = shape.price * (1 + 1e-7)
+    if knapsack.lagrangian_bound(lam, devs, ks.limits) <= floor:
+        return 0.0, {}
+    if pr.first:
+        value, take = _best_fill(pb, s, y, pb.n)
+        if take and value > floor:
+            return value, take
+    x = ks.lp.solution()
+    items = [
+        Item(k, pb.nonzero[k], w, u, d, xk)
+        for k, w, u, d, xk in zip(ks.classes, worth, ks.limits, devs, x, strict=True)
+        if w > EPS and u > 0
+    ]
+    items.sort(key=lambda it: (-it.dev, -it.lp, it.k))
+    nodes = min(pr.nodes, max(1, (max_work - pb.work) // max(1, len(items))))
+    found = knapsack.search(shape.alloc, items, sum(lam), shape.price, nodes)
+    pb.work += found.steps
+    pr.finished = pr.finished and found.finished
+    if found.counts and found.value > floor:
+        return found.value, found.counts
+    if pr.first and max((shape.alloc[r] for r in pb.accel), default=0) >= EXCHANGE_MIN_DEVICES:
+        value, take = _exchange_fill(pb, s, master.basic_columns(s, EXCHANGE_STARTS), y, max_work)
+        if take and value > floor:
+            return value, take
+    return 0.0, {}
+
+
+def _pricing_round(
+    pb: Problem, master: _Master, pr: _Pricing, deadline: float, max_work: int
 ) -> tuple[list[tuple[float, int, Column]], bool]:
-    """The columns worth more than their shape's price that ``search`` finds for ``shapes``, as (reduced cost, shape,
-    column), and whether every shape was searched (``search`` returns None once the budget is spent). Shapes of one
-    allocatable that take the same classes share one search: a fill's worth does not depend on the price."""
+    """The entering columns of every shape, as (reduced cost, shape, column), and whether every shape was priced
+    within the budget. Shapes of one allocatable that take the same classes share one pricing (a column's worth does
+    not depend on the price; the cheapest of them is priced first, so its floor is the lowest)."""
     added: list[tuple[float, int, Column]] = []
     seen: dict[tuple, tuple[float, dict[int, int]]] = {}
-    for s in shapes:
-        shape = pb.shapes[s]
+    for s, shape in enumerate(pb.shapes):
         key = (shape.alloc, shape.accepts)
         hit = seen.get(key)
         if hit is None:
-            found = search(s)
-            if found is None:
+            if pb.work >= max_work or time.perf_counter() >= deadline:
                 return added, False
-            hit = seen[key] = found
+            hit = seen[key] = _price(pb, master, s, pr, max_work)
         value, take = hit
         if take and value > shape.price * (1 + 1e-7):
             added.append((shape.price - value, s, Column(s, shape.price, take)))
     return added, True
-
-
-def _greedy_round(pb: Problem, y: list[float]) -> list[tuple[float, int, Column]]:
-    """The greedy pricing of every shape (``_best_fill``): the entering columns."""
-    added, _all = _entering(pb, list(range(len(pb.shapes))), lambda s: _best_fill(pb, s, y, pb.n))
-    return added
-
-
-def _exchange_round(
-    pb: Problem, master: _Master, y: list[float], deadline: float, max_work: int
-) -> tuple[list[tuple[float, int, Column]], bool]:
-    """The exchange pricing of every shape with several accelerators (``EXCHANGE_MIN_DEVICES``), once the greedy fills
-    find nothing: the entering columns, and whether the round finished within the budget."""
-
-    def search(s: int) -> tuple[float, dict[int, int]] | None:
-        if pb.work >= max_work or time.perf_counter() >= deadline:
-            return None
-        return _exchange_fill(pb, s, master.basic_columns(s, EXCHANGE_STARTS), y, max_work)
-
-    shapes = [
-        s
-        for s, shape in enumerate(pb.shapes)
-        if max((shape.alloc[r] for r in pb.accel), default=0) >= EXCHANGE_MIN_DEVICES
-    ]
-    added, finished = _entering(pb, shapes, search)
-    return added, finished and pb.work < max_work
 
 
 @dataclass(slots=True)
@@ -422,8 +590,10 @@ class SolveStats:
     pivots: int = 0
     rounds: int = 0
     converged: bool = False
+    """No pricing found an entering column (within its search nodes)."""
+    proven: bool = False
+    """And every shape was proven to have none: the LP is the configuration LP of the (aggregated) problem."""
     lp: float = 0.0
-    exchanges: int = 0
 
 
 def _solve(pb: Problem, deadline: float, max_work: int) -> tuple[list[tuple[int, float]], list[float], SolveStats]:
@@ -437,13 +607,15 @@ def _solve(pb: Problem, deadline: float, max_work: int) -> tuple[list[tuple[int,
         found = master.entering(y)
         if found is None:
             st.rounds += 1
-            added = _greedy_round(pb, y)
+            pr = _Pricing(y, SEARCH_NODES)
+            added, complete = _pricing_round(pb, master, pr, deadline, max_work)
+            while not added and complete and not pr.finished and pr.nodes < SEARCH_NODES_MAX:
+                pr = _Pricing(y, pr.nodes * 4, first=False)
+                added, complete = _pricing_round(pb, master, pr, deadline, max_work)
             if not added:
-                st.exchanges += 1
-                added, finished = _exchange_round(pb, master, y, deadline, max_work)
-                if not added:
-                    st.converged = finished
-                    break
+                st.converged = complete
+                st.proven = complete and pr.finished
+                break
             added.sort(key=lambda t: (t[0], t[1]))
             pb.columns.extend(col for _rc, _s, col in added[:COLUMNS_PER_ROUND])
             continue
@@ -458,21 +630,36 @@ def _solve(pb: Problem, deadline: float, max_work: int) -> tuple[list[tuple[int,
     return solution, y, st
 
 
-def _round(pb: Problem, solution: list[tuple[int, float]], y: list[float], give_up_at: float) -> list[Column] | None:
-    """Whole nodes of the LP's columns, then a greedy packing of the pods they leave, each node on its cheapest shape.
-    None if some pod fits no shape (cannot happen for pods that are on claims of the tier) or if the packing of what
-    is left runs past ``give_up_at`` (a basic solution leaves at most one node's worth per class, so it does not)."""
+def _whole_nodes(pb: Problem, lp: Problem, solution: list[tuple[int, float]]) -> tuple[list[Column], list[int]]:
+    """The whole nodes of the LP's columns, holding the real pods of each row (its largest classes first: the smaller
+    ones left over fit the room more easily), and the pods of each class left to place."""
     need = list(pb.n)
     nodes: list[Column] = []
     for v, x in sorted(solution, key=lambda t: (-t[1], t[0])):
-        col = pb.columns[v]
+        col = lp.columns[v]
         for _ in range(int(x + 1e-9)):
-            take = {k: min(m, need[k]) for k, m in col.counts.items() if need[k] > 0}
+            take: dict[int, int] = {}
+            for row, m in sorted(col.counts.items()):
+                for k in lp.members[row]:
+                    if m <= 0:
+                        break
+                    got = min(m, need[k])
+                    if got:
+                        take[k] = take.get(k, 0) + got
+                        need[k] -= got
+                        m -= got
             if not take:
                 break
-            for k, m in take.items():
-                need[k] -= m
             nodes.append(Column(col.shape, col.price, take))
+    return nodes, need
+
+
+def _round(pb: Problem, nodes: list[Column], need: list[int], y: list[float], give_up_at: float) -> list[Column] | None:
+    """The LP's whole nodes (``_whole_nodes``), then the pods they leave (``need``): first into the room those nodes
+    have left, then packed greedily on new nodes; every node then takes its cheapest shape. ``y`` is each class's worth
+    per pod (its row's dual). None if some pod fits no shape (cannot happen for pods that are on claims of the tier) or
+    if the packing of what is left runs past ``give_up_at`` (a basic solution leaves at most one node's worth per row,
+    so it does not)."""
     _fill_room(pb, nodes, need, y)
     worth = [max(v, 0.0) + 1e-6 for v in y]  # a class the duals price at 0 (over-covered) is still placed
     while any(need):
@@ -580,9 +767,12 @@ class RepackStats:
     """Work steps taken (set once a tier's LP was solved)."""
     rounded: int = 0
     """Tiers whose LP solution was rounded to nodes; the solve figures below are theirs."""
+    rows: int = 0
+    """The master LPs' rows (classes merged by ``_aggregate``)."""
     pivots: int = 0
     rounds: int = 0
     converged: bool = True
+    proven: bool = True
     lp: float = 0.0
 
     def as_dict(self) -> dict[str, object]:
@@ -590,7 +780,14 @@ class RepackStats:
         if self.work is not None:
             out["work"] = self.work
         if self.rounded:
-            out |= {"pivots": self.pivots, "rounds": self.rounds, "converged": self.converged, "lp": round(self.lp, 3)}
+            out |= {
+                "rows": self.rows,
+                "pivots": self.pivots,
+                "rounds": self.rounds,
+                "converged": self.converged,
+                "proven": self.proven,
+                "lp": round(self.lp, 3),
+            }
         return out
 
 
@@ -609,20 +806,25 @@ def repack(packer: Packer, seconds: float) -> dict[str, object]:
         if time.perf_counter() >= deadline or spent >= max_work:
             break
         stats.tiers += 1
-        if not _initial_columns(pb):
-            continue
         pb.work = spent
-        solution, y, st = _solve(pb, deadline, max_work)
+        lp, row_of = _aggregate(pb)
+        if not _initial_columns(lp, pb, row_of):
+            continue
+        solution, y, st = _solve(lp, deadline, max_work)
+        spent = stats.work = pb.work = lp.work
+        whole, need = _whole_nodes(pb, lp, solution)
+        nodes = _round(pb, whole, need, [y[row] for row in row_of], deadline + ROUND_GRACE_SECONDS)
         spent = stats.work = pb.work
-        nodes = _round(pb, solution, y, deadline + ROUND_GRACE_SECONDS)
         if nodes is None:
             continue
         total = sum(nd.price for nd in nodes)
         before = pb.cost
         stats.rounded += 1
+        stats.rows += len(lp.keys)
         stats.pivots += st.pivots
         stats.rounds += st.rounds
         stats.converged = stats.converged and st.converged
+        stats.proven = stats.proven and st.proven
         stats.lp += st.lp
         if total >= before - 1e-6:
             continue
