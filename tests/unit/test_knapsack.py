@@ -197,3 +197,28 @@ def test_merging_stops_at_its_waste_share(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(columns, "AGGREGATE_WASTE", 100.0)
     _lp, row_of = columns._aggregate(pb)
     assert row_of == [0, 0]
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_rows_keep_every_class_once_above_its_requests_and_within_the_waste_share(seed: int) -> None:
+    rng = random.Random(3000 + seed)
+    shapes = [((48, 192, 4), 5.0), ((16, 64, 1), 1.6), ((32, 128, 0), 1.0), ((192, 768, 8), 16.0)]
+    reqs = [(rng.randint(1, 16), rng.randint(1, 64), rng.choice([0, 1, 1, 2])) for _ in range(rng.randint(20, 120))]
+    n = [rng.randint(1, 40) for _ in reqs]
+    pb = _problem(shapes, reqs, n)
+    lp, row_of = columns._aggregate(pb)
+    assert sorted(k for members in lp.members for k in members) == list(range(len(reqs)))
+    assert all(row_of[k] == row for row, members in enumerate(lp.members) for k in members)
+    assert [sum(n[k] for k in members) for members in lp.members] == lp.n
+    scale = [192, 768, 8]
+    added = demand = 0.0
+    for k, row in enumerate(row_of):
+        assert all(a <= b for a, b in zip(reqs[k], lp.reqs[row], strict=True))
+        assert reqs[k][2] == lp.reqs[row][2], "the same accelerators"
+        assert {s for s, sh in enumerate(pb.shapes) if k in sh.accepts} == {
+            s for s, sh in enumerate(lp.shapes) if row in sh.accepts
+        }
+        added += n[k] * sum((b - a) / c for a, b, c in zip(reqs[k], lp.reqs[row], scale, strict=True))
+        demand += n[k] * sum(a / c for a, c in zip(reqs[k], scale, strict=True))
+    assert added <= columns.AGGREGATE_WASTE * demand + 1e-9
+    assert len(lp.keys) <= len(reqs)

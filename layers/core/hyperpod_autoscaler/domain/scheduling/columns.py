@@ -77,6 +77,9 @@ SEARCH_NODES_MAX = 25_600
 AGGREGATE_ROWS = 40
 """The master LP has at most this many rows: classes that take the same accelerators and the same shapes are merged,
 the closest first, into one row whose pods ask for the most any of them asks (so every column fits each of them)."""
+AGGREGATE_NEIGHBOURS = 16
+"""A class is first paired for merging with the next classes of its group in order of size (the sum of its requests'
+shares of the largest node), this many; a merged row inherits both sides' pairs."""
 AGGREGATE_WASTE = 0.01
 """Merging stops before the requests it adds exceed this share of all the pods' requests (in shares of the largest
 node), whatever the row count."""
@@ -226,11 +229,15 @@ def _aggregate(pb: Problem) -> tuple[Problem, list[int]]:
     by_group: dict[tuple, list[int]] = defaultdict(list)
     for k in range(size):
         by_group[group[k]].append(k)
-    pb.work += sum(len(ks) * len(ks) for ks in by_group.values()) * max(1, len(finite))
+    near: dict[int, set[int]] = {k: set() for k in range(size)}
     for ks in by_group.values():
+        ks.sort(key=lambda k: (sum(pb.reqs[k][r] / scale[r] for r in finite), k))
         for i, a in enumerate(ks):
-            for b in ks[i + 1 :]:
-                push(a, b)
+            for b in ks[i + 1 : i + 1 + AGGREGATE_NEIGHBOURS]:
+                near[a].add(b)
+                near[b].add(a)
+                push(min(a, b), max(a, b))
+    pb.work += len(heap) * max(1, len(finite))
     demand = sum(pb.n[k] * sum(pb.reqs[k][r] / scale[r] for r in finite) for k in range(size))
     budget, spent, rows = AGGREGATE_WASTE * demand, 0.0, size
     while rows > AGGREGATE_ROWS and heap:
@@ -245,9 +252,11 @@ def _aggregate(pb: Problem) -> tuple[Problem, list[int]]:
         ca.members += cb.members
         ca.version += 1
         rows -= 1
-        others = [x for x in by_group[group[a]] if x != a and x in clusters]
-        pb.work += len(others) * max(1, len(finite))
-        for x in others:
+        near[a] = (near[a] | near.pop(b)) - {a, b}
+        pb.work += len(near[a]) * max(1, len(finite))
+        for x in sorted(near[a]):
+            near[x].discard(b)
+            near[x].add(a)
             push(min(a, x), max(a, x))
     ordered = sorted(clusters.values(), key=lambda c: min(c.members))
     row_of = [0] * size
