@@ -544,7 +544,7 @@ def _price(pb: Problem, master: _Master, s: int, pr: _Pricing, max_work: int) ->
     worth = [max(0.0, y[k]) for k in ks.classes]
     before = ks.lp.pivots
     lam, _optimal = ks.lp.solve(worth)
-    pb.work += (ks.lp.pivots - before) * 2 * ks.lp.m * (ks.lp.n + ks.lp.m)
+    pb.work += (ks.lp.pivots - before + 1) * ks.lp.m * (ks.lp.n + ks.lp.m) // 2  # a pivot's scan and row updates
     devs = [w - sum(lam[i] * a for i, a in col) for w, col in zip(worth, ks.lp.cols, strict=True)]
     floor = shape.price * (1 + 1e-7)
     if knapsack.lagrangian_bound(lam, devs, ks.limits) <= floor:
