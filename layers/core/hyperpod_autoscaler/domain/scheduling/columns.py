@@ -820,7 +820,7 @@ def repack(packer: Packer, seconds: float) -> dict[str, object]:
         if not _initial_columns(lp, pb, row_of):
             continue
         solution, y, st = _solve(lp, deadline, max_work)
-        spent = stats.work = pb.work = lp.work
+        pb.work = lp.work  # the rounding counts on from the solve
         whole, need = _whole_nodes(pb, lp, solution)
         nodes = _round(pb, whole, need, [y[row] for row in row_of], deadline + ROUND_GRACE_SECONDS)
         spent = stats.work = pb.work
